@@ -1,0 +1,164 @@
+import { parseArgs } from 'node:util';
+import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
+import { FileSessionStore } from '../adapters/file-session-store';
+import { startLocalServer, type RunningServer } from '../adapters/local-server';
+import { createLogger } from '../adapters/logger';
+import { splitList, validatePathPrefix } from '../config';
+import { ConfigError } from '../core/config-errors';
+import { CidrSet } from '../core/ip';
+import type { SessionStore } from '../core/session-store';
+import { createResolverHandler } from '../handlers/resolver-handler';
+import { CliError } from './cli-error';
+
+export const SERVE_USAGE = `Usage: dcv-resolver serve (--sessions FILE | --table NAME) [options]
+
+Answers the DCV Connection Gateway's POST /resolveSession over HTTP.
+
+  --sessions FILE        serve the sessions in a JSON file (reloaded when it changes)
+  --table NAME           serve from a DynamoDB table (standard AWS SDK configuration:
+                         AWS_REGION, credentials, AWS_ENDPOINT_URL_DYNAMODB)
+  --host HOST            address to listen on (default 127.0.0.1)
+  --port PORT            port to listen on (default 9000)
+  --allow-source CIDRS   only answer callers from these CIDRs (comma-separated, repeatable)
+  --path-prefix VALUE    answer only under /VALUE/resolveSession; anything else is 404
+  --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
+`;
+
+export interface ServeOptions {
+  readonly sessions?: string;
+  readonly table?: string;
+  readonly host: string;
+  readonly port: number;
+  readonly allowSources?: CidrSet;
+  readonly pathPrefix?: string;
+  readonly logLevel?: string;
+}
+
+export function parseServeArgs(argv: string[]): ServeOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        sessions: { type: 'string' },
+        table: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '9000' },
+        'allow-source': { type: 'string', multiple: true },
+        'path-prefix': { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${SERVE_USAGE}`, 2);
+  }
+  if (Boolean(values.sessions) === Boolean(values.table)) {
+    throw new CliError(`give exactly one of --sessions FILE or --table NAME\n\n${SERVE_USAGE}`, 2);
+  }
+  const port = Number(values.port);
+  if (!/^\d{1,5}$/.test(values.port) || port > 65535) throw new CliError(`--port must be 0–65535, not '${values.port}'`, 2);
+  let allowSources: CidrSet | undefined;
+  if (values['allow-source']) {
+    try {
+      allowSources = CidrSet.parse(values['allow-source'].flatMap(splitList));
+    } catch (error) {
+      throw new CliError(`--allow-source: ${(error as Error).message}`, 2);
+    }
+  }
+  let pathPrefix: string | undefined;
+  try {
+    pathPrefix = validatePathPrefix(values['path-prefix'], '--path-prefix');
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  return {
+    sessions: values.sessions,
+    table: values.table,
+    host: values.host,
+    port,
+    allowSources,
+    pathPrefix,
+    logLevel: values['log-level']?.toUpperCase(),
+  };
+}
+
+/** Fails fast with a clear message when the table is missing or unreachable. */
+async function checkTable(client: DynamoDBClient, table: string): Promise<void> {
+  try {
+    const result = await client.send(new DescribeTableCommand({ TableName: table }));
+    const key = result.Table?.KeySchema?.find((k) => k.KeyType === 'HASH')?.AttributeName;
+    if (key !== 'SessionId') throw new CliError(`table '${table}' has partition key '${key}', expected 'SessionId'`);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const name = (error as Error).name;
+    const region = await client.config.region().catch(() => 'unknown');
+    if (name === 'ResourceNotFoundException') {
+      throw new CliError(`table '${table}' does not exist in region ${region}`);
+    }
+    throw new CliError(`cannot reach DynamoDB table '${table}' in region ${region}: ${(error as Error).message}`);
+  }
+}
+
+export async function startServe(options: ServeOptions): Promise<RunningServer & { store: SessionStore }> {
+  const logger = createLogger({ logLevel: options.logLevel });
+  let store: SessionStore;
+  let source: string;
+  if (options.sessions) {
+    try {
+      store = new FileSessionStore(options.sessions, { log: logger });
+    } catch (error) {
+      if (error instanceof ConfigError) throw new CliError(error.message);
+      throw error;
+    }
+    source = `file ${options.sessions}`;
+  } else {
+    const client = createResolveDynamoClient();
+    await checkTable(client, options.table!);
+    store = new DynamoDbSessionStore(client, options.table!);
+    source = `table ${options.table}`;
+  }
+  const handler = createResolverHandler({
+    store,
+    logger,
+    allowedSources: options.allowSources,
+    pathPrefix: options.pathPrefix,
+  });
+  let running: RunningServer;
+  try {
+    running = await startLocalServer({ handler, log: logger, host: options.host, port: options.port });
+  } catch (error) {
+    await store.close?.();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new CliError(`port ${options.port} on ${options.host} is already in use`);
+    if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${options.host}: no such local address`);
+    if (code === 'EACCES') throw new CliError(`not allowed to listen on ${options.host}:${options.port}`);
+    throw new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`);
+  }
+  logger.info('dcv-resolver listening', { url: running.url, source });
+  return {
+    ...running,
+    store,
+    close: async () => {
+      await running.close();
+      await store.close?.();
+    },
+  };
+}
+
+export async function runServe(argv: string[]): Promise<void> {
+  const running = await startServe(parseServeArgs(argv));
+  // Human-readable too: the first thing a newcomer wants to know is where to point the gateway.
+  process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${running.url}')\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`dcv-resolver: ${signal}, shutting down\n`);
+    running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}

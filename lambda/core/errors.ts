@@ -1,0 +1,56 @@
+/**
+ * Typed errors that carry their HTTP status. The HTTP adapters turn any of these into a small JSON body;
+ * anything else becomes a generic 500 so internals never leak.
+ */
+export class HttpError extends Error {
+  readonly statusCode: number;
+  readonly headers: Record<string, string>;
+
+  constructor(statusCode: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.statusCode = statusCode;
+    this.headers = headers;
+  }
+
+  toJSON(): { error: string; message: string } {
+    return { error: this.name, message: this.message };
+  }
+}
+
+export class BadRequestError extends HttpError {
+  constructor(message: string) {
+    super(400, message);
+  }
+}
+
+export class ForbiddenError extends HttpError {
+  constructor(message: string) {
+    super(403, message);
+  }
+}
+
+export class NotFoundError extends HttpError {
+  constructor(message: string) {
+    super(404, message);
+  }
+}
+
+export class MethodNotAllowedError extends HttpError {
+  constructor(allowed: readonly string[]) {
+    super(405, `method not allowed; use ${allowed.join(' or ')}`, { Allow: allowed.join(', ') });
+  }
+}
+
+export class PayloadTooLargeError extends HttpError {
+  constructor(message: string) {
+    super(413, message);
+  }
+}
+
+/** The session store could not answer (throttled, timed out, unreachable). */
+export class ServiceUnavailableError extends HttpError {
+  constructor(message = 'session store unavailable; try again') {
+    super(503, message, { 'Retry-After': '1' });
+  }
+}

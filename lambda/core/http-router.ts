@@ -1,0 +1,132 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError } from './errors';
+import { parseIp, type CidrSet } from './ip';
+import type { Log } from './log';
+import { describeError, parseResolveQuery, type SessionResolver } from './resolve';
+
+/**
+ * The HTTP surface of the resolver, independent of how the request arrived (Function URL event or
+ * node:http). Decides routing, 403/404/405, and the shape of every answer.
+ */
+export interface HttpRequest {
+  readonly method: string;
+  /** Path without the query string, as received (percent-encoding intact). */
+  readonly path: string;
+  readonly rawQueryString: string;
+  /** The TCP peer (Function URL: requestContext.http.sourceIp). Never X-Forwarded-For. */
+  readonly sourceIp?: string;
+}
+
+export interface HttpResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+export interface RouterOptions {
+  readonly resolver: SessionResolver;
+  readonly log: Log;
+  /** Callers allowed by source address; absent means any caller. */
+  readonly allowedSources?: CidrSet;
+  /** A secret first path segment; wrong or missing is an ordinary 404. */
+  readonly pathPrefix?: string;
+}
+
+export type Router = (request: HttpRequest) => Promise<HttpResponse>;
+
+const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } as const;
+const RESOLVE_SUFFIX = '/resolveSession';
+const RESOLVE_METHODS = ['POST'] as const;
+const HEALTH_METHODS = ['GET', 'HEAD'] as const;
+
+export function jsonResponse(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+function errorResponse(error: HttpError): HttpResponse {
+  return jsonResponse(error.statusCode, error.toJSON(), error.headers);
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Strips and checks the secret prefix in constant time; returns the rest of the path, or undefined. */
+function makePrefixStripper(prefix: string | undefined): (path: string) => string | undefined {
+  if (!prefix) return (path) => path;
+  const expected = digest(prefix);
+  return (path) => {
+    const end = path.indexOf('/', 1);
+    const segment = end === -1 ? path.slice(1) : path.slice(1, end);
+    // Hashing first makes the comparison independent of the guess's length as well as its content.
+    const ok = timingSafeEqual(digest(segment), expected);
+    return ok && end !== -1 ? path.slice(end) : undefined;
+  };
+}
+
+type Route = 'resolveSession' | 'health' | 'unknown';
+
+function routeOf(path: string | undefined): Route {
+  if (path === undefined) return 'unknown';
+  if (path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
+  if (path === '/health') return 'health';
+  return 'unknown';
+}
+
+function clip(value: string | undefined, max = 64): string | undefined {
+  return value === undefined || value.length <= max ? value : `${value.slice(0, max)}…`;
+}
+
+export function createRouter(options: RouterOptions): Router {
+  const { resolver, log, allowedSources } = options;
+  const stripPrefix = makePrefixStripper(options.pathPrefix);
+
+  function sourceAllowed(sourceIp: string | undefined): boolean {
+    if (!allowedSources) return true;
+    const ip = sourceIp === undefined ? undefined : parseIp(sourceIp);
+    return ip !== undefined && allowedSources.contains(ip);
+  }
+
+  async function handleResolve(request: HttpRequest, fields: Record<string, unknown>): Promise<HttpResponse> {
+    if (request.method !== 'POST') throw new MethodNotAllowedError(RESOLVE_METHODS);
+    const params = new URLSearchParams(request.rawQueryString);
+    fields.sessionId = clip(params.get('sessionId') ?? undefined);
+    fields.transport = clip(params.get('transport') ?? undefined, 8);
+    const answer = await resolver.resolve(parseResolveQuery(params));
+    fields.endpoint = answer.DcvServerEndpoint;
+    return jsonResponse(200, answer);
+  }
+
+  return async function route(request: HttpRequest): Promise<HttpResponse> {
+    const started = performance.now();
+    const fields: Record<string, unknown> = { route: 'unknown', sourceIp: request.sourceIp };
+    let response: HttpResponse;
+    try {
+      if (!sourceAllowed(request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
+      const route = routeOf(stripPrefix(request.path));
+      fields.route = route;
+      if (route === 'resolveSession') {
+        response = await handleResolve(request, fields);
+      } else if (route === 'health') {
+        if (!(HEALTH_METHODS as readonly string[]).includes(request.method)) {
+          throw new MethodNotAllowedError(HEALTH_METHODS);
+        }
+        response = jsonResponse(200, { status: 'ok' });
+      } else {
+        throw new NotFoundError('unknown path; the resolver answers POST …/resolveSession');
+      }
+    } catch (error) {
+      if (error instanceof HttpError) {
+        response = errorResponse(error);
+        fields.reason = error.message;
+      } else {
+        log.error('unexpected error', { error: describeError(error) });
+        response = jsonResponse(500, { error: 'InternalError', message: 'internal error' });
+      }
+    }
+    fields.status = response.statusCode;
+    fields.ms = Math.round((performance.now() - started) * 1000) / 1000;
+    log.info('request', fields);
+    return response;
+  };
+}

@@ -1,0 +1,152 @@
+import { BadRequestError, NotFoundError, ServiceUnavailableError } from './errors';
+import { parseClientAddress, type ParsedIp } from './ip';
+import type { Log } from './log';
+import { hasControlChars, MAX_SESSION_ID_LENGTH, parseSessionRecord, type SessionRecord } from './session-record';
+import type { SessionStore } from './session-store';
+
+/** The gateway's request, section 1 of the contract. */
+export type Transport = 'HTTP' | 'QUIC';
+
+export interface ResolveQuery {
+  readonly sessionId: string;
+  readonly transport: Transport;
+  readonly clientIp?: ParsedIp;
+}
+
+/** Exactly the JSON object the gateway expects; key order matches AWS's documentation. */
+export interface ResolveAnswer {
+  readonly SessionId: string;
+  readonly TransportProtocol: Transport;
+  readonly DcvServerEndpoint: string;
+  readonly Port: number;
+  readonly WebUrlPath: string;
+}
+
+/** What the HTTP layer hands over: query parameters, repeated keys preserved (URLSearchParams fits). */
+export interface QueryParams {
+  getAll(name: string): string[];
+}
+
+function single(params: QueryParams, name: string): string | undefined {
+  const values = params.getAll(name);
+  if (values.length > 1) throw new BadRequestError(`${name} must be given once, not ${values.length} times`);
+  return values[0];
+}
+
+/** Validates the untrusted query; nothing invalid ever reaches the store. */
+export function parseResolveQuery(params: QueryParams): ResolveQuery {
+  const sessionId = single(params, 'sessionId');
+  if (sessionId === undefined || sessionId === '') throw new BadRequestError('sessionId is required');
+  if (sessionId.length > MAX_SESSION_ID_LENGTH) {
+    throw new BadRequestError(`sessionId must be at most ${MAX_SESSION_ID_LENGTH} characters`);
+  }
+  if (hasControlChars(sessionId)) throw new BadRequestError('sessionId must not contain control characters');
+
+  const transport = single(params, 'transport');
+  if (transport !== 'HTTP' && transport !== 'QUIC') {
+    throw new BadRequestError(
+      transport === undefined ? 'transport is required (HTTP or QUIC)' : 'transport must be HTTP or QUIC',
+    );
+  }
+
+  const clientText = single(params, 'clientIpAddress');
+  if (clientText === undefined || clientText === '') return { sessionId, transport };
+  const clientIp = parseClientAddress(clientText);
+  if (!clientIp) throw new BadRequestError('clientIpAddress must be an IPv4 or IPv6 address');
+  return { sessionId, transport, clientIp };
+}
+
+export interface ResolverOptions {
+  readonly store: SessionStore;
+  readonly log: Log;
+  /** Milliseconds since the epoch; injectable so expiry is testable at the boundary. */
+  readonly now?: () => number;
+}
+
+/** How many distinct malformed items are remembered so each is logged once (bounded: untrusted keys). */
+const MALFORMED_MEMORY = 10_000;
+
+/**
+ * The pure core: answer one lookup against a store. Every "no destination" cause is a 404 whose message
+ * says which cause it was, so an operator reading the gateway's log knows what to fix.
+ */
+export class SessionResolver {
+  private readonly store: SessionStore;
+  private readonly log: Log;
+  private readonly now: () => number;
+  private readonly reportedMalformed = new Set<string>();
+
+  constructor(options: ResolverOptions) {
+    this.store = options.store;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+  }
+
+  async resolve(query: ResolveQuery): Promise<ResolveAnswer> {
+    const record = await this.lookup(query.sessionId);
+    const refusal = this.refusal(record, query);
+    if (refusal) throw new NotFoundError(refusal);
+    const r = record!;
+    return {
+      SessionId: r.targetSessionId,
+      TransportProtocol: query.transport,
+      DcvServerEndpoint: r.dcvServerEndpoint,
+      Port: query.transport === 'QUIC' ? r.quicPort! : r.httpPort,
+      WebUrlPath: r.webUrlPath,
+    };
+  }
+
+  /** Why this record gives no destination, or undefined when it does. */
+  private refusal(record: SessionRecord | undefined, query: ResolveQuery): string | undefined {
+    if (!record) return `no session '${query.sessionId}'`;
+    if (!record.enabled) return `session '${query.sessionId}' is disabled`;
+    if (record.expiresAt !== undefined && this.now() >= record.expiresAt * 1000) {
+      return `session '${query.sessionId}' has expired`;
+    }
+    if (record.allowedClientCidrs) {
+      if (!query.clientIp) return `session '${query.sessionId}' requires a clientIpAddress`;
+      if (!record.allowedClientCidrs.contains(query.clientIp)) {
+        return `session '${query.sessionId}' is not available to this client address`;
+      }
+    }
+    if (query.transport === 'QUIC' && record.quicPort === undefined) {
+      return `session '${query.sessionId}' does not offer QUIC`;
+    }
+    return undefined;
+  }
+
+  private async lookup(sessionId: string): Promise<SessionRecord | undefined> {
+    let item;
+    try {
+      item = await this.store.get(sessionId);
+    } catch (cause) {
+      this.log.error('session store failed', { sessionId, cause: describeError(cause) });
+      throw new ServiceUnavailableError();
+    }
+    if (item === undefined) return undefined;
+    const parsed = parseSessionRecord(item);
+    if (parsed.ok) {
+      // A store keyed otherwise (or a hand-made file) must not answer for a different id.
+      return parsed.record.sessionId === sessionId ? parsed.record : undefined;
+    }
+    this.reportMalformed(sessionId, parsed.reason);
+    return undefined;
+  }
+
+  private reportMalformed(sessionId: string, reason: string): void {
+    const key = `${sessionId}\u0000${reason}`;
+    if (this.reportedMalformed.has(key)) return;
+    if (this.reportedMalformed.size >= MALFORMED_MEMORY) this.reportedMalformed.clear();
+    this.reportedMalformed.add(key);
+    this.log.warn('malformed session item skipped', { sessionId, reason });
+  }
+}
+
+/** Name, code and message of an error, without a stack, for logs. */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, message: error.message, ...(code === undefined ? {} : { code }) };
+  }
+  return { message: String(error) };
+}

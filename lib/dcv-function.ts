@@ -1,0 +1,64 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+export interface DcvFunctionProps {
+  /** Path of the TypeScript entry file under lambda/handlers. */
+  readonly entry: string;
+  readonly description: string;
+  readonly environment?: Record<string, string>;
+  /** @default 256 */
+  readonly memorySize?: number;
+  /** @default Duration.seconds(10) */
+  readonly timeout?: Duration;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /** Bundle the AWS SDK v3 into the function instead of using the runtime's copy. @default false */
+  readonly bundleAwsSdk?: boolean;
+  /** Reserved concurrency (a cost cap). @default - unreserved */
+  readonly reservedConcurrentExecutions?: number;
+}
+
+/**
+ * Every function of this product: Node.js 22, arm64, bundled and minified by a local esbuild (no Docker),
+ * ESM output, source maps on, and its own log group with an explicit retention.
+ */
+export class DcvFunction extends NodejsFunction {
+  readonly logGroupRef: LogGroup;
+
+  constructor(scope: Construct, id: string, props: DcvFunctionProps) {
+    const logGroup = new LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    super(scope, id, {
+      entry: props.entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.seconds(10),
+      logGroup,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        forceDockerBundling: false,
+        minify: true,
+        sourceMap: true,
+        format: OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        // ESM bundles still meet CommonJS dependencies that call require().
+        banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+        bundleAwsSDK: props.bundleAwsSdk ?? false,
+      },
+    });
+    this.logGroupRef = logGroup;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * CDK context values (`-c key=value` or cdk.json) read and validated in one place. Context values from
+ * the command line arrive as strings; from cdk.json they may be numbers or booleans.
+ */
+export interface StackContext {
+  readonly stackName: string;
+  readonly tableName?: string;
+  readonly resolverMemorySize?: number;
+  readonly resolverTimeoutSeconds?: number;
+  readonly bundleAwsSdk?: boolean;
+}
+
+type Lookup = (key: string) => unknown;
+
+function text(lookup: Lookup, key: string): string | undefined {
+  const value = lookup(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  return String(value).trim();
+}
+
+export function contextInt(lookup: Lookup, key: string, min: number, max: number): number | undefined {
+  const value = text(lookup, key);
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`context '${key}' must be an integer from ${min} to ${max}, not '${value}'`);
+  }
+  return n;
+}
+
+export function contextBool(lookup: Lookup, key: string): boolean | undefined {
+  const value = text(lookup, key);
+  if (value === undefined) return undefined;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new Error(`context '${key}' must be true or false, not '${value}'`);
+}
+
+export function readStackContext(lookup: Lookup): StackContext {
+  return {
+    stackName: text(lookup, 'stackName') ?? 'DcvSessionResolver',
+    tableName: text(lookup, 'tableName'),
+    resolverMemorySize: contextInt(lookup, 'resolverMemorySize', 128, 10240),
+    resolverTimeoutSeconds: contextInt(lookup, 'resolverTimeoutSeconds', 1, 900),
+    bundleAwsSdk: contextBool(lookup, 'bundleAwsSdk'),
+  };
+}
