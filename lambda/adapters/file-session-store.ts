@@ -1,4 +1,4 @@
-import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { ConfigError } from '../core/config-errors';
 import type { Log } from '../core/log';
 import type { RawItem } from '../core/session-record';
@@ -63,7 +63,6 @@ export class FileSessionStore implements SessionStore {
     private readonly options: FileSessionStoreOptions,
   ) {
     this.items = readSessionsFile(file);
-    statSync(file);
     this.listener = (current, previous) => {
       if (current.mtimeMs !== previous.mtimeMs || current.size !== previous.size || current.ino !== previous.ino) {
         this.reload();
