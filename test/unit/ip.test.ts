@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { CidrSet, parseCidr, parseClientAddress, parseIp } from '../../lambda/core/ip';
+
+describe('parseIp', () => {
+  it.each([
+    ['IPv4', '203.0.113.25', { address: '203.0.113.25', family: 'ipv4' }],
+    ['IPv4 zero', '0.0.0.0', { address: '0.0.0.0', family: 'ipv4' }],
+    ['IPv6 compressed', '2001:db8::25', { address: '2001:db8::25', family: 'ipv6' }],
+    ['IPv6 upper case (normalised to lower)', '2001:DB8::AB', { address: '2001:db8::ab', family: 'ipv6' }],
+    ['IPv6 loopback', '::1', { address: '::1', family: 'ipv6' }],
+    ['IPv6 full form', '2001:0db8:0000:0000:0000:0000:0000:0001', { address: '2001:0db8:0000:0000:0000:0000:0000:0001', family: 'ipv6' }],
+    ['IPv4-mapped IPv6 folds to IPv4', '::ffff:203.0.113.25', { address: '203.0.113.25', family: 'ipv4' }],
+    ['IPv4-mapped IPv6, upper case', '::FFFF:10.0.0.1', { address: '10.0.0.1', family: 'ipv4' }],
+  ] as const)('%s', (_name, input, expected) => {
+    expect(parseIp(input)).toEqual(expected);
+  });
+
+  it.each([
+    ['empty', ''],
+    ['a host name', 'dcv.example.com'],
+    ['octet out of range', '256.0.0.1'],
+    ['three octets', '10.0.1'],
+    ['with a port', '203.0.113.25:5555'],
+    ['bracketed IPv6', '[2001:db8::1]'],
+    ['a CIDR', '10.0.0.0/8'],
+    ['surrounding spaces', ' 10.0.0.1 '],
+    ['triple colon', '2001:::1'],
+    ['longer than 64 characters', `${'1'.repeat(60)}.0.0.1`],
+  ])('rejects %s', (_name, input) => {
+    expect(parseIp(input)).toBeUndefined();
+  });
+});
+
+describe('parseClientAddress (the gateway’s clientIpAddress)', () => {
+  it.each([
+    ['bare IPv4', '203.0.113.25', '203.0.113.25', 'ipv4'],
+    ['IPv4 with a port', '203.0.113.25:5555', '203.0.113.25', 'ipv4'],
+    ['bare IPv6', '2001:db8::25', '2001:db8::25', 'ipv6'],
+    ['bracketed IPv6', '[2001:db8::25]', '2001:db8::25', 'ipv6'],
+    ['bracketed IPv6 with a port', '[2001:db8::25]:5555', '2001:db8::25', 'ipv6'],
+    ['IPv4-mapped IPv6', '::ffff:198.51.100.4', '198.51.100.4', 'ipv4'],
+    ['bracketed IPv4-mapped IPv6 with a port', '[::ffff:198.51.100.4]:443', '198.51.100.4', 'ipv4'],
+  ])('%s', (_name, input, address, family) => {
+    expect(parseClientAddress(input)).toEqual({ address, family });
+  });
+
+  it.each([
+    ['a host name', 'client.example.com'],
+    ['garbage', 'not-an-ip'],
+    ['an IPv4 with an empty port', '203.0.113.25:'],
+    ['an IPv4 with a non-numeric port', '203.0.113.25:http'],
+    ['unclosed bracket', '[2001:db8::25'],
+    ['brackets around a host name', '[example.com]:443'],
+    ['a list of addresses', '203.0.113.25, 198.51.100.4'],
+    ['a CIDR', '203.0.113.0/24'],
+  ])('rejects %s', (_name, input) => {
+    expect(parseClientAddress(input)).toBeUndefined();
+  });
+});
+
+describe('parseCidr', () => {
+  it.each([
+    ['IPv4 network', '10.0.0.0/8', { network: '10.0.0.0', prefix: 8, family: 'ipv4' }],
+    ['IPv4 /0', '0.0.0.0/0', { network: '0.0.0.0', prefix: 0, family: 'ipv4' }],
+    ['IPv4 /32', '203.0.113.7/32', { network: '203.0.113.7', prefix: 32, family: 'ipv4' }],
+    ['bare IPv4 is a single host', '203.0.113.7', { network: '203.0.113.7', prefix: 32, family: 'ipv4' }],
+    ['IPv6 network', '2001:db8::/32', { network: '2001:db8::', prefix: 32, family: 'ipv6' }],
+    ['IPv6 /128', '::1/128', { network: '::1', prefix: 128, family: 'ipv6' }],
+    ['bare IPv6 is a single host', '2001:db8::7', { network: '2001:db8::7', prefix: 128, family: 'ipv6' }],
+    ['surrounding spaces are trimmed', '  10.0.0.0/8 ', { network: '10.0.0.0', prefix: 8, family: 'ipv4' }],
+  ] as const)('%s', (_name, input, expected) => {
+    expect(parseCidr(input)).toEqual(expected);
+  });
+
+  it.each([
+    ['IPv4 prefix over 32', '10.0.0.0/33'],
+    ['IPv6 prefix over 128', '2001:db8::/129'],
+    ['negative prefix', '10.0.0.0/-1'],
+    ['empty prefix', '10.0.0.0/'],
+    ['non-numeric prefix', '10.0.0.0/eight'],
+    ['four-digit prefix', '10.0.0.0/0008'],
+    ['not an address', 'office/24'],
+    ['empty', ''],
+  ])('rejects %s', (_name, input) => {
+    expect(parseCidr(input)).toBeUndefined();
+  });
+});
+
+describe('CidrSet', () => {
+  const set = CidrSet.parse(['10.0.0.0/8', '203.0.113.7', '2001:db8:abcd::/48']);
+
+  it.each([
+    ['inside an IPv4 /8', '10.200.3.4', true],
+    ['first address of the /8', '10.0.0.0', true],
+    ['last address of the /8', '10.255.255.255', true],
+    ['just outside the /8', '11.0.0.0', false],
+    ['the single host', '203.0.113.7', true],
+    ['next to the single host', '203.0.113.8', false],
+    ['inside the IPv6 /48', '2001:db8:abcd:12::1', true],
+    ['just outside the IPv6 /48', '2001:db8:abce::1', false],
+    ['IPv4-mapped form of an allowed IPv4', '::ffff:10.1.2.3', true],
+    ['IPv6 loopback', '::1', false],
+  ])('%s: %s -> %s', (_name, address, expected) => {
+    expect(set.contains(parseIp(address)!)).toBe(expected);
+  });
+
+  it('matches a network written with host bits set as the whole network', () => {
+    const sloppy = CidrSet.parse(['10.1.2.3/16']);
+    expect(sloppy.contains(parseIp('10.1.200.1')!)).toBe(true);
+    expect(sloppy.contains(parseIp('10.2.0.1')!)).toBe(false);
+  });
+
+  it('an empty set contains nothing', () => {
+    const empty = new CidrSet([]);
+    expect(empty.contains(parseIp('10.0.0.1')!)).toBe(false);
+    expect(empty.contains(parseIp('::1')!)).toBe(false);
+  });
+
+  it('0.0.0.0/0 does not admit IPv6 clients, ::/0 does', () => {
+    expect(CidrSet.parse(['0.0.0.0/0']).contains(parseIp('2001:db8::1')!)).toBe(false);
+    expect(CidrSet.parse(['::/0']).contains(parseIp('2001:db8::1')!)).toBe(true);
+  });
+
+  it('keeps the parsed CIDRs', () => {
+    expect(set.cidrs).toEqual([
+      { network: '10.0.0.0', prefix: 8, family: 'ipv4' },
+      { network: '203.0.113.7', prefix: 32, family: 'ipv4' },
+      { network: '2001:db8:abcd::', prefix: 48, family: 'ipv6' },
+    ]);
+  });
+
+  it('names the offending entry when parsing fails', () => {
+    expect(() => CidrSet.parse(['10.0.0.0/8', '10.0.0.0/40'])).toThrow("'10.0.0.0/40' is not an IPv4 or IPv6 CIDR");
+  });
+});
