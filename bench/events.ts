@@ -1,0 +1,91 @@
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+
+/** Function URL events (payload 2.0) shaped as Lambda delivers them, and the answers they must get. */
+
+export const SESSION = {
+  SessionId: 'console',
+  DcvServerEndpoint: '10.150.248.180',
+  HttpPort: 8443,
+  QuicPort: 8443,
+  WebUrlPath: '/',
+};
+
+/** The gateway's request, byte for byte (clientIpAddress is documentation space, data only). */
+export const GATEWAY_QUERY = 'sessionId=console&transport=HTTP&clientIpAddress=203.0.113.10';
+export const GATEWAY_PATH = `/resolveSession?${GATEWAY_QUERY}`;
+
+export const HIT_BODY = JSON.stringify({
+  SessionId: 'console',
+  TransportProtocol: 'HTTP',
+  DcvServerEndpoint: '10.150.248.180',
+  Port: 8443,
+  WebUrlPath: '/',
+});
+
+export function functionUrlEvent(method: string, rawPath: string, rawQueryString = ''): APIGatewayProxyEventV2 {
+  const now = Date.now();
+  const queryStringParameters = rawQueryString
+    ? Object.fromEntries(new URLSearchParams(rawQueryString))
+    : undefined;
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath,
+    rawQueryString,
+    headers: { accept: 'application/json', host: 'abc.lambda-url.us-east-1.on.aws', 'content-length': '0' },
+    queryStringParameters,
+    requestContext: {
+      accountId: 'anonymous',
+      apiId: 'abc',
+      domainName: 'abc.lambda-url.us-east-1.on.aws',
+      domainPrefix: 'abc',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '198.51.100.7', userAgent: 'dcv-gateway' },
+      requestId: 'bench-request',
+      routeKey: '$default',
+      stage: '$default',
+      time: new Date(now).toISOString(),
+      timeEpoch: now,
+    },
+    isBase64Encoded: false,
+  };
+}
+
+export function lambdaContext(): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'DcvSessionResolver-Resolver',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:DcvSessionResolver-Resolver',
+    memoryLimitInMB: '256',
+    awsRequestId: '8f5b6c1e-0000-4000-8000-000000000000',
+    logGroupName: '/aws/lambda/DcvSessionResolver-Resolver',
+    logStreamName: '2026/01/01/[$LATEST]0000',
+    getRemainingTimeInMillis: () => 5000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+export interface Case {
+  readonly name: string;
+  readonly event: APIGatewayProxyEventV2;
+  readonly status: number;
+  /** Exact body expected, when it matters. */
+  readonly body?: string;
+}
+
+export const CASES: readonly Case[] = [
+  { name: 'hit', event: functionUrlEvent('POST', '/resolveSession', GATEWAY_QUERY), status: 200, body: HIT_BODY },
+  {
+    name: 'miss',
+    event: functionUrlEvent('POST', '/resolveSession', 'sessionId=nobody&transport=HTTP&clientIpAddress=203.0.113.10'),
+    status: 404,
+  },
+  {
+    name: 'bad request',
+    event: functionUrlEvent('POST', '/resolveSession', 'sessionId=console&transport=TCP'),
+    status: 400,
+  },
+  { name: 'health', event: functionUrlEvent('GET', '/health'), status: 200, body: '{"status":"ok"}' },
+];

@@ -1,0 +1,167 @@
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Shared plumbing for the benchmark modules: statistics, machine facts, child processes. */
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly n: number;
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function spread(values: readonly number[], digits = 3): Spread {
+  const round = (v: number) => Number(v.toFixed(digits));
+  return { median: round(median(values)), min: round(Math.min(...values)), max: round(Math.max(...values)), n: values.length };
+}
+
+/** "12.3 (11.9–13.0)": median with the min–max over runs. */
+export function fmt(s: Spread, digits = 1): string {
+  return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+}
+
+export function machine(): Record<string, unknown> {
+  const cpuList = cpus();
+  return {
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    cpuModel: cpuList[0]?.model ?? 'unknown',
+    cpus: cpuList.length,
+    memoryGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+    loadavg: loadavg().map((v) => Number(v.toFixed(2))),
+  };
+}
+
+/** Peak resident set size of a process, from /proc (Linux). */
+export function peakRssMiB(pid: number): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number((Number(match[1]) / 1024).toFixed(1)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Credentials and region that keep the SDK offline: only loopback endpoints are ever used. */
+export const OFFLINE_AWS_ENV = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'AKIDBENCHBENCHBENCH',
+  AWS_SECRET_ACCESS_KEY: 'bench-secret',
+  AWS_EC2_METADATA_DISABLED: 'true',
+} as const;
+
+export function applyOfflineAwsEnv(): void {
+  Object.assign(process.env, OFFLINE_AWS_ENV);
+  delete process.env.AWS_PROFILE;
+  delete process.env.AWS_SESSION_TOKEN;
+}
+
+/** tsx for TypeScript; the SDK's "upgrade to Node 22" notice is noise on every child's stderr. */
+export const NODE_ARGS = ['--import', 'tsx', '--disable-warning=NodeVersionSupportWarning'];
+
+export function devNull(): number {
+  return openSync('/dev/null', 'w');
+}
+
+/** Progress to stderr: stdout of bench children is /dev/null (it carries the resolver's logs). */
+export function progress(message: string): void {
+  process.stderr.write(`  · ${message}\n`);
+}
+
+/**
+ * Runs a bench module in its own process (own heap, own JIT state) and returns the result it sends
+ * over IPC. Its stdout goes to /dev/null: production logging is kept, the terminal is not flooded.
+ */
+export function runBenchChild<T>(module: string, args: string[], timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(ROOT, 'bench', module), args, {
+      execArgv: NODE_ARGS,
+      stdio: ['ignore', devNull(), 'inherit', 'ipc'],
+      env: { ...process.env, ...OFFLINE_AWS_ENV, POWERTOOLS_LOG_LEVEL: 'INFO' },
+    });
+    let result: T | undefined;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${module} exceeded ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', (message) => {
+      result = message as T;
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0 && result !== undefined) resolve(result);
+      else reject(new Error(`${module} exited with code ${code}`));
+    });
+  });
+}
+
+/** Sends a child's result to the parent (run.ts) and ends the process. */
+export async function report(result: unknown): Promise<void> {
+  if (!process.send) {
+    process.stderr.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  await new Promise<void>((resolve) => process.send!(result, () => resolve()));
+}
+
+export interface DynaliteChild {
+  readonly endpoint: string;
+  readonly process: ChildProcess;
+  stop(): void;
+}
+
+/**
+ * dynalite in a process of its own, so its CPU never counts as the resolver's. It creates the session
+ * table, puts the given items, and lives until stopped.
+ */
+export function startDynaliteChild(table: string, items: Record<string, unknown>[] = []): Promise<DynaliteChild> {
+  return new Promise((resolve, reject) => {
+    const child = fork(join(ROOT, 'bench', 'dynalite-process.ts'), [table, JSON.stringify(items)], {
+      execArgv: NODE_ARGS,
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env: { ...process.env, ...OFFLINE_AWS_ENV },
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('dynalite did not start within 30 s'));
+    }, 30_000);
+    child.once('message', (message) => {
+      clearTimeout(timer);
+      resolve({ endpoint: (message as { endpoint: string }).endpoint, process: child, stop: () => child.kill('SIGTERM') });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`dynalite exited early (${code})`));
+    });
+  });
+}
+
+/** Spawns a process and resolves with its wall time (ms) from spawn to exit; rejects on a non-zero exit. */
+export function timeProcess(command: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const ms = performance.now() - started;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(0, 500)}`));
+    });
+  });
+}
