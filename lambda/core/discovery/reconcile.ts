@@ -1,0 +1,215 @@
+import { Attr, type RawItem } from '../session-record';
+import type { DesiredRecord, InstanceClaims, InstanceInfo } from './tag-parser';
+
+/**
+ * The reconcile planner: desired records (from described instances) + the table's current items →
+ * the writes that make the table match. Pure and deterministic, so the same inputs always give the
+ * same plan (no flapping), and it can be tested without AWS.
+ */
+
+/** A `Source = ec2` item as read from the table. */
+export interface CurrentItem {
+  readonly sessionId: string;
+  readonly item: RawItem;
+  /** Opaque to the core: the store's exact copy, used to make the write conditional on "unchanged since read". */
+  readonly token?: unknown;
+}
+
+export type Change =
+  | { readonly kind: 'add'; readonly sessionId: string; readonly instanceId: string; readonly item: RawItem }
+  | {
+      readonly kind: 'change';
+      readonly sessionId: string;
+      readonly instanceId: string;
+      readonly item: RawItem;
+      readonly previous: CurrentItem;
+      /** Attribute names that differ, for the report. */
+      readonly changed: readonly string[];
+    }
+  | {
+      readonly kind: 'remove';
+      readonly sessionId: string;
+      readonly instanceId?: string;
+      readonly previous: CurrentItem;
+      readonly reason: string;
+    };
+
+export type ConflictKind = 'manual' | 'duplicate' | 'held';
+
+export interface Conflict {
+  readonly kind: ConflictKind;
+  readonly sessionId: string;
+  /** The instance that did not get the session id. */
+  readonly instanceId: string;
+  readonly reason: string;
+}
+
+export interface Unparsable {
+  readonly instanceId: string;
+  readonly reason: string;
+}
+
+/**
+ * `full`: the claims cover every tagged instance, so an item whose instance is not among them is stale.
+ * A set of instance ids: only these instances were described (event-driven), so only their items may be
+ * removed, and an item held by any other instance is left alone.
+ */
+export type PlanScope = 'full' | ReadonlySet<string>;
+
+export interface PlanInput {
+  readonly claims: readonly InstanceClaims[];
+  /** Every `Source = ec2` item in the table. */
+  readonly current: readonly CurrentItem[];
+  /** Session ids of items that are not `Source = ec2` (manual, or anything else): never touched. */
+  readonly protectedIds: ReadonlySet<string>;
+  readonly scope: PlanScope;
+  /** False when the instance scan did not finish: the plan is then empty. */
+  readonly complete: boolean;
+}
+
+export interface Plan {
+  /** True when the scan was incomplete and nothing may be written. */
+  readonly aborted: boolean;
+  readonly changes: readonly Change[];
+  readonly conflicts: readonly Conflict[];
+  readonly unparsable: readonly Unparsable[];
+  /** Desired items already in the table exactly as wanted. */
+  readonly unchanged: number;
+}
+
+const IGNORED_IN_COMPARISON = new Set<string>([Attr.UpdatedAt]);
+
+/** Attribute names whose values differ between two items, ignoring bookkeeping that changes every write. */
+export function differingAttributes(a: RawItem, b: RawItem): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys]
+    .filter((key) => !IGNORED_IN_COMPARISON.has(key))
+    .filter((key) => canonical(a[key]) !== canonical(b[key]))
+    .sort();
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value) ?? 'undefined';
+}
+
+/** Earliest launch first, then the smallest instance id: a stable order, the same on every run. */
+export function compareClaimants(a: InstanceInfo, b: InstanceInfo): number {
+  const ta = a.launchTime ?? Number.POSITIVE_INFINITY;
+  const tb = b.launchTime ?? Number.POSITIVE_INFINITY;
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  return a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0;
+}
+
+function ownerOf(current: CurrentItem): string | undefined {
+  const id = current.item[Attr.InstanceId];
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
+function removalReason(owner: string | undefined, claims: ReadonlyMap<string, InstanceClaims>): string {
+  if (owner === undefined) return 'item names no instance';
+  const claim = claims.get(owner);
+  if (!claim) return `instance ${owner} not found among tagged instances`;
+  if (claim.instance.state !== 'running') return `instance ${owner} is ${claim.instance.state}`;
+  if (!claim.ok) return `instance ${owner} tags do not parse`;
+  return `instance ${owner} no longer claims it`;
+}
+
+const EMPTY_PLAN = { changes: [], conflicts: [], unparsable: [], unchanged: 0 };
+
+export function planReconcile(input: PlanInput): Plan {
+  if (!input.complete) return { aborted: true, ...EMPTY_PLAN };
+  const inScope = (instanceId: string | undefined) =>
+    input.scope === 'full' || (instanceId !== undefined && input.scope.has(instanceId));
+
+  const claimsByInstance = new Map<string, InstanceClaims>();
+  for (const claim of input.claims) claimsByInstance.set(claim.instance.instanceId, claim);
+  const currentById = new Map(input.current.map((c) => [c.sessionId, c]));
+
+  const unparsable: Unparsable[] = [];
+  const claimants = new Map<string, { record: DesiredRecord; instance: InstanceInfo }[]>();
+  for (const claim of claimsByInstance.values()) {
+    if (!claim.ok) {
+      unparsable.push({ instanceId: claim.instance.instanceId, reason: claim.reason });
+      continue;
+    }
+    for (const record of claim.records) {
+      const list = claimants.get(record.sessionId) ?? [];
+      list.push({ record, instance: claim.instance });
+      claimants.set(record.sessionId, list);
+    }
+  }
+
+  const changes: Change[] = [];
+  const conflicts: Conflict[] = [];
+  const granted = new Set<string>();
+  let unchanged = 0;
+
+  for (const [sessionId, list] of claimants) {
+    list.sort((a, b) => compareClaimants(a.instance, b.instance));
+    if (input.protectedIds.has(sessionId)) {
+      for (const { instance } of list) {
+        conflicts.push({
+          kind: 'manual',
+          sessionId,
+          instanceId: instance.instanceId,
+          reason: 'a manual item has this session id; the manual item wins',
+        });
+      }
+      continue;
+    }
+    const current = currentById.get(sessionId);
+    const holder = current && ownerOf(current);
+    if (current && !inScope(holder)) {
+      // Event-driven run: the holder was not described, so who should win is unknown; the scheduled
+      // full reconcile decides. Leaving it alone never overwrites a rightful owner.
+      for (const { instance } of list) {
+        conflicts.push({
+          kind: 'held',
+          sessionId,
+          instanceId: instance.instanceId,
+          reason: `held by instance ${holder}; the next full reconcile decides`,
+        });
+      }
+      continue;
+    }
+    const [winner, ...losers] = list;
+    for (const loser of losers) {
+      conflicts.push({
+        kind: 'duplicate',
+        sessionId,
+        instanceId: loser.instance.instanceId,
+        reason: `also claimed by ${winner!.instance.instanceId}, which wins (earlier launch time, then smaller instance id)`,
+      });
+    }
+    granted.add(sessionId);
+    const wanted = winner!.record;
+    if (!current) {
+      changes.push({ kind: 'add', sessionId, instanceId: wanted.instanceId, item: wanted.item });
+      continue;
+    }
+    const changed = differingAttributes(current.item, wanted.item);
+    if (changed.length === 0) {
+      unchanged++;
+    } else {
+      changes.push({ kind: 'change', sessionId, instanceId: wanted.instanceId, item: wanted.item, previous: current, changed });
+    }
+  }
+
+  for (const current of input.current) {
+    if (granted.has(current.sessionId)) continue;
+    const owner = ownerOf(current);
+    if (!inScope(owner)) continue;
+    changes.push({
+      kind: 'remove',
+      sessionId: current.sessionId,
+      instanceId: owner,
+      previous: current,
+      reason: removalReason(owner, claimsByInstance),
+    });
+  }
+
+  changes.sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
+  conflicts.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.instanceId.localeCompare(b.instanceId));
+  unparsable.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  return { aborted: false, changes, conflicts, unparsable, unchanged };
+}

@@ -1,0 +1,190 @@
+import { parseCidr } from '../ip';
+import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, parseSessionRecord, type RawItem } from '../session-record';
+
+/**
+ * EC2 tags → the session items discovery wants in the table. Pure: the EC2 adapter maps the SDK's
+ * Instance to `InstanceInfo`, so this module (and its tests) never see AWS types.
+ */
+export const DEFAULT_TAG_PREFIX = 'dcv:';
+
+/** The tag names under the prefix; anything else under the prefix is reported (it is usually a typo). */
+export const TagName = {
+  sessionId: 'session-id',
+  port: 'port',
+  quicPort: 'quic-port',
+  webUrlPath: 'web-url-path',
+  address: 'address',
+  allowedClientCidrs: 'allowed-client-cidrs',
+} as const;
+
+export const ADDRESS_KINDS = ['private-ip', 'private-dns', 'public-ip', 'public-dns', 'ipv6'] as const;
+export type AddressKind = (typeof ADDRESS_KINDS)[number];
+
+/** What discovery needs to know about one instance. */
+export interface InstanceInfo {
+  readonly instanceId: string;
+  /** EC2 state name: pending, running, stopping, stopped, shutting-down, terminated. */
+  readonly state: string;
+  /** Epoch milliseconds; breaks ties between instances claiming one session id. Absent sorts last. */
+  readonly launchTime?: number;
+  readonly privateIp?: string;
+  readonly privateDns?: string;
+  readonly publicIp?: string;
+  readonly publicDns?: string;
+  readonly ipv6?: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** One session item an instance asks for (no UpdatedAt: that is stamped when written). */
+export interface DesiredRecord {
+  readonly sessionId: string;
+  readonly instanceId: string;
+  readonly item: RawItem;
+}
+
+export type InstanceClaims =
+  | { readonly ok: true; readonly instance: InstanceInfo; readonly records: readonly DesiredRecord[] }
+  | { readonly ok: false; readonly instance: InstanceInfo; readonly reason: string };
+
+const INSTANCE_ID_TEMPLATE = '{instanceId}';
+const MAX_TAG_KEY_LENGTH = 128;
+const LONGEST_TAG_NAME = Math.max(...Object.values(TagName).map((name) => name.length));
+
+/**
+ * A prefix must leave room for the longest tag name within EC2's 128-character key limit, and may not
+ * use the reserved `aws:` namespace. Returns the prefix or throws with the reason.
+ */
+export function validateTagPrefix(prefix: string): string {
+  if (prefix.length === 0) throw new Error('tag prefix must not be empty');
+  if (prefix.length + LONGEST_TAG_NAME > MAX_TAG_KEY_LENGTH) {
+    throw new Error(`tag prefix must be at most ${MAX_TAG_KEY_LENGTH - LONGEST_TAG_NAME} characters`);
+  }
+  if (!/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u.test(prefix)) {
+    throw new Error("tag prefix may contain only letters, digits, spaces and _ . : / = + - @");
+  }
+  if (prefix.toLowerCase().startsWith('aws:')) throw new Error("tag prefix must not start with 'aws:' (reserved by AWS)");
+  return prefix;
+}
+
+class TagError extends Error {}
+
+function parsePort(key: string, value: string): number {
+  const text = value.trim();
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 1 && port <= 65535)) throw new TagError(`${key} '${value}' must be a port number 1–65535`);
+  return port;
+}
+
+function parseAddressKind(key: string, value: string): AddressKind {
+  const kind = value.trim() as AddressKind;
+  if (!ADDRESS_KINDS.includes(kind)) {
+    throw new TagError(`${key} '${value}' must be one of ${ADDRESS_KINDS.join(', ')}`);
+  }
+  return kind;
+}
+
+function endpointFor(instance: InstanceInfo, kind: AddressKind, key: string): string {
+  const address = {
+    'private-ip': instance.privateIp,
+    'private-dns': instance.privateDns,
+    'public-ip': instance.publicIp,
+    'public-dns': instance.publicDns,
+    ipv6: instance.ipv6,
+  }[kind];
+  if (!address) throw new TagError(`${key} is '${kind}' but the instance has no ${kind.replace('-', ' ')}`);
+  return address;
+}
+
+function parseCidrs(key: string, value: string): string[] {
+  const entries = value.split(',').map((entry) => entry.trim());
+  if (entries.every((entry) => entry === '')) throw new TagError(`${key} lists no CIDR`);
+  return entries.map((entry) => {
+    const cidr = entry === '' ? undefined : parseCidr(entry);
+    if (!cidr) throw new TagError(`${key} entry '${entry}' is not an IPv4 or IPv6 CIDR`);
+    return entry;
+  });
+}
+
+interface SessionEntry {
+  readonly sessionId: string;
+  readonly targetSessionId?: string;
+}
+
+function parseSessionEntries(key: string, value: string, instanceId: string): SessionEntry[] {
+  const seen = new Set<string>();
+  return value.split(',').map((raw) => {
+    const entry = raw.trim().replaceAll(INSTANCE_ID_TEMPLATE, instanceId);
+    const equals = entry.indexOf('=');
+    const sessionId = (equals === -1 ? entry : entry.slice(0, equals)).trim();
+    const target = equals === -1 ? undefined : entry.slice(equals + 1).trim();
+    if (sessionId === '') throw new TagError(`${key} has an empty session id in '${value}'`);
+    if (target !== undefined && target === '') throw new TagError(`${key} entry '${entry}' has an empty target after '='`);
+    if (target !== undefined && target.includes('=')) throw new TagError(`${key} entry '${entry}' has more than one '='`);
+    if (seen.has(sessionId)) throw new TagError(`${key} lists session id '${sessionId}' more than once`);
+    seen.add(sessionId);
+    return target === undefined ? { sessionId } : { sessionId, targetSessionId: target };
+  });
+}
+
+/** Reads one optional tag: absent → undefined; present but empty → an error (remove the tag for the default). */
+function optionalTag(tags: Readonly<Record<string, string>>, key: string): string | undefined {
+  const value = tags[key];
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new TagError(`${key} is empty; remove the tag to use the default`);
+  return value;
+}
+
+/**
+ * The records one instance asks for. Only running instances ask for anything. A running instance whose
+ * tags do not parse asks for nothing and gets a reason naming the tag, so the operator can fix it.
+ */
+export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAULT_TAG_PREFIX): InstanceClaims {
+  const tags = instance.tags;
+  const key = (name: string) => `${prefix}${name}`;
+  if (instance.state !== 'running' || tags[key(TagName.sessionId)] === undefined) {
+    return { ok: true, instance, records: [] };
+  }
+  try {
+    const known = new Set(Object.values(TagName).map(key));
+    const unknown = Object.keys(tags).filter((k) => k.startsWith(prefix) && !known.has(k));
+    if (unknown.length > 0) {
+      throw new TagError(`unknown tag ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${[...known].join(', ')})`);
+    }
+    const entries = parseSessionEntries(key(TagName.sessionId), tags[key(TagName.sessionId)]!, instance.instanceId);
+    const portText = optionalTag(tags, key(TagName.port));
+    const quicText = optionalTag(tags, key(TagName.quicPort));
+    const pathText = optionalTag(tags, key(TagName.webUrlPath));
+    const addressText = optionalTag(tags, key(TagName.address));
+    const cidrsText = optionalTag(tags, key(TagName.allowedClientCidrs));
+
+    const httpPort = portText === undefined ? DEFAULT_HTTP_PORT : parsePort(key(TagName.port), portText);
+    const quicPort = quicText === undefined ? undefined : parsePort(key(TagName.quicPort), quicText);
+    const webUrlPath = pathText === undefined ? DEFAULT_WEB_URL_PATH : pathText.trim();
+    const kind = addressText === undefined ? 'private-ip' : parseAddressKind(key(TagName.address), addressText);
+    const endpoint = endpointFor(instance, kind, key(TagName.address));
+    const cidrs = cidrsText === undefined ? undefined : parseCidrs(key(TagName.allowedClientCidrs), cidrsText);
+
+    const records = entries.map((entry): DesiredRecord => {
+      const item: RawItem = {
+        [Attr.SessionId]: entry.sessionId,
+        [Attr.DcvServerEndpoint]: endpoint,
+        [Attr.HttpPort]: httpPort,
+        ...(quicPort === undefined ? {} : { [Attr.QuicPort]: quicPort }),
+        [Attr.WebUrlPath]: webUrlPath,
+        ...(entry.targetSessionId === undefined ? {} : { [Attr.TargetSessionId]: entry.targetSessionId }),
+        ...(cidrs === undefined ? {} : { [Attr.AllowedClientCidrs]: cidrs }),
+        [Attr.Source]: 'ec2',
+        [Attr.InstanceId]: instance.instanceId,
+        [Attr.InstanceState]: instance.state,
+      };
+      // Discovery never writes an item the resolver would reject.
+      const checked = parseSessionRecord(item);
+      if (!checked.ok) throw new TagError(`session '${entry.sessionId}': ${checked.reason}`);
+      return { sessionId: entry.sessionId, instanceId: instance.instanceId, item };
+    });
+    return { ok: true, instance, records };
+  } catch (error) {
+    if (error instanceof TagError) return { ok: false, instance, reason: error.message };
+    throw error;
+  }
+}

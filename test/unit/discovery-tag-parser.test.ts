@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import { parseInstanceTags, validateTagPrefix, type InstanceInfo } from '../../lambda/core/discovery/tag-parser';
+import { parseSessionRecord } from '../../lambda/core/session-record';
+
+const ID = 'i-0123456789abcdef0';
+
+function instance(tags: Record<string, string>, extra: Partial<InstanceInfo> = {}): InstanceInfo {
+  return {
+    instanceId: ID,
+    state: 'running',
+    launchTime: Date.UTC(2025, 0, 1),
+    privateIp: '10.150.248.180',
+    privateDns: 'ip-10-150-248-180.ec2.internal',
+    publicIp: '203.0.113.7',
+    publicDns: 'ec2-203-0-113-7.compute-1.amazonaws.com',
+    ipv6: '2001:db8::7',
+    tags,
+    ...extra,
+  };
+}
+
+const base = { Source: 'ec2', InstanceId: ID, InstanceState: 'running', HttpPort: 8443, WebUrlPath: '/' };
+
+describe('parseInstanceTags: what a running instance registers', () => {
+  it.each([
+    ['one id, all defaults', { 'dcv:session-id': 'agent1' }, [{ ...base, SessionId: 'agent1', DcvServerEndpoint: '10.150.248.180' }]],
+    [
+      'id=target',
+      { 'dcv:session-id': 'agent1=console' },
+      [{ ...base, SessionId: 'agent1', TargetSessionId: 'console', DcvServerEndpoint: '10.150.248.180' }],
+    ],
+    [
+      'several entries, spaces trimmed',
+      { 'dcv:session-id': ' a , b=console ' },
+      [
+        { ...base, SessionId: 'a', DcvServerEndpoint: '10.150.248.180' },
+        { ...base, SessionId: 'b', TargetSessionId: 'console', DcvServerEndpoint: '10.150.248.180' },
+      ],
+    ],
+    [
+      '{instanceId} template in id and target',
+      { 'dcv:session-id': '{instanceId}=console,desk-{instanceId}' },
+      [
+        { ...base, SessionId: ID, TargetSessionId: 'console', DcvServerEndpoint: '10.150.248.180' },
+        { ...base, SessionId: `desk-${ID}`, DcvServerEndpoint: '10.150.248.180' },
+      ],
+    ],
+    [
+      'every optional tag',
+      {
+        'dcv:session-id': 'x',
+        'dcv:port': '9443',
+        'dcv:quic-port': '9444',
+        'dcv:web-url-path': '/dcv',
+        'dcv:address': 'public-dns',
+        'dcv:allowed-client-cidrs': '10.0.0.0/8, 2001:db8::/32',
+      },
+      [
+        {
+          ...base,
+          SessionId: 'x',
+          HttpPort: 9443,
+          QuicPort: 9444,
+          WebUrlPath: '/dcv',
+          DcvServerEndpoint: 'ec2-203-0-113-7.compute-1.amazonaws.com',
+          AllowedClientCidrs: ['10.0.0.0/8', '2001:db8::/32'],
+        },
+      ],
+    ],
+    ['address private-dns', { 'dcv:session-id': 'x', 'dcv:address': 'private-dns' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: 'ip-10-150-248-180.ec2.internal' }]],
+    ['address public-ip', { 'dcv:session-id': 'x', 'dcv:address': 'public-ip' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: '203.0.113.7' }]],
+    ['address ipv6', { 'dcv:session-id': 'x', 'dcv:address': 'ipv6' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: '2001:db8::7' }]],
+    ['other tags are ignored', { 'dcv:session-id': 'x', Name: 'desk', 'dcvx:port': 'junk' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: '10.150.248.180' }]],
+  ])('%s', (_name, tags, expected) => {
+    const result = parseInstanceTags(instance(tags));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.records.map((r) => r.item)).toEqual(expected);
+    expect(result.records.map((r) => r.sessionId)).toEqual(expected.map((e) => e.SessionId));
+    // Never an item the resolver would reject.
+    for (const r of result.records) expect(parseSessionRecord(r.item).ok).toBe(true);
+  });
+
+  it('uses a configured prefix and ignores the default one', () => {
+    const result = parseInstanceTags(instance({ 'corp/dcv-session-id': 'a', 'corp/dcv-port': '1234', 'dcv:session-id': 'b' }), 'corp/dcv-');
+    expect(result.ok && result.records.map((r) => [r.sessionId, r.item.HttpPort])).toEqual([['a', 1234]]);
+  });
+});
+
+describe('parseInstanceTags: instances that register nothing without an error', () => {
+  it.each(['pending', 'stopping', 'stopped', 'shutting-down', 'terminated'])('state %s', (state) => {
+    // Even broken tags are not reported for an instance that is not running: its addresses are not final.
+    const result = parseInstanceTags(instance({ 'dcv:session-id': 'a', 'dcv:port': 'junk' }, { state }));
+    expect(result).toMatchObject({ ok: true, records: [] });
+  });
+
+  it('running without the session-id tag', () => {
+    expect(parseInstanceTags(instance({ 'dcv:port': '8443' }))).toMatchObject({ ok: true, records: [] });
+  });
+});
+
+describe('parseInstanceTags: every malformed case names the instance tag and the reason', () => {
+  it.each([
+    ['empty session-id', { 'dcv:session-id': '' }, /empty session id/],
+    ['blank session-id', { 'dcv:session-id': '  ' }, /empty session id/],
+    ['empty entry between commas', { 'dcv:session-id': 'a,,b' }, /empty session id/],
+    ['trailing comma', { 'dcv:session-id': 'a,' }, /empty session id/],
+    ['empty id before =', { 'dcv:session-id': '=console' }, /empty session id/],
+    ['empty target', { 'dcv:session-id': 'a=' }, /empty target/],
+    ['two =', { 'dcv:session-id': 'a=b=c' }, /more than one '='/],
+    ['same id twice', { 'dcv:session-id': 'a,a=console' }, /'a' more than once/],
+    ['id too long', { 'dcv:session-id': 'x'.repeat(257) }, /SessionId must be at most 256/],
+    ['control character in id', { 'dcv:session-id': 'a\u0007b' }, /SessionId must not contain control/],
+    ['port not a number', { 'dcv:session-id': 'a', 'dcv:port': 'https' }, /dcv:port 'https' must be a port number/],
+    ['port zero', { 'dcv:session-id': 'a', 'dcv:port': '0' }, /dcv:port '0' must be a port/],
+    ['port too big', { 'dcv:session-id': 'a', 'dcv:port': '65536' }, /dcv:port '65536'/],
+    ['port negative', { 'dcv:session-id': 'a', 'dcv:port': '-1' }, /dcv:port '-1'/],
+    ['port fractional', { 'dcv:session-id': 'a', 'dcv:port': '8443.5' }, /dcv:port '8443.5'/],
+    ['port empty', { 'dcv:session-id': 'a', 'dcv:port': '' }, /dcv:port is empty/],
+    ['quic-port bad', { 'dcv:session-id': 'a', 'dcv:quic-port': 'udp' }, /dcv:quic-port 'udp'/],
+    ['web-url-path without /', { 'dcv:session-id': 'a', 'dcv:web-url-path': 'dcv' }, /WebUrlPath must start with '\/'/],
+    ['web-url-path with a space', { 'dcv:session-id': 'a', 'dcv:web-url-path': '/a b' }, /WebUrlPath must not contain spaces/],
+    ['address unknown kind', { 'dcv:session-id': 'a', 'dcv:address': 'elastic-ip' }, /dcv:address 'elastic-ip' must be one of/],
+    ['bad CIDR', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': '10.0.0.0/8,10.0.0.0/33' }, /'10.0.0.0\/33' is not an IPv4 or IPv6 CIDR/],
+    ['CIDR word', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': 'office' }, /'office' is not/],
+    ['CIDR list only commas', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': ',' }, /lists no CIDR/],
+    ['CIDR empty entry', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': '10.0.0.0/8,' }, /entry '' is not/],
+    ['unknown tag under the prefix (typo)', { 'dcv:session-id': 'a', 'dcv:prot': '9443' }, /unknown tag 'dcv:prot'/],
+  ])('%s', (_name, tags, reason) => {
+    const result = parseInstanceTags(instance(tags));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.instance.instanceId).toBe(ID);
+    expect(result.reason).toMatch(reason);
+  });
+
+  it.each([
+    ['public-ip', { publicIp: undefined }, /no public ip/],
+    ['public-dns', { publicDns: undefined }, /no public dns/],
+    ['private-dns', { privateDns: undefined }, /no private dns/],
+    ['ipv6', { ipv6: undefined }, /no ipv6/],
+    ['private-ip', { privateIp: undefined }, /no private ip/],
+  ] as const)('chosen address %s missing on the instance', (kind, missing, reason) => {
+    const tags = kind === 'private-ip' ? { 'dcv:session-id': 'a' } : { 'dcv:session-id': 'a', 'dcv:address': kind };
+    const result = parseInstanceTags(instance(tags, missing));
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.reason).toMatch(reason);
+  });
+});
+
+describe('validateTagPrefix', () => {
+  it.each(['dcv:', 'corp/dcv-', 'x'])('accepts %j', (prefix) => expect(validateTagPrefix(prefix)).toBe(prefix));
+  it.each([
+    ['', /must not be empty/],
+    ['aws:dcv:', /reserved/],
+    ['AWS:x', /reserved/],
+    ['dcv;', /may contain only/],
+    ['p'.repeat(120), /at most 108/],
+  ])('rejects %j', (prefix, reason) => expect(() => validateTagPrefix(prefix)).toThrow(reason));
+});
