@@ -4,7 +4,14 @@ import { DcvResolverStack } from '../lib/dcv-resolver-stack';
 import { readStackContext } from '../lib/stack-context';
 
 const app = new App();
-const settings = readStackContext((key) => app.node.tryGetContext(key));
+let settings;
+try {
+  settings = readStackContext((key) => app.node.tryGetContext(key));
+} catch (error) {
+  // One clear line instead of a stack trace: the message names the context key to set.
+  process.stderr.write(`dcv-session-resolver: ${(error as Error).message}\n`);
+  process.exit(1);
+}
 
 new DcvResolverStack(app, settings.stackName, {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
@@ -12,4 +19,10 @@ new DcvResolverStack(app, settings.stackName, {
   resolverMemorySize: settings.resolverMemorySize,
   resolverTimeout: settings.resolverTimeoutSeconds ? Duration.seconds(settings.resolverTimeoutSeconds) : undefined,
   bundleAwsSdk: settings.bundleAwsSdk,
+  accessMode: settings.accessMode,
+  allowedSourceCidrs: settings.allowedSourceCidrs,
+  allowAnySource: settings.allowAnySource,
+  pathPrefix: settings.pathPrefix,
+  invokerRoleArn: settings.invokerRoleArn,
+  reservedConcurrency: settings.reservedConcurrency,
 });

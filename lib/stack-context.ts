@@ -1,8 +1,10 @@
+import { resolveAccessSettings, type AccessSettings } from './access-settings';
+
 /**
  * CDK context values (`-c key=value` or cdk.json) read and validated in one place. Context values from
  * the command line arrive as strings; from cdk.json they may be numbers or booleans.
  */
-export interface StackContext {
+export interface StackContext extends AccessSettings {
   readonly stackName: string;
   readonly tableName?: string;
   readonly resolverMemorySize?: number;
@@ -36,8 +38,32 @@ export function contextBool(lookup: Lookup, key: string): boolean | undefined {
   throw new Error(`context '${key}' must be true or false, not '${value}'`);
 }
 
+/** Comma-separated in `-c`, or a JSON array in cdk.json. */
+export function contextList(lookup: Lookup, key: string): string[] | undefined {
+  const value = lookup(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  const parts = (Array.isArray(value) ? value.map(String) : String(value).split(','))
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+  return parts.length > 0 ? parts : undefined;
+}
+
+/**
+ * Reads and validates everything; throws with a message that names the context key to set. The access
+ * rules (an allow-list or an explicit open endpoint in `network` mode) are enforced here, so the default
+ * `npx cdk synth` with no context fails and says what to set.
+ */
 export function readStackContext(lookup: Lookup): StackContext {
+  const access = resolveAccessSettings({
+    accessMode: text(lookup, 'accessMode'),
+    allowedSourceCidrs: contextList(lookup, 'allowedSourceCidrs'),
+    allowAnySource: contextBool(lookup, 'allowAnySource'),
+    pathPrefix: text(lookup, 'pathPrefix'),
+    invokerRoleArn: text(lookup, 'invokerRoleArn'),
+    reservedConcurrency: contextInt(lookup, 'reservedConcurrency', 1, 1000),
+  });
   return {
+    ...access,
     stackName: text(lookup, 'stackName') ?? 'DcvSessionResolver',
     tableName: text(lookup, 'tableName'),
     resolverMemorySize: contextInt(lookup, 'resolverMemorySize', 128, 10240),

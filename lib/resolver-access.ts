@@ -1,0 +1,57 @@
+import { CfnOutput, Fn, type Stack } from 'aws-cdk-lib';
+import { ArnPrincipal } from 'aws-cdk-lib/aws-iam';
+import { FunctionUrlAuthType, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
+import type { AccessSettings } from './access-settings';
+import type { DcvFunction } from './dcv-function';
+import { acknowledgeResolverFindings } from './nag-acknowledgements';
+
+/** Where `dcv-resolver proxy` listens by default; the gateway's url in `iam` mode. */
+export const PROXY_DEFAULT_LISTEN = '127.0.0.1:9000';
+
+/**
+ * Puts the resolver behind a Function URL in the chosen access mode and writes the outputs the operator
+ * pastes into the gateway's configuration (outputs keep the stack-level ids `GatewayResolverUrl`,
+ * `GatewayResolverConfig`, `ResolverFunctionUrl` in both modes).
+ */
+export function exposeResolver(stack: Stack, resolver: DcvFunction, access: AccessSettings): FunctionUrl {
+  // The handler reads these once at cold start (lambda/config.ts); absent means "no list" / "no prefix".
+  if (access.allowedSourceCidrs) resolver.addEnvironment('ALLOWED_SOURCE_CIDRS', access.allowedSourceCidrs.join(','));
+  if (access.pathPrefix) resolver.addEnvironment('PATH_PREFIX', access.pathPrefix);
+
+  const suffix = access.pathPrefix ? `/${access.pathPrefix}` : '';
+  // Function URLs end in '/'; the gateway appends /resolveSession itself, so hand it the bare origin.
+  let url: FunctionUrl;
+  let gatewayUrl: string;
+  if (access.accessMode === 'iam') {
+    url = resolver.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });
+    // A resource-policy grant (both lambda:InvokeFunctionUrl and the InvokedViaFunctionUrl
+    // lambda:InvokeFunction statement): it works for a role in any account and never edits that role.
+    resolver.grantInvokeUrl(new ArnPrincipal(access.invokerRoleArn!));
+    gatewayUrl = `http://${PROXY_DEFAULT_LISTEN}${suffix}`;
+    const origin = Fn.join('', ['https://', Fn.select(2, Fn.split('/', url.url))]);
+    new CfnOutput(stack, 'ProxyCommand', {
+      value: Fn.join('', ['npx dcv-resolver proxy --target ', origin, ` --listen ${PROXY_DEFAULT_LISTEN}`]),
+      description: 'Run on the gateway host (as the invoker role); the gateway talks to this proxy',
+    });
+  } else {
+    // aws-cdk-lib emits both resource-policy statements a NONE URL needs (contract section 3).
+    url = resolver.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
+    gatewayUrl = Fn.join('', ['https://', Fn.select(2, Fn.split('/', url.url)), suffix]);
+  }
+
+  acknowledgeResolverFindings(resolver);
+
+  new CfnOutput(stack, 'ResolverFunctionUrl', { value: url.url });
+  new CfnOutput(stack, 'GatewayResolverUrl', {
+    value: gatewayUrl,
+    description:
+      access.accessMode === 'iam'
+        ? "The gateway's [resolver] url: the local proxy (run the ProxyCommand output first)"
+        : "The gateway's [resolver] url",
+  });
+  new CfnOutput(stack, 'GatewayResolverConfig', {
+    value: Fn.join('', ["[resolver]\nurl = '", gatewayUrl, "'\n"]),
+    description: 'Paste into /etc/dcv-connection-gateway/dcv-connection-gateway.conf',
+  });
+  return url;
+}

@@ -1,0 +1,207 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { App } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccessSettingsError, MISSING_ALLOW_LIST_MESSAGE } from '../../lib/access-settings';
+import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
+import { readStackContext } from '../../lib/stack-context';
+
+const ROLE = 'arn:aws:iam::123456789012:role/DcvGatewayHost';
+const outdirs: string[] = [];
+
+function synth(props: DcvResolverStackProps): { stack: DcvResolverStack; template: Template } {
+  const outdir = mkdtempSync(join(tmpdir(), 'dcv-access-'));
+  outdirs.push(outdir);
+  const app = new App({ outdir });
+  const stack = new DcvResolverStack(app, 'T', props);
+  return { stack, template: Template.fromStack(stack) };
+}
+
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+type Json = Record<string, any>;
+
+/** Every IAM action each Lambda function's role may perform, with its resources, from the template. */
+function permissionsByFunction(template: Template): Map<string, { actions: string[]; resources: unknown[] }> {
+  const json = template.toJSON() as { Resources: Record<string, Json> };
+  const out = new Map<string, { actions: string[]; resources: unknown[] }>();
+  const functions = Object.entries(json.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
+  for (const [fnId, fn] of functions) {
+    const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
+    const role = json.Resources[roleId]!;
+    expect(role.Properties.ManagedPolicyArns ?? [], `${roleId} has managed policies`).toEqual([]);
+    const actions: string[] = [];
+    const resources: unknown[] = [];
+    for (const policy of Object.values(json.Resources)) {
+      if (policy.Type !== 'AWS::IAM::Policy') continue;
+      if (!policy.Properties.Roles.some((r: Json) => r.Ref === roleId)) continue;
+      for (const st of policy.Properties.PolicyDocument.Statement) {
+        expect(st.Effect).toBe('Allow');
+        actions.push(...[st.Action].flat());
+        resources.push(...[st.Resource].flat());
+      }
+    }
+    out.set(fnId, { actions: actions.sort(), resources });
+  }
+  return out;
+}
+
+function onlyResourceOfType(template: Template, type: string): Json {
+  const found = Object.values(template.findResources(type));
+  expect(found).toHaveLength(1);
+  return found[0]!.Properties as Json;
+}
+
+describe('network mode (allow-list and prefix)', () => {
+  let template: Template;
+  beforeAll(() => {
+    ({ template } = synth({ allowedSourceCidrs: ['203.0.113.10/32', '2001:db8:1::/64'], pathPrefix: 'k3y-9' }));
+  });
+
+  it('has a NONE Function URL with both resource-policy statements it needs', () => {
+    expect(onlyResourceOfType(template, 'AWS::Lambda::Url').AuthType).toBe('NONE');
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+    expect(permissions).toHaveLength(2);
+    expect(permissions).toContainEqual(
+      expect.objectContaining({ Action: 'lambda:InvokeFunctionUrl', FunctionUrlAuthType: 'NONE', Principal: '*' }),
+    );
+    expect(permissions).toContainEqual(
+      expect.objectContaining({ Action: 'lambda:InvokeFunction', InvokedViaFunctionUrl: true, Principal: '*' }),
+    );
+  });
+
+  it('passes the allow-list and the prefix to the function and caps concurrency by default', () => {
+    const fn = onlyResourceOfType(template, 'AWS::Lambda::Function');
+    expect(fn.Environment.Variables).toMatchObject({
+      ALLOWED_SOURCE_CIDRS: '203.0.113.10/32,2001:db8:1::/64',
+      PATH_PREFIX: 'k3y-9',
+    });
+    expect(fn.ReservedConcurrentExecutions).toBe(10);
+  });
+
+  it('gives the gateway a url that includes the prefix', () => {
+    const outputs = template.toJSON().Outputs as Json;
+    expect(JSON.stringify(outputs.GatewayResolverUrl.Value)).toContain('/k3y-9');
+    expect(JSON.stringify(outputs.GatewayResolverConfig.Value)).toContain("/k3y-9'\\n");
+    expect(outputs.ProxyCommand).toBeUndefined();
+  });
+
+  it('grants each function exactly the actions it uses, on specific resources', () => {
+    const perms = permissionsByFunction(template);
+    const resolverId = [...perms.keys()].find((id) => id.startsWith('Resolver'))!;
+    expect(perms.get(resolverId)!.actions).toEqual(['dynamodb:GetItem', 'logs:CreateLogStream', 'logs:PutLogEvents']);
+    const resolver = perms.get(resolverId)!;
+    expect(resolver.resources).toContainEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] });
+    expect(resolver.resources).toContainEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ResolverLogs/), 'Arn'] });
+    for (const [fnId, { resources }] of perms) {
+      for (const resource of resources) {
+        // A literal '*' (or 'arn:…:*') would be a wildcard; GetAtt/Ref point at one resource.
+        expect(typeof resource === 'string' && resource.includes('*'), `${fnId}: ${JSON.stringify(resource)}`).toBe(false);
+      }
+    }
+  });
+});
+
+describe('network mode, open on purpose', () => {
+  it('deploys without an allow-list only when allowAnySource is true', () => {
+    const { stack, template } = synth({ allowAnySource: true, reservedConcurrency: 3 });
+    const fn = onlyResourceOfType(template, 'AWS::Lambda::Function');
+    expect(fn.Environment.Variables.ALLOWED_SOURCE_CIDRS).toBeUndefined();
+    expect(fn.Environment.Variables.PATH_PREFIX).toBeUndefined();
+    expect(fn.ReservedConcurrentExecutions).toBe(3);
+    Annotations.fromStack(stack).hasNoError('*', Match.anyValue());
+  });
+
+  it('marks a stack with neither an allow-list nor allowAnySource as a synth error naming what to set', () => {
+    const { stack } = synth({});
+    Annotations.fromStack(stack).hasError('/T', MISSING_ALLOW_LIST_MESSAGE);
+    expect(MISSING_ALLOW_LIST_MESSAGE).toMatch(/allowedSourceCidrs/);
+    expect(MISSING_ALLOW_LIST_MESSAGE).toMatch(/allowAnySource=true/);
+  });
+});
+
+describe('iam mode', () => {
+  let template: Template;
+  beforeAll(() => {
+    ({ template } = synth({ accessMode: 'iam', invokerRoleArn: ROLE, reservedConcurrency: 25 }));
+  });
+
+  it('has an AWS_IAM Function URL that only the named role may invoke', () => {
+    expect(onlyResourceOfType(template, 'AWS::Lambda::Url').AuthType).toBe('AWS_IAM');
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+    expect(permissions).toHaveLength(2);
+    for (const p of permissions) expect(p.Principal).toBe(ROLE);
+    expect(permissions).toContainEqual(
+      expect.objectContaining({ Action: 'lambda:InvokeFunctionUrl', FunctionUrlAuthType: 'AWS_IAM' }),
+    );
+    expect(permissions).toContainEqual(expect.objectContaining({ Action: 'lambda:InvokeFunction', InvokedViaFunctionUrl: true }));
+    // The grant lives in the function's resource policy: the stack never edits the caller's role.
+    expect(Object.keys(template.findResources('AWS::IAM::Role'))).toEqual([expect.stringMatching(/^ResolverRole/)]);
+    for (const policy of Object.values(template.findResources('AWS::IAM::Policy'))) {
+      expect(JSON.stringify(policy)).not.toContain('lambda:Invoke');
+    }
+  });
+
+  it('sets the reserved concurrency given and tells the operator to run the proxy', () => {
+    expect(onlyResourceOfType(template, 'AWS::Lambda::Function').ReservedConcurrentExecutions).toBe(25);
+    const outputs = template.toJSON().Outputs as Json;
+    expect(JSON.stringify(outputs.ProxyCommand.Value)).toContain('npx dcv-resolver proxy --target ');
+    expect(outputs.GatewayResolverUrl.Value).toBe('http://127.0.0.1:9000');
+    expect(outputs.GatewayResolverConfig.Value).toBe("[resolver]\nurl = 'http://127.0.0.1:9000'\n");
+  });
+});
+
+describe('context keys (bin/app.ts reads these)', () => {
+  const read = (context: Record<string, unknown>) => readStackContext((key) => context[key]);
+
+  it('refuses network mode without an allow-list, saying what to set', () => {
+    expect(() => read({})).toThrow(MISSING_ALLOW_LIST_MESSAGE);
+    expect(() => read({ accessMode: 'network', allowAnySource: 'false' })).toThrow(AccessSettingsError);
+  });
+
+  it('reads every access key from strings as given on the command line', () => {
+    expect(
+      read({ allowedSourceCidrs: ' 203.0.113.0/24 , 2001:db8::/32 ', pathPrefix: 'abc', reservedConcurrency: '7' }),
+    ).toMatchObject({
+      accessMode: 'network',
+      allowedSourceCidrs: ['203.0.113.0/24', '2001:db8::/32'],
+      allowAnySource: false,
+      pathPrefix: 'abc',
+      reservedConcurrency: 7,
+    });
+    expect(read({ allowAnySource: 'true' })).toMatchObject({ allowAnySource: true, reservedConcurrency: 10 });
+    expect(read({ accessMode: 'iam', invokerRoleArn: ROLE })).toMatchObject({ accessMode: 'iam', invokerRoleArn: ROLE });
+    // cdk.json may hold a real array and booleans.
+    expect(read({ allowedSourceCidrs: ['10.0.0.0/8'], allowAnySource: false })).toMatchObject({ allowedSourceCidrs: ['10.0.0.0/8'] });
+  });
+
+  it.each([
+    [{ accessMode: 'private' }, /accessMode must be 'network' or 'iam'/],
+    [{ accessMode: 'iam' }, /accessMode 'iam' needs invokerRoleArn/],
+    [{ accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:user/bob' }, /invokerRoleArn must be an IAM role ARN/],
+    [{ allowedSourceCidrs: '203.0.113.0/24', invokerRoleArn: ROLE }, /invokerRoleArn is only used with accessMode 'iam'/],
+    [{ allowedSourceCidrs: '203.0.113.0/33' }, /allowedSourceCidrs: '203.0.113.0\/33' is not an IPv4 or IPv6 CIDR/],
+    [{ allowedSourceCidrs: '203.0.113.0/24', allowAnySource: 'true' }, /either allowedSourceCidrs or allowAnySource=true/],
+    [{ allowAnySource: 'yes' }, /context 'allowAnySource' must be true or false/],
+    [{ allowAnySource: 'true', pathPrefix: 'a/b' }, /pathPrefix must be 1–128 characters/],
+    [{ allowAnySource: 'true', reservedConcurrency: '0' }, /context 'reservedConcurrency' must be an integer from 1 to 1000/],
+  ])('rejects %j', (context, message) => {
+    expect(() => read(context)).toThrow(message);
+  });
+
+  it('makes `cdk synth` with no context fail with that message and exit code 1', async () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'dcv-app-'));
+    outdirs.push(outdir);
+    const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: '{}' },
+      timeout: 30_000,
+    });
+    await expect(run).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining(MISSING_ALLOW_LIST_MESSAGE) });
+  });
+});
