@@ -1,4 +1,5 @@
 import { CliError } from './cli-error';
+import { PROXY_USAGE, runProxy } from './proxy-command';
 import { runServe, SERVE_USAGE } from './serve-command';
 
 /** Subcommands: each takes its own argv and owns its usage text. */
@@ -13,6 +14,11 @@ const COMMANDS: Record<string, Command> = {
     summary: 'answer the gateway over HTTP from a sessions file or a DynamoDB table',
     usage: SERVE_USAGE,
     run: runServe,
+  },
+  proxy: {
+    summary: "sign and forward the gateway's requests to an accessMode=iam Function URL",
+    usage: PROXY_USAGE,
+    run: runProxy,
   },
 };
 

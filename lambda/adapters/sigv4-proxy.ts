@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import {
+  Agent as HttpAgent,
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HttpRequest } from '@smithy/types';
+import type { Log } from '../core/log';
+import { describeError } from '../core/resolve';
+
+/**
+ * A forwarder for `accessMode=iam`: the gateway cannot sign requests (contract section 3), so it talks
+ * plain HTTP to this proxy on 127.0.0.1, which signs each request with SigV4 (service `lambda`) using the
+ * host's standard AWS credentials and forwards it to the Function URL. The answer comes back unchanged.
+ */
+export const SIGNING_SERVICE = 'lambda';
+export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
+
+const FUNCTION_URL_HOST = /^[a-z0-9]+\.lambda-url\.([a-z0-9-]+)\.on\.aws$/;
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** The region a Function URL host names (`<id>.lambda-url.<region>.on.aws`), if it is one. */
+export function regionFromFunctionUrl(url: URL): string | undefined {
+  return FUNCTION_URL_HOST.exec(url.hostname)?.[1];
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/**
+ * Parses --target: https anywhere, http only to a loopback host (tests, a local resolver), no query
+ * or fragment. Throws an Error whose message says what is wrong.
+ */
+export function parseTargetUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Error(`'${text}' is not a URL (expected https://<id>.lambda-url.<region>.on.aws/)`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    throw new Error(`must be an https:// URL (http:// is allowed only for 127.0.0.1, ::1 or localhost), not '${text}'`);
+  }
+  if (url.search || url.hash || url.username || url.password) {
+    throw new Error('must not carry a query string, fragment or credentials');
+  }
+  return url;
+}
+
+/** RFC 3986 encoding, exactly as the SigV4 signer encodes query keys and values. */
+function rfc3986(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * Re-encodes a raw query canonically, keeping its meaning and order. Keys and values are decoded the way
+ * the resolver reads them (URLSearchParams), so the forwarded string is exactly what gets signed and the
+ * target sees the same parameters the gateway sent.
+ */
+export function canonicalQuery(rawQuery: string): { text: string; signed: Record<string, string | string[]> } {
+  const pairs = [...new URLSearchParams(rawQuery)];
+  const signed: Record<string, string | string[]> = {};
+  for (const [key, value] of pairs) {
+    const seen = signed[key];
+    signed[key] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return { text: pairs.map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).join('&'), signed };
+}
+
+/** Splits an origin-form (or absolute-form) request target into path and query. */
+function splitTarget(target: string | undefined): { path: string; query: string } {
+  let value = target ?? '/';
+  if (!value.startsWith('/')) {
+    try {
+      const url = new URL(value);
+      value = url.pathname + url.search;
+    } catch {
+      value = '/';
+    }
+  }
+  const q = value.indexOf('?');
+  return q === -1 ? { path: value, query: '' } : { path: value.slice(0, q), query: value.slice(q + 1) };
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1) never cross a proxy; content-length is recomputed.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+/** The caller's headers that are forwarded (and signed); everything else stays on this hop. */
+const FORWARDED_REQUEST_HEADERS = ['accept', 'content-type', 'user-agent'];
+
+function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+export interface SigV4ProxyOptions {
+  readonly target: URL;
+  readonly region: string;
+  /** Default provider chain in production; fixed credentials in tests. */
+  readonly credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  readonly log: Log;
+  /** Milliseconds to connect to the target. @default 3000 */
+  readonly connectTimeoutMs?: number;
+  /** Milliseconds for the whole upstream exchange (Function URL cold start included). @default 10000 */
+  readonly requestTimeoutMs?: number;
+}
+
+function sendJson(res: ServerResponse, status: number, error: string, message: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error, message });
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+class UpstreamTimeout extends Error {
+  override readonly name = 'UpstreamTimeout';
+}
+
+export function createSigV4Proxy(options: SigV4ProxyOptions): Server {
+  const { target, log } = options;
+  const secure = target.protocol === 'https:';
+  const basePath = target.pathname.replace(/\/+$/, '');
+  const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
+  const signer = new SignatureV4({
+    credentials: options.credentials,
+    region: options.region,
+    service: SIGNING_SERVICE,
+    sha256: Sha256,
+  });
+
+  async function sign(method: string, path: string, query: Record<string, string | string[]>, headers: Record<string, string>, body: Buffer) {
+    const request: HttpRequest = {
+      method,
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port ? Number(target.port) : undefined,
+      path,
+      query,
+      headers: { ...headers, host: target.host },
+      body,
+    };
+    return signer.sign(request);
+  }
+
+  function forward(req: IncomingMessage, res: ServerResponse, body: Buffer, requestId: string, started: number): void {
+    const method = req.method ?? 'GET';
+    const { path, query } = splitTarget(req.url);
+    const canonical = canonicalQuery(query);
+    const headers: Record<string, string> = {};
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    if (body.length > 0) headers['content-length'] = String(body.length);
+    const fullPath = basePath + path;
+    const done = (fields: Record<string, unknown>) =>
+      // Never the path or query: they carry the secret prefix and the gateway's parameters.
+      log.info('proxied', { requestId, method, ms: Math.round(performance.now() - started), ...fields });
+
+    sign(method, fullPath, canonical.signed, headers, body).then(
+      (signed) => {
+        const send = secure ? httpsRequest : httpRequest;
+        const upstream = send({
+          protocol: target.protocol,
+          hostname: target.hostname.replace(/^\[|\]$/g, ''),
+          port: target.port || undefined,
+          method,
+          path: canonical.text ? `${fullPath}?${canonical.text}` : fullPath,
+          headers: signed.headers,
+          agent,
+          signal: AbortSignal.timeout(requestTimeoutMs),
+        });
+        upstream.on('socket', (socket) => {
+          // Kept-alive sockets are already connected; only a new connection gets the connect bound.
+          if (!socket.connecting) return;
+          const timer = setTimeout(() => upstream.destroy(new UpstreamTimeout('connect timed out')), connectTimeoutMs);
+          socket.once('connect', () => clearTimeout(timer));
+          socket.once('close', () => clearTimeout(timer));
+        });
+        upstream.on('response', (answer) => {
+          res.writeHead(answer.statusCode ?? 502, responseHeaders(answer.headers));
+          answer.pipe(res);
+          answer.on('error', () => res.destroy());
+          answer.on('end', () => done({ status: answer.statusCode, upstreamRequestId: answer.headers['x-amzn-requestid'] }));
+        });
+        upstream.on('error', (error) => {
+          const timedOut = error instanceof UpstreamTimeout || error.name === 'AbortError' || error.name === 'TimeoutError';
+          if (error instanceof UpstreamTimeout) {
+            sendJson(res, 504, 'GatewayTimeout', `the resolver at ${target.host} did not accept a connection within ${connectTimeoutMs} ms`);
+          } else if (timedOut) {
+            sendJson(res, 504, 'GatewayTimeout', `the resolver at ${target.host} did not answer within ${requestTimeoutMs} ms`);
+          } else {
+            sendJson(res, 502, 'BadGateway', `cannot reach the resolver at ${target.host}: ${error.message}`);
+          }
+          done({ status: timedOut ? 504 : 502, cause: describeError(error) });
+        });
+        upstream.end(body);
+      },
+      (error: unknown) => {
+        // Usually: no credentials on this host, or an expired/invalid profile.
+        sendJson(res, 502, 'BadGateway', `cannot sign the request with this host's AWS credentials: ${(error as Error).message}`);
+        done({ status: 502, cause: describeError(error) });
+      },
+    );
+  }
+
+  const server = createServer((req, res) => {
+    const started = performance.now();
+    const requestId = randomUUID();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BODY_BYTES) {
+        if (!refused) sendJson(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`);
+        refused = true;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!refused) forward(req, res, Buffer.concat(chunks), requestId, started);
+    });
+    req.on('error', () => res.destroy());
+  });
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  server.on('close', () => agent.destroy());
+  return server;
+}
+
+export interface RunningProxy {
+  readonly server: Server;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export function startSigV4Proxy(options: SigV4ProxyOptions & { host: string; port: number }): Promise<RunningProxy> {
+  const server = createSigV4Proxy(options);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      resolve({
+        server,
+        url: `http://${host}:${address.port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections();
+            setTimeout(() => server.closeAllConnections(), 2000).unref();
+          }),
+      });
+    });
+  });
+}

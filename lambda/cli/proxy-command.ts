@@ -1,0 +1,126 @@
+import { parseArgs } from 'node:util';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { createLogger } from '../adapters/logger';
+import { parseTargetUrl, regionFromFunctionUrl, startSigV4Proxy, type RunningProxy } from '../adapters/sigv4-proxy';
+import { CliError } from './cli-error';
+
+export const PROXY_USAGE = `Usage: dcv-resolver proxy --target URL [options]
+
+Forwards the gateway's requests to a resolver Function URL deployed with accessMode=iam, signing each
+one with SigV4 using this host's AWS credentials (instance role, environment, profile). Point the
+gateway at the proxy: [resolver] url = 'http://127.0.0.1:9000' (plus '/<pathPrefix>' if one is set).
+
+  --target URL           the Function URL (https://<id>.lambda-url.<region>.on.aws/)
+  --listen HOST:PORT     where to listen (default 127.0.0.1:9000; keep it on loopback)
+  --region REGION        signing region (default: from the URL, else AWS_REGION / the profile)
+  --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
+`;
+
+export interface ProxyOptions {
+  readonly target: URL;
+  readonly host: string;
+  readonly port: number;
+  readonly region?: string;
+  readonly logLevel?: string;
+}
+
+/** `HOST:PORT`, `[v6]:PORT` or just `PORT` (loopback). */
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))?:?(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new CliError(`--listen must be HOST:PORT (e.g. 127.0.0.1:9000), not '${text}'`, 2);
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
+}
+
+export function parseProxyArgs(argv: string[]): ProxyOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        target: { type: 'string' },
+        listen: { type: 'string', default: '127.0.0.1:9000' },
+        region: { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${PROXY_USAGE}`, 2);
+  }
+  if (!values.target) throw new CliError(`--target URL is required\n\n${PROXY_USAGE}`, 2);
+  let target: URL;
+  try {
+    target = parseTargetUrl(values.target);
+  } catch (error) {
+    throw new CliError(`--target ${(error as Error).message}`, 2);
+  }
+  const region = values.region?.trim();
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(region)) {
+    throw new CliError(`--region must look like us-east-1, not '${values.region}'`, 2);
+  }
+  return { target, ...parseListen(values.listen), region, logLevel: values['log-level']?.toUpperCase() };
+}
+
+/** --region, else the Function URL's own region, else the SDK's region configuration. */
+export async function signingRegion(options: ProxyOptions): Promise<string> {
+  const fromUrl = regionFromFunctionUrl(options.target);
+  if (options.region) return options.region;
+  if (fromUrl) return fromUrl;
+  // Any SDK client resolves AWS_REGION / AWS_DEFAULT_REGION / the profile's region the standard way.
+  const client = new DynamoDBClient({});
+  try {
+    return await client.config.region();
+  } catch {
+    throw new CliError('cannot tell the signing region: give --region (the target is not a Function URL host)', 2);
+  } finally {
+    client.destroy();
+  }
+}
+
+export async function startProxy(
+  options: ProxyOptions,
+  credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider = fromNodeProviderChain(),
+): Promise<RunningProxy & { region: string }> {
+  const logger = createLogger({ logLevel: options.logLevel });
+  const region = await signingRegion(options);
+  const fromUrl = regionFromFunctionUrl(options.target);
+  if (fromUrl && fromUrl !== region) {
+    logger.warn('--region differs from the Function URL region; AWS will refuse the signature', { region, urlRegion: fromUrl });
+  }
+  if (typeof credentials === 'function') {
+    // Fail at start-up, not on the gateway's first connection, when this host has no credentials at all.
+    try {
+      await credentials();
+    } catch (error) {
+      throw new CliError(`no AWS credentials found to sign with (instance role, AWS_* variables or a profile): ${(error as Error).message}`);
+    }
+  }
+  let running: RunningProxy;
+  try {
+    running = await startSigV4Proxy({ target: options.target, region, credentials, log: logger, host: options.host, port: options.port });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new CliError(`port ${options.port} on ${options.host} is already in use`);
+    throw new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`);
+  }
+  logger.info('dcv-resolver proxy listening', { url: running.url, target: options.target.host, region });
+  return { ...running, region };
+}
+
+export async function runProxy(argv: string[]): Promise<void> {
+  const running = await startProxy(parseProxyArgs(argv));
+  process.stderr.write(`dcv-resolver: proxy on ${running.url} signing for ${running.region} (gateway: [resolver] url = '${running.url}')\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`dcv-resolver: ${signal}, shutting down\n`);
+    running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
