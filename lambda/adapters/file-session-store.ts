@@ -1,4 +1,4 @@
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { ConfigError } from '../core/config-errors';
 import type { Log } from '../core/log';
 import type { RawItem } from '../core/session-record';
@@ -55,20 +55,29 @@ export interface FileSessionStoreOptions {
  */
 export class FileSessionStore implements SessionStore {
   private items: Map<string, RawItem>;
-  private readonly listener: (current: Stats, previous: Stats) => void;
+  /** Stats of the file as last loaded (undefined: it did not exist). */
+  private loaded: Stats | undefined;
+  private readonly timer: NodeJS.Timeout;
 
   /** Loads the file now; throws a ConfigError if it is missing or malformed. */
   constructor(
     readonly file: string,
     private readonly options: FileSessionStoreOptions,
   ) {
+    // Stat before reading and compare every poll with what was loaded (not with the previous poll, as
+    // fs.watchFile does): fs.watchFile takes its first stat asynchronously, so an edit saved right after
+    // start-up became its baseline and was never loaded.
+    this.loaded = statOrUndefined(file);
     this.items = readSessionsFile(file);
-    this.listener = (current, previous) => {
-      if (current.mtimeMs !== previous.mtimeMs || current.size !== previous.size || current.ino !== previous.ino) {
-        this.reload();
-      }
-    };
-    watchFile(file, { interval: options.pollIntervalMs ?? 500, persistent: false }, this.listener);
+    this.timer = setInterval(() => this.poll(), options.pollIntervalMs ?? 500);
+    this.timer.unref();
+  }
+
+  private poll(): void {
+    const current = statOrUndefined(this.file);
+    if (sameFile(current, this.loaded)) return;
+    this.loaded = current;
+    this.reload();
   }
 
   get size(): number {
@@ -94,6 +103,19 @@ export class FileSessionStore implements SessionStore {
   }
 
   close(): void {
-    unwatchFile(this.file, this.listener);
+    clearInterval(this.timer);
   }
+}
+
+function statOrUndefined(file: string): Stats | undefined {
+  try {
+    return statSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+function sameFile(a: Stats | undefined, b: Stats | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.mtimeMs === b.mtimeMs && a.size === b.size && a.ino === b.ino;
 }
