@@ -28,7 +28,7 @@ export interface ProxyOptions {
 
 /** `HOST:PORT`, `[v6]:PORT` or just `PORT` (loopback). */
 export function parseListen(text: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))?:?(\d{1,5})$/.exec(text.trim());
+  const match = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):)?(\d{1,5})$/.exec(text.trim());
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) throw new CliError(`--listen must be HOST:PORT (e.g. 127.0.0.1:9000), not '${text}'`, 2);
   return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
