@@ -53,6 +53,17 @@ export function peakRssMiB(pid: number): number | undefined {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    // Fields after the parenthesised command name: utime and stime are the 12th and 13th, in clock ticks.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Credentials and region that keep the SDK offline: only loopback endpoints are ever used. */
 export const OFFLINE_AWS_ENV = {
   AWS_REGION: 'us-east-1',
@@ -67,8 +78,8 @@ export function applyOfflineAwsEnv(): void {
   delete process.env.AWS_SESSION_TOKEN;
 }
 
-/** tsx for TypeScript; the SDK's "upgrade to Node 22" notice is noise on every child's stderr. */
-export const NODE_ARGS = ['--import', 'tsx', '--disable-warning=NodeVersionSupportWarning'];
+/** Bench children run the TypeScript sources through tsx, like the CLI does. */
+export const NODE_ARGS = ['--import', 'tsx'];
 
 export function devNull(): number {
   return openSync('/dev/null', 'w');
@@ -147,8 +158,16 @@ export function startDynaliteChild(table: string, items: Record<string, unknown>
   });
 }
 
-/** Spawns a process and resolves with its wall time (ms) from spawn to exit; rejects on a non-zero exit. */
-export function timeProcess(command: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<number> {
+/**
+ * Spawns a process and resolves with its wall time (ms) from spawn to exit, and the CPU time (ms) it
+ * reports as a last `cpu=<µs>` line on stderr (less sensitive than wall time to a busy machine).
+ */
+export function timeProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd = ROOT,
+): Promise<{ ms: number; cpuMs?: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -160,7 +179,8 @@ export function timeProcess(command: string, args: string[], env: NodeJS.Process
     child.on('exit', (code) => {
       clearTimeout(timer);
       const ms = performance.now() - started;
-      if (code === 0) resolve(ms);
+      const cpu = /cpu=(\d+)\s*$/.exec(stderr);
+      if (code === 0) resolve({ ms, cpuMs: cpu ? Number(cpu[1]) / 1000 : undefined });
       else reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(0, 500)}`));
     });
   });

@@ -1,0 +1,163 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fmt, machine, ROOT, runBenchChild, type Spread } from './lib';
+
+/**
+ * `npm run bench [-- --only handler,server,coldstart,discovery] [--quick] [--out FILE]`
+ *
+ * Each measurement runs in its own child process; loopback only; every load is bounded in count and
+ * time. A full run writes bench/results.json. Numbers are reported, never gated on: the exit code is
+ * non-zero only when a benchmark could not run or an answer was wrong.
+ */
+const CASES = ['handler', 'server', 'coldstart', 'discovery'] as const;
+type CaseName = (typeof CASES)[number];
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(`usage: npm run bench -- [--only ${CASES.join(',')}] [--quick] [--out FILE]\n`);
+  process.exit(0);
+}
+const selected = (values.only ? values.only.split(',').map((s) => s.trim()) : [...CASES]) as CaseName[];
+for (const name of selected) {
+  if (!CASES.includes(name)) throw new Error(`unknown benchmark '${name}'; known: ${CASES.join(', ')}`);
+}
+const quick = values.quick;
+// A subset or quick run is a look, not the record: it only writes a file when asked to.
+const outFile = values.out ?? (values.only || quick ? undefined : join(ROOT, 'bench', 'results.json'));
+
+// [module, args, timeout ms]: the args set rounds and durations, so the whole run stays bounded.
+const PLAN: Record<CaseName, [string, string[], number]> = {
+  handler: ['handler.ts', quick ? ['2', '200'] : ['5', '400'], 180_000],
+  server: ['server.ts', quick ? ['1', '3'] : ['3', '5'], 180_000],
+  coldstart: ['coldstart.ts', quick ? ['5'] : ['15'], 300_000],
+  discovery: ['discovery.ts', quick ? ['1000,10000', '1'] : ['1000,10000,50000', '1'], 420_000],
+};
+
+const started = new Date();
+const results: Record<string, unknown> = {};
+const failures: string[] = [];
+const machineInfo = machine();
+process.stderr.write(
+  `bench: ${selected.join(', ')} on Node ${machineInfo.node}, ${machineInfo.cpus} × ${machineInfo.cpuModel}, load ${machineInfo.loadavg}\n`,
+);
+for (const name of selected) {
+  const [module, args, timeout] = PLAN[name];
+  if (!existsSync(join(ROOT, 'bench', module))) {
+    results[name] = { skipped: `bench/${module} does not exist` };
+    continue;
+  }
+  process.stderr.write(`bench: ${name} …\n`);
+  const t0 = performance.now();
+  try {
+    results[name] = { ...(await runBenchChild<Record<string, unknown>>(module, args, timeout)), seconds: Math.round((performance.now() - t0) / 1000) };
+  } catch (error) {
+    failures.push(name);
+    results[name] = { error: (error as Error).message };
+  }
+}
+
+// ---- targets (reported, not enforced) --------------------------------------------------------------
+interface Target {
+  readonly target: string;
+  readonly value: string;
+  readonly met: boolean | undefined;
+}
+const targets: Target[] = [];
+type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+const r = results as Record<CaseName, Any>;
+if (r.server?.results) {
+  const serve = r.server.results.find((x: Any) => x.name === 'serve');
+  const base = r.server.results.find((x: Any) => x.name === 'baseline');
+  const ratio = serve.rps.median / base.rps.median;
+  targets.push({ target: 'serve ≥ 20,000 req/s (logging on)', value: `${Math.round(serve.rps.median)} req/s`, met: serve.rps.median >= 20_000 });
+  targets.push({ target: 'serve ≥ 0.5 × node:http baseline', value: `${ratio.toFixed(2)} × (${Math.round(base.rps.median)} req/s)`, met: ratio >= 0.5 });
+  const bad = serve.non2xx + serve.errors + serve.mismatches + base.non2xx + base.errors + base.mismatches;
+  targets.push({ target: 'zero errors / non-2xx / wrong bodies', value: String(bad), met: bad === 0 });
+}
+if (r.handler?.results) {
+  const hit = r.handler.results.find((x: Any) => x.store === 'memory' && x.case === 'hit');
+  targets.push({ target: 'handler (memory store) < 50 µs p50', value: `${hit.p50Us.median} µs`, met: hit.p50Us.median < 50 });
+}
+if (r.coldstart?.timings) {
+  const sdk = r.coldstart.faster;
+  const t = r.coldstart.timings.find((x: Any) => x.name.startsWith(`resolver (SDK ${sdk})`));
+  targets.push({ target: `resolver cold first answer < 1.5 × bare node (SDK ${sdk})`, value: `${t.ratioToBare} × wall, ${t.cpuRatioToBare} × CPU`, met: t.ratioToBare < 1.5 });
+}
+if (r.discovery?.runs) {
+  const full = r.discovery.runs.find((x: Any) => x.instances === 10_000 && x.run === 'from empty');
+  const again = r.discovery.runs.filter((x: Any) => x.run === 'unchanged');
+  if (full) targets.push({ target: 'reconcile 10,000 from empty < 30 s', value: `${full.seconds.median} s`, met: full.seconds.median < 30 });
+  if (again.length) {
+    const writes = again.reduce((t: number, x: Any) => t + x.writes, 0);
+    targets.push({ target: 'unchanged reconcile: zero writes', value: String(writes), met: writes === 0 });
+  }
+}
+
+// ---- report -----------------------------------------------------------------------------------------
+const lines: string[] = [];
+const row = (...cells: string[]) => lines.push(`| ${cells.join(' | ')} |`);
+if (r.handler?.results) {
+  lines.push('', 'Handler cost, µs per call: median of per-round p50 / p99 (min–max over rounds)', '');
+  row('store', 'case', 'p50 µs', 'p99 µs');
+  row('---', '---', '---:', '---:');
+  for (const x of r.handler.results) row(x.store, x.case, fmt(x.p50Us as Spread), fmt(x.p99Us as Spread));
+}
+if (r.server?.results) {
+  lines.push('', `Local server, ${r.server.connections} connections, ${r.server.rounds} × ${r.server.secondsPerRound} s`, '');
+  row('server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'wrong body', 'peak RSS MiB');
+  row('---', '---:', '---:', '---:', '---:', '---:', '---:', '---:');
+  for (const x of r.server.results) {
+    row(x.name, fmt(x.rps, 0), fmt(x.p50Ms, 2), fmt(x.p99Ms, 2), String(x.non2xx), String(x.errors), String(x.mismatches), String(x.peakRssMiB));
+  }
+}
+if (r.coldstart?.timings) {
+  lines.push('', `Cold start, ${r.coldstart.iterations} fresh processes each`, '');
+  row('bundle', 'SDK', 'bytes', 'map bytes');
+  row('---', '---', '---:', '---:');
+  for (const b of r.coldstart.bundles) row(b.entry, b.sdk, String(b.bytes), String(b.mapBytes));
+  lines.push('');
+  row('process', 'wall ms', '× bare', 'CPU ms', '× bare');
+  row('---', '---:', '---:', '---:', '---:');
+  for (const t of r.coldstart.timings) row(t.name, fmt(t.ms), String(t.ratioToBare), fmt(t.cpuMs), String(t.cpuRatioToBare));
+}
+if (r.discovery?.runs) {
+  lines.push('', 'Discovery reconcile (EC2 mocked at the SDK, dynalite table)', '');
+  row('instances', 'run', 'seconds', 'DynamoDB writes', 'EC2 calls', 'peak heap MiB', 'peak RSS MiB');
+  row('---:', '---', '---:', '---:', '---:', '---:', '---:');
+  for (const x of r.discovery.runs) {
+    row(String(x.instances), x.run, fmt(x.seconds, 2), String(x.writes), String(x.ec2Calls), String(x.peakHeapMiB), String(x.peakRssMiB));
+  }
+}
+if (targets.length) {
+  lines.push('', 'Targets (reported, not enforced)', '');
+  row('target', 'measured', 'met');
+  row('---', '---', '---');
+  for (const t of targets) row(t.target, t.value, t.met === undefined ? '?' : t.met ? 'yes' : 'NO');
+}
+for (const [name, value] of Object.entries(results)) {
+  const v = value as { error?: string; skipped?: string };
+  if (v.error) lines.push('', `${name}: FAILED: ${v.error}`);
+  if (v.skipped) lines.push('', `${name}: skipped: ${v.skipped}`);
+}
+const machineEnd = { ...machineInfo, loadavgEnd: loadavg().map((v) => Number(v.toFixed(2))) };
+lines.unshift(
+  `dcv-session-resolver bench, ${started.toISOString()}: Node ${machineInfo.node}, ${machineInfo.cpus} × ${machineInfo.cpuModel}, ` +
+    `load average ${machineInfo.loadavg} → ${machineEnd.loadavgEnd}`,
+);
+process.stdout.write(`${lines.join('\n')}\n`);
+
+if (outFile) {
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+  writeFileSync(outFile, `${JSON.stringify({ command, started: started.toISOString(), machine: machineEnd, targets, results }, null, 2)}\n`);
+  process.stderr.write(`bench: wrote ${outFile}\n`);
+}
+process.exitCode = failures.length ? 1 : 0;
