@@ -1,0 +1,18 @@
+import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table';
+import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source';
+import { createLogger } from '../adapters/logger';
+import { readDiscoveryFunctionConfig } from '../discovery/discovery-config';
+import { createDiscoveryService } from '../discovery/discovery-runner';
+import { createDiscoveryHandler } from './discovery-handler';
+
+// Lambda entry: configuration and clients are built once per cold start.
+const config = readDiscoveryFunctionConfig(process.env);
+const logger = createLogger();
+
+export const handler = createDiscoveryHandler({
+  service: createDiscoveryService(
+    { ec2: createDiscoveryEc2Client(), dynamodb: createDiscoveryDynamoClient() },
+    { tableName: config.tableName, tagPrefix: config.tagPrefix, log: logger },
+  ),
+  logger,
+});

@@ -1,0 +1,364 @@
+import { DeleteItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDbDiscoveryTable, SKIPPED_EDITED, SKIPPED_NEW } from '../../lambda/adapters/dynamodb-discovery-table';
+import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
+import { Ec2InstanceSource } from '../../lambda/adapters/ec2-instance-source';
+import { createLogger } from '../../lambda/adapters/logger';
+import { DiscoveryService, type DiscoveryTable } from '../../lambda/core/discovery/run-discovery';
+import type { RawItem } from '../../lambda/core/session-record';
+import { runFullReconcile } from '../../lambda/discovery/discovery-runner';
+import { createDiscoveryHandler } from '../../lambda/handlers/discovery-handler';
+import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
+import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { RecordingLog } from '../helpers/recording-log';
+
+// A fleet of a few thousand over many pages; kept at this size so the file stays well under a minute.
+const FLEET = 2000;
+const PAGE = 150; // 14 pages
+const TABLE = 'discovery-it';
+const noSleep = async () => {};
+
+const ec2Mock = mockClient(EC2Client);
+const fleet = new FakeFleet();
+let dynamo: LocalDynamo;
+let db: DynamoDBClient;
+const writes = { PutItemCommand: 0, DeleteItemCommand: 0 };
+
+/** Instance n claims s<n>; every 10th also serves its console under its own instance id. */
+function tagsFor(n: number): Record<string, string> {
+  return { 'dcv:session-id': n % 10 === 0 ? `s${n},{instanceId}=console` : `s${n}`, Name: `desk-${n}` };
+}
+
+async function table(): Promise<Map<string, RawItem>> {
+  const items = new Map<string, RawItem>();
+  let start: Record<string, never> | undefined;
+  do {
+    const page = await db.send(new ScanCommand({ TableName: TABLE, ExclusiveStartKey: start, ConsistentRead: true }));
+    for (const raw of page.Items ?? []) items.set(raw.SessionId!.S!, fromItem(raw));
+    start = page.LastEvaluatedKey as typeof start;
+  } while (start);
+  return items;
+}
+
+function clients() {
+  return { ec2: new EC2Client({}), dynamodb: db };
+}
+
+function reconcile(extra: { log?: RecordingLog } = {}) {
+  return runFullReconcile(clients(), { tableName: TABLE, ec2Options: { pageSize: PAGE, sleep: noSleep }, ...extra });
+}
+
+function countWrites(): { PutItemCommand: number; DeleteItemCommand: number } {
+  return { ...writes };
+}
+
+function writesSince(before: ReturnType<typeof countWrites>) {
+  return { puts: writes.PutItemCommand - before.PutItemCommand, deletes: writes.DeleteItemCommand - before.DeleteItemCommand };
+}
+
+beforeAll(async () => {
+  dynamo = await startDynalite();
+  await dynamo.createSessionTable(TABLE);
+  db = dynamo.client();
+  // Count the writes that actually reach the table, independently of discovery's own counters.
+  db.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = context.commandName as keyof typeof writes;
+      if (name in writes) writes[name]++;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countWrites' },
+  );
+  ec2Mock.on(DescribeInstancesCommand).callsFake((input) => fleet.describe(input));
+  for (let n = 1; n <= FLEET; n++) fleet.put(fleetInstance(n, { tags: tagsFor(n) }));
+  // Untagged instances exist too; the tag-key filter keeps them out.
+  for (let n = FLEET + 1; n <= FLEET + 50; n++) fleet.put(fleetInstance(n, { tags: { Name: 'build-box' } }));
+});
+
+afterAll(async () => {
+  ec2Mock.restore();
+  await dynamo?.stop();
+});
+
+describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
+  const expectedIds = FLEET + FLEET / 10;
+
+  it('registers every running tagged instance from an empty table, over many pages', async () => {
+    const callsBefore = fleet.calls;
+    const before = countWrites();
+    const report = await reconcile();
+    expect(report.result.abortReason).toBeUndefined();
+    expect(fleet.calls - callsBefore).toBe(Math.ceil(FLEET / PAGE));
+    expect(report.ec2Calls).toBe(Math.ceil(FLEET / PAGE));
+    expect(report.result.counts).toMatchObject({ instances: FLEET, added: expectedIds, changed: 0, removed: 0, unchanged: 0, failed: 0 });
+    expect(writesSince(before)).toEqual({ puts: expectedIds, deletes: 0 });
+    expect(report.writes).toBe(expectedIds);
+
+    const items = await table();
+    expect(items.size).toBe(expectedIds);
+    expect(items.get('s7')).toMatchObject({
+      SessionId: 's7',
+      DcvServerEndpoint: '10.0.0.7',
+      HttpPort: 8443,
+      WebUrlPath: '/',
+      Source: 'ec2',
+      InstanceId: instanceIdOf(7),
+      InstanceState: 'running',
+      UpdatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    expect(items.get(instanceIdOf(20))).toMatchObject({ TargetSessionId: 'console', InstanceId: instanceIdOf(20) });
+  });
+
+  it('a second run over the unchanged fleet writes nothing', async () => {
+    const snapshot = await table();
+    const before = countWrites();
+    const report = await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(report.result.counts).toMatchObject({ unchanged: expectedIds, added: 0, changed: 0, removed: 0, puts: 0, deletes: 0 });
+    expect(await table()).toEqual(snapshot);
+  });
+
+  it('stops, retags, manual items: each lands as expected, manual items untouched', async () => {
+    for (let n = 101; n <= 200; n++) fleet.setState(instanceIdOf(n), n % 2 ? 'stopped' : 'terminated');
+    for (let n = 201; n <= 250; n++) fleet.setTags(instanceIdOf(n), { 'dcv:session-id': `s${n}`, 'dcv:port': '9443', 'dcv:quic-port': '9443' });
+    for (let n = 251; n <= 260; n++) fleet.setTags(instanceIdOf(n), { 'dcv:session-id': `renamed${n}` });
+    fleet.setTags(instanceIdOf(261), { 'dcv:session-id': 's261', 'dcv:port': 'https' }); // unparsable
+    // An operator takes over s5 (Source manual) and stops instance 5: discovery must leave s5 alone.
+    await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's5' } }, UpdateExpression: 'SET #s = :m', ExpressionAttributeNames: { '#s': 'Source' }, ExpressionAttributeValues: { ':m': { S: 'manual' } } }));
+    fleet.setState(instanceIdOf(5), 'stopped');
+    // A manual item with an id an instance now claims: the manual item wins.
+    await db.send(new PutItemCommand({ TableName: TABLE, Item: { SessionId: { S: 'desktop' }, DcvServerEndpoint: { S: '10.150.248.136' } } }));
+    fleet.setTags(instanceIdOf(262), { 'dcv:session-id': 's262,desktop' });
+
+    const log = new RecordingLog();
+    const before = countWrites();
+    const report = await reconcile({ log });
+    const counts = report.result.counts;
+    // Removed: 100 stopped/terminated + their 10 console ids, 5 console ids dropped by the retags (210…250),
+    // 10 renamed + 260's console id, 1 unparsable. Instance 5's item is manual now and stays.
+    const removed = 100 + 10 + 5 + 10 + 1 + 1;
+    expect(counts).toMatchObject({ removed, changed: 50, added: 10, conflicts: 1, unparsable: 1, failed: 0, skipped: 0 });
+    expect(writesSince(before)).toEqual({ puts: 60, deletes: removed });
+
+    const items = await table();
+    expect(items.has('s101')).toBe(false);
+    expect(items.has(instanceIdOf(110))).toBe(false);
+    expect(items.get('s201')).toMatchObject({ HttpPort: 9443, QuicPort: 9443 });
+    expect(items.has('s251')).toBe(false);
+    expect(items.get('renamed251')).toMatchObject({ InstanceId: instanceIdOf(251) });
+    expect(items.has('s261')).toBe(false);
+    expect(items.get('s5')).toMatchObject({ Source: 'manual', InstanceId: instanceIdOf(5) });
+    expect(items.get('desktop')).toEqual({ SessionId: 'desktop', DcvServerEndpoint: '10.150.248.136' });
+    expect(items.get('s262')).toMatchObject({ Source: 'ec2' });
+    expect(report.result.plan.conflicts).toEqual([
+      expect.objectContaining({ kind: 'manual', sessionId: 'desktop', instanceId: instanceIdOf(262) }),
+    ]);
+    expect(report.result.plan.unparsable).toEqual([{ instanceId: instanceIdOf(261), reason: expect.stringContaining("dcv:port 'https'") }]);
+    expect(log.entries.some((e) => e.level === 'warn' && e.fields.sessionId === 'desktop')).toBe(true);
+
+    const again = countWrites();
+    await reconcile();
+    expect(writesSince(again)).toEqual({ puts: 0, deletes: 0 });
+  });
+
+  it('an operator edit between plan and write is never overwritten or deleted', async () => {
+    fleet.setTags(instanceIdOf(304), { 'dcv:session-id': 's304', 'dcv:port': '7443' }); // plan: change s304
+    fleet.setState(instanceIdOf(301), 'stopped'); // plan: remove s301
+    fleet.setTags(instanceIdOf(302), { 'dcv:session-id': 's302,late-manual' }); // plan: add late-manual
+    fleet.setTags(instanceIdOf(303), { 'dcv:session-id': 's303', 'dcv:port': '7443' }); // plan: change s303, untouched by the operator
+
+    const inner = new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() });
+    const operatorEditsAfterRead: DiscoveryTable = {
+      async read() {
+        const snapshot = await inner.read();
+        // The operator works in the console while discovery is planning.
+        await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's304' } }, UpdateExpression: 'SET HttpPort = :p', ExpressionAttributeValues: { ':p': { S: '8444' } } }));
+        await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's301' } }, UpdateExpression: 'SET Enabled = :f', ExpressionAttributeValues: { ':f': { BOOL: false } } }));
+        await db.send(new PutItemCommand({ TableName: TABLE, Item: { SessionId: { S: 'late-manual' }, DcvServerEndpoint: { S: '10.1.1.1' }, Source: { S: 'manual' } } }));
+        return snapshot;
+      },
+      apply: (change, updatedAt) => inner.apply(change, updatedAt),
+    };
+    const service = new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { pageSize: PAGE, sleep: noSleep }), operatorEditsAfterRead, { log: new RecordingLog() });
+    const result = await service.reconcileAll();
+
+    expect(result.skipped.map((s) => [s.change.kind, s.change.sessionId, s.reason])).toEqual([
+      ['add', 'late-manual', SKIPPED_NEW],
+      ['remove', 's301', SKIPPED_EDITED],
+      ['change', 's304', SKIPPED_EDITED],
+    ]);
+    expect(result.applied.map((c) => `${c.kind} ${c.sessionId}`)).toEqual(['change s303']);
+    const items = await table();
+    expect(items.get('s304')).toMatchObject({ HttpPort: '8444', Source: 'ec2' });
+    expect(items.get('s301')).toMatchObject({ Enabled: false, Source: 'ec2' });
+    expect(items.get('late-manual')).toEqual({ SessionId: 'late-manual', DcvServerEndpoint: '10.1.1.1', Source: 'manual' });
+    expect(items.get('s303')).toMatchObject({ HttpPort: 7443 });
+
+    // Documented behaviour: those items still say Source = ec2, so the next run reconciles them to the
+    // tags; an operator keeps an item by setting Source = manual (late-manual stays untouched).
+    const next = await reconcile();
+    expect(next.result.applied.map((c) => `${c.kind} ${c.sessionId}`)).toEqual(['remove s301', 'change s304']);
+    expect((await table()).get('late-manual')).toMatchObject({ Source: 'manual' });
+  });
+
+  it('a scan that fails on a middle page changes nothing, even with instances gone', async () => {
+    for (let n = 400; n <= 450; n++) fleet.setState(instanceIdOf(n), 'terminated');
+    fleet.setTags(instanceIdOf(461), { 'dcv:session-id': 's461', 'dcv:port': '1111' });
+    const snapshot = await table();
+    const first = fleet.calls;
+    fleet.failure = ({ index }) => (index - first === 6 ? Object.assign(new Error('InternalFailure'), { name: 'UnauthorizedOperation' }) : undefined);
+    const before = countWrites();
+    const log = new RecordingLog();
+    const report = await reconcile({ log });
+    fleet.failure = undefined;
+
+    expect(report.result.abortReason).toMatch(/instance listing failed after 900 instances: UnauthorizedOperation/);
+    expect(report.result.plan.aborted).toBe(true);
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(await table()).toEqual(snapshot);
+    expect(log.entries.some((e) => e.level === 'error' && e.message.includes('aborted'))).toBe(true);
+  });
+
+  it('throttling that outlasts the retries also aborts without writing', async () => {
+    const snapshot = await table();
+    const first = fleet.calls;
+    const throttled = () => Object.assign(new Error('Request limit exceeded.'), { name: 'RequestLimitExceeded' });
+    fleet.failure = ({ index }) => (index - first >= 3 ? throttled() : undefined);
+    const before = countWrites();
+    const report = await runFullReconcile(clients(), { tableName: TABLE, ec2Options: { pageSize: PAGE, sleep: noSleep, pageRetries: 4 } });
+    fleet.failure = undefined;
+    expect(report.result.abortReason).toMatch(/RequestLimitExceeded/);
+    expect(report.ec2Calls).toBe(3 + 1 + 4); // three good pages, then the first try and four retries of page 4
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(await table()).toEqual(snapshot);
+  });
+
+  it('throttling on a page is retried with backoff, resuming from that page', async () => {
+    const first = fleet.calls;
+    const sleeps: number[] = [];
+    fleet.failure = ({ index }) =>
+      index - first === 5 || index - first === 6 ? Object.assign(new Error('slow down'), { name: 'RequestLimitExceeded' }) : undefined;
+    const before = countWrites();
+    const report = await runFullReconcile(clients(), {
+      tableName: TABLE,
+      ec2Options: { pageSize: PAGE, random: () => 1, baseBackoffMs: 100, sleep: async (ms) => void sleeps.push(ms) },
+    });
+    fleet.failure = undefined;
+    expect(report.result.abortReason).toBeUndefined();
+    expect(sleeps).toEqual([100, 200]);
+    expect(report.ec2Calls).toBe(Math.ceil(report.result.counts.instances / PAGE) + 2);
+    // The terminated instances from the aborted runs are removed now, and s461 takes its new port.
+    const removed = 51 + 6; // 400..450, six of them (every 10th) also serving a console id
+    expect(report.result.counts).toMatchObject({ removed, changed: 1, added: 0 });
+    expect(writesSince(before)).toEqual({ puts: 1, deletes: removed });
+    const items = await table();
+    expect(items.has('s400')).toBe(false);
+    expect(items.get('s461')).toMatchObject({ HttpPort: 1111 });
+  });
+});
+
+describe('event-driven reconcile through the Lambda handler', () => {
+  const logger = createLogger({ logLevel: 'SILENT' });
+  const handler = () =>
+    createDiscoveryHandler({
+      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
+      logger,
+    });
+  const context = { functionName: 'discovery', awsRequestId: 'req-1' } as never;
+  const stateChange = (id: string, state: string) => ({
+    source: 'aws.ec2',
+    'detail-type': 'EC2 Instance State-change Notification',
+    detail: { 'instance-id': id, state },
+  });
+  const tagChange = (id: string) => ({
+    source: 'aws.tag',
+    'detail-type': 'Tag Change on Resource',
+    resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${id}`],
+    detail: { service: 'ec2', 'resource-type': 'instance', 'changed-tag-keys': ['dcv:session-id'] },
+  });
+
+  it('a terminate event removes that instance’s items; nothing else is written', async () => {
+    fleet.setState(instanceIdOf(500), 'terminated');
+    fleet.setState(instanceIdOf(501), 'stopped'); // no event for this one: left for the schedule
+    const before = countWrites();
+    const result = await handler()(stateChange(instanceIdOf(500), 'terminated'), context);
+    expect(result.counts).toMatchObject({ removed: 2, added: 0, changed: 0 });
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 2 });
+    const items = await table();
+    expect(items.has('s500')).toBe(false);
+    expect(items.has(instanceIdOf(500))).toBe(false);
+    expect(items.has('s501')).toBe(true);
+  });
+
+  it('trusts the describe, not the event: a late "running" event for a stopped instance removes its item', async () => {
+    const result = await handler()(stateChange(instanceIdOf(501), 'running'), context);
+    expect(result.counts.removed).toBe(1);
+    expect((await table()).has('s501')).toBe(false);
+  });
+
+  it('an instance that no longer exists has its items removed', async () => {
+    fleet.instances.delete(instanceIdOf(502));
+    await handler()(stateChange(instanceIdOf(502), 'terminated'), context);
+    expect((await table()).has('s502')).toBe(false);
+  });
+
+  it('a tag change registers the new ids and removes the old one; repeating it writes nothing', async () => {
+    fleet.setTags(instanceIdOf(503), { 'dcv:session-id': 'agent1=console,agent2' });
+    const result = await handler()(tagChange(instanceIdOf(503)), context);
+    expect(result.counts).toMatchObject({ added: 2, removed: 1 });
+    const items = await table();
+    expect(items.get('agent1')).toMatchObject({ TargetSessionId: 'console', InstanceId: instanceIdOf(503), DcvServerEndpoint: '10.0.1.247' });
+    expect(items.has('s503')).toBe(false);
+    const before = countWrites();
+    await handler()(tagChange(instanceIdOf(503)), context);
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+  });
+
+  it('a claim on an id another instance holds is decided by launch time, describing the holder', async () => {
+    // Instance 504 (launched later than 503) now also wants agent1: 503 keeps it.
+    fleet.setTags(instanceIdOf(504), { 'dcv:session-id': 's504,agent1' });
+    const lost = await handler()(tagChange(instanceIdOf(504)), context);
+    expect(lost.counts).toMatchObject({ conflicts: 1, changed: 0, removed: 0 });
+    expect((await table()).get('agent1')).toMatchObject({ InstanceId: instanceIdOf(503) });
+    // 503 stops: the event for 503 hands agent1 to 504, as a full run would.
+    fleet.setState(instanceIdOf(503), 'stopped');
+    await handler()(stateChange(instanceIdOf(503), 'stopped'), context);
+    await handler()(tagChange(instanceIdOf(504)), context);
+    expect((await table()).get('agent1')).toMatchObject({ InstanceId: instanceIdOf(504), DcvServerEndpoint: '10.0.1.248' });
+  });
+
+  it('a scheduled event runs the full reconcile', async () => {
+    const result = await handler()({ source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} }, context);
+    expect(result.trigger).toBe('schedule');
+    expect(result.counts.instances).toBeGreaterThan(1000);
+  });
+
+  it('fails the invocation (for the DLQ) on an unusable event or an aborted scan', async () => {
+    await expect(handler()({ source: 'aws.s3', 'detail-type': 'x' }, context)).rejects.toThrow(/unsupported event/);
+    fleet.failure = () => Object.assign(new Error('denied'), { name: 'UnauthorizedOperation' });
+    await expect(handler()({ source: 'aws.events', 'detail-type': 'Scheduled Event' }, context)).rejects.toThrow(/aborted, nothing changed/);
+    await expect(handler()(stateChange(instanceIdOf(7), 'running'), context)).rejects.toThrow(/denied/);
+    fleet.failure = undefined;
+  });
+
+  it('fails the invocation when a write fails', async () => {
+    fleet.setTags(instanceIdOf(601), { 'dcv:session-id': 's601', 'dcv:port': '6000' });
+    const failing = createDiscoveryHandler({
+      service: new DiscoveryService(
+        new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }),
+        { read: () => new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }).read(), apply: async () => { throw Object.assign(new Error('boom'), { name: 'InternalServerError' }); } },
+        { log: new RecordingLog() },
+      ),
+      logger,
+    });
+    await expect(failing(tagChange(instanceIdOf(601)), context)).rejects.toThrow(/1 write\(s\) failed \(first: change 's601': InternalServerError: boom\)/);
+  });
+});
+
+// Deleting keeps the helper honest: the table scan above must see deletions immediately.
+it('table() sees a delete immediately', async () => {
+  await db.send(new DeleteItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's1' } } }));
+  expect((await table()).has('s1')).toBe(false);
+});
