@@ -1,4 +1,5 @@
 import { CliError } from './cli-error';
+import { DISCOVER_USAGE, runDiscover } from './discover-command';
 import { PROXY_USAGE, runProxy } from './proxy-command';
 import { runServe, SERVE_USAGE } from './serve-command';
 
