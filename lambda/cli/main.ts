@@ -21,6 +21,11 @@ const COMMANDS: Record<string, Command> = {
     usage: PROXY_USAGE,
     run: runProxy,
   },
+  discover: {
+    summary: 'register running EC2 instances tagged dcv:session-id in the table (and remove stale ones)',
+    usage: DISCOVER_USAGE,
+    run: runDiscover,
+  },
 };
 
 function usage(): string {
