@@ -1,0 +1,392 @@
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { eventFromRequest, MAX_BODY_BYTES, startLocalServer, type RunningServer } from '../../lambda/adapters/local-server';
+import type { RawItem } from '../../lambda/core/session-record';
+import { MemorySessionStore, type SessionStore } from '../../lambda/core/session-store';
+import { createResolverHandler, type ResolverHandler } from '../../lambda/handlers/resolver-handler';
+import { RecordingLog } from '../helpers/recording-log';
+
+const ITEMS: RawItem[] = [
+  { SessionId: 'console', DcvServerEndpoint: '10.150.248.180', HttpPort: 8443, QuicPort: 8443, WebUrlPath: '/' },
+  { SessionId: 'desktop', DcvServerEndpoint: '10.150.248.136', HttpPort: '8443' },
+];
+const CONSOLE_HTTP = '{"SessionId":"console","TransportProtocol":"HTTP","DcvServerEndpoint":"10.150.248.180","Port":8443,"WebUrlPath":"/"}';
+const UNKNOWN_PATH = '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}';
+
+interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+interface Call {
+  readonly method?: string;
+  readonly path: string;
+  readonly headers?: Record<string, string | number>;
+  readonly body?: string | Buffer;
+  /** Write the body in chunks without a Content-Length (chunked transfer encoding). */
+  readonly chunks?: Buffer[];
+}
+
+/** One HTTP/1.1 request over a fresh loopback connection. */
+function call(baseUrl: string, options: Call): Promise<Reply> {
+  const url = new URL(options.path, baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: url.port,
+        path: url.pathname + url.search,
+        method: options.method ?? 'POST',
+        headers: { accept: 'application/json', ...options.headers },
+        agent: false,
+      },
+      (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+    if (options.chunks) {
+      for (const chunk of options.chunks) req.write(chunk);
+      req.end();
+    } else {
+      req.end(options.body);
+    }
+  });
+}
+
+/** Writes raw bytes to the server and returns everything it sends back until it closes. */
+function raw(port: number, text: string, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port }, () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('raw request timed out')));
+  });
+}
+
+function silentLogger(): Logger {
+  return new Logger({ serviceName: 'test', logLevel: 'SILENT' });
+}
+
+/** The real handler, with every event it receives recorded. */
+function recordingHandler(store: SessionStore, events: APIGatewayProxyEventV2[]): ResolverHandler {
+  const inner = createResolverHandler({ store, logger: silentLogger() });
+  return (event, context) => {
+    events.push(event);
+    return inner(event, context);
+  };
+}
+
+const events: APIGatewayProxyEventV2[] = [];
+const storeCalls: string[] = [];
+let server: RunningServer;
+let port: number;
+
+beforeAll(async () => {
+  const memory = new MemorySessionStore(ITEMS);
+  const store: SessionStore = {
+    get: (id) => {
+      storeCalls.push(id);
+      return memory.get(id);
+    },
+  };
+  server = await startLocalServer({ handler: recordingHandler(store, events), log: new RecordingLog(), host: '127.0.0.1', port: 0 });
+  port = (server.server.address() as AddressInfo).port;
+});
+
+afterAll(() => server?.close());
+
+beforeEach(() => {
+  events.length = 0;
+  storeCalls.length = 0;
+});
+
+describe('the gateway’s request over real HTTP', () => {
+  it('answers exactly the contract’s JSON with the right headers', async () => {
+    expect(server.url).toBe(`http://127.0.0.1:${port}`);
+    const reply = await call(server.url, { path: '/resolveSession?sessionId=console&transport=HTTP&clientIpAddress=203.0.113.25' });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe(CONSOLE_HTTP);
+    expect(reply.headers['content-type']).toBe('application/json');
+    expect(reply.headers['cache-control']).toBe('no-store');
+    expect(reply.headers['content-length']).toBe(String(Buffer.byteLength(CONSOLE_HTTP)));
+    expect(reply.headers).not.toHaveProperty('x-powered-by');
+    expect(reply.headers).not.toHaveProperty('location');
+  });
+
+  it.each([
+    ['QUIC', 'POST', '/resolveSession?sessionId=console&transport=QUIC', 200, '{"SessionId":"console","TransportProtocol":"QUIC","DcvServerEndpoint":"10.150.248.180","Port":8443,"WebUrlPath":"/"}'],
+    ['a path prefix', 'POST', '/prod/resolveSession?sessionId=console&transport=HTTP', 200, CONSOLE_HTTP],
+    ['unknown query parameters', 'POST', '/resolveSession?sessionId=console&transport=HTTP&client=web&v=2', 200, CONSOLE_HTTP],
+    ['an IPv6 clientIpAddress', 'POST', '/resolveSession?sessionId=console&transport=HTTP&clientIpAddress=2001:db8::25', 200, CONSOLE_HTTP],
+    ['unknown session', 'POST', '/resolveSession?sessionId=ghost&transport=HTTP', 404, `{"error":"NotFoundError","message":"no session 'ghost'"}`],
+    ['QUIC without QuicPort', 'POST', '/resolveSession?sessionId=desktop&transport=QUIC', 404, `{"error":"NotFoundError","message":"session 'desktop' does not offer QUIC"}`],
+    ['missing sessionId', 'POST', '/resolveSession?transport=HTTP', 400, '{"error":"BadRequestError","message":"sessionId is required"}'],
+    ['lowercase transport', 'POST', '/resolveSession?sessionId=console&transport=http', 400, '{"error":"BadRequestError","message":"transport must be HTTP or QUIC"}'],
+    ['a repeated parameter', 'POST', '/resolveSession?sessionId=console&sessionId=desktop&transport=HTTP', 400, '{"error":"BadRequestError","message":"sessionId must be given once, not 2 times"}'],
+    ['a control character', 'POST', '/resolveSession?sessionId=console%0d%0aX-Injected:%201&transport=HTTP', 400, '{"error":"BadRequestError","message":"sessionId must not contain control characters"}'],
+    ['unknown path', 'POST', '/other', 404, UNKNOWN_PATH],
+    ['root', 'GET', '/', 404, UNKNOWN_PATH],
+    ['GET /health', 'GET', '/health', 200, '{"status":"ok"}'],
+  ])('%s: %s %s -> %s', async (_name, method, path, status, body) => {
+    const reply = await call(server.url, { method, path });
+    expect({ status: reply.status, body: reply.body, type: reply.headers['content-type'] }).toEqual({ status, body, type: 'application/json' });
+  });
+
+  it.each(['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])('%s /resolveSession -> 405 with Allow: POST', async (method) => {
+    const reply = await call(server.url, { method, path: '/resolveSession?sessionId=console&transport=HTTP' });
+    expect(reply.status).toBe(405);
+    expect(reply.headers.allow).toBe('POST');
+    expect(reply.body).toBe('{"error":"MethodNotAllowedError","message":"method not allowed; use POST"}');
+    expect(storeCalls).toEqual([]);
+  });
+
+  it('POST /health -> 405 with Allow: GET, HEAD', async () => {
+    const reply = await call(server.url, { method: 'POST', path: '/health' });
+    expect(reply.status).toBe(405);
+    expect(reply.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('HEAD /health -> 200 with headers and no body; health never touches the store', async () => {
+    const reply = await call(server.url, { method: 'HEAD', path: '/health' });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('');
+    expect(reply.headers['content-type']).toBe('application/json');
+    expect(reply.headers['content-length']).toBe(String('{"status":"ok"}'.length));
+    await call(server.url, { method: 'GET', path: '/health' });
+    expect(storeCalls).toEqual([]);
+  });
+
+  it('accepts an absolute-form request target', async () => {
+    const response = await raw(
+      port,
+      `POST http://127.0.0.1:${port}/resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    );
+    expect(response).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(response.endsWith(`\r\n\r\n${CONSOLE_HTTP}`)).toBe(true);
+  });
+
+  it('serves several requests on one keep-alive connection', async () => {
+    const request = `POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`;
+    const last = `POST /resolveSession?sessionId=desktop&transport=HTTP HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+    const response = await raw(port, request + request + last);
+    expect(response.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(3);
+    expect(response).toContain('"SessionId":"desktop"');
+  });
+});
+
+describe('request bodies are bounded', () => {
+  it(`refuses a declared Content-Length over ${MAX_BODY_BYTES} bytes with 413, without calling the handler`, async () => {
+    const response = await raw(
+      port,
+      `POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nContent-Length: ${MAX_BODY_BYTES + 1}\r\n\r\n`,
+    );
+    expect(response).toMatch(/^HTTP\/1\.1 413 /);
+    expect(response).toMatch(/\r\ncontent-type: application\/json\r\n/i);
+    expect(response.endsWith(`\r\n\r\n{"error":"PayloadTooLargeError","message":"request body must be at most ${MAX_BODY_BYTES} bytes"}`)).toBe(true);
+    expect(events).toEqual([]);
+  });
+
+  it('refuses a chunked body that grows past the limit with 413', async () => {
+    const chunk = Buffer.alloc(16 * 1024, 0x61);
+    // 80 KiB fits in the loopback socket buffers, so the client finishes writing and reads the answer.
+    const reply = await call(server.url, {
+      path: '/resolveSession?sessionId=console&transport=HTTP',
+      chunks: Array.from({ length: 5 }, () => chunk),
+    });
+    expect(reply.status).toBe(413);
+    expect(reply.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(reply.body)).toEqual({ error: 'PayloadTooLargeError', message: `request body must be at most ${MAX_BODY_BYTES} bytes` });
+    expect(events).toEqual([]);
+  });
+
+  it('accepts (and ignores) a body of exactly the limit', async () => {
+    const reply = await call(server.url, {
+      path: '/resolveSession?sessionId=console&transport=HTTP',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(MAX_BODY_BYTES, 0x61),
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe(CONSOLE_HTTP);
+    expect(events[0]!.body).toHaveLength(MAX_BODY_BYTES);
+  });
+});
+
+describe('malformed HTTP never reaches the handler', () => {
+  it.each([
+    ['garbage instead of a request line', 'HELLO WORLD\r\n\r\n'],
+    ['a header line without a colon', 'POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n'],
+    ['a bad Content-Length', 'POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
+    ['a bad chunk size', 'POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    ['an unsupported HTTP version', 'POST /resolveSession HTTP/9.9\r\nHost: x\r\n\r\n'],
+  ])('%s -> 400 with a JSON body, connection closed', async (_name, text) => {
+    const response = await raw(port, text);
+    expect(response).toBe(
+      'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 62\r\nConnection: close\r\n\r\n{"error":"BadRequestError","message":"malformed HTTP request"}',
+    );
+    expect(events).toEqual([]);
+  });
+
+  it('the server keeps serving after malformed requests', async () => {
+    await raw(port, 'NONSENSE\r\n\r\n');
+    expect((await call(server.url, { path: '/resolveSession?sessionId=console&transport=HTTP' })).status).toBe(200);
+  });
+});
+
+describe('the Function URL event the handler sees', () => {
+  it('takes sourceIp from the socket, never from X-Forwarded-For', async () => {
+    await call(server.url, {
+      path: '/resolveSession?sessionId=console&transport=HTTP',
+      headers: { 'x-forwarded-for': '198.51.100.7', forwarded: 'for=198.51.100.7', 'x-real-ip': '198.51.100.7' },
+    });
+    expect(events).toHaveLength(1);
+    const event = events[0]!;
+    expect(event.requestContext.http.sourceIp).toBe('127.0.0.1');
+    // The header itself is passed through, as Lambda does, but nothing reads it.
+    expect(event.headers['x-forwarded-for']).toBe('198.51.100.7');
+  });
+
+  it('is a payload 2.0 event mirroring the request', async () => {
+    await call(server.url, {
+      path: '/prod/resolveSession?sessionId=console&transport=QUIC&x=1&x=2',
+      headers: { 'user-agent': 'dcv-connection-gateway/2024.0', 'content-type': 'text/plain' },
+      body: 'hello',
+    });
+    const event = events[0]!;
+    expect(event).toMatchObject({
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: '/prod/resolveSession',
+      rawQueryString: 'sessionId=console&transport=QUIC&x=1&x=2',
+      queryStringParameters: { sessionId: 'console', transport: 'QUIC', x: '1,2' },
+      body: 'hello',
+      isBase64Encoded: false,
+      requestContext: {
+        http: { method: 'POST', path: '/prod/resolveSession', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'dcv-connection-gateway/2024.0' },
+        routeKey: '$default',
+        stage: '$default',
+      },
+    });
+    expect(event.headers).toMatchObject({ 'user-agent': 'dcv-connection-gateway/2024.0', 'content-type': 'text/plain', accept: 'application/json' });
+    expect(event.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(typeof event.requestContext.timeEpoch).toBe('number');
+  });
+
+  it('eventFromRequest folds an IPv4-mapped peer address and tolerates a missing URL', () => {
+    const fake = {
+      url: undefined,
+      method: undefined,
+      httpVersion: '1.1',
+      headers: { 'x-multi': ['a', 'b'], host: 'h' },
+      socket: { remoteAddress: '::ffff:192.0.2.10' },
+    };
+    const event = eventFromRequest(fake as never, '');
+    expect(event.rawPath).toBe('/');
+    expect(event.rawQueryString).toBe('');
+    expect(event.queryStringParameters).toBeUndefined();
+    expect(event.body).toBeUndefined();
+    expect(event.requestContext.http.sourceIp).toBe('192.0.2.10');
+    expect(event.requestContext.http.method).toBe('GET');
+    expect(event.headers['x-multi']).toBe('a,b');
+  });
+
+  it.each([
+    ['an absolute-form URL', 'http://example.com:9000/p/resolveSession?a=1', '/p/resolveSession', 'a=1'],
+    ['an asterisk', '*', '/', ''],
+    ['a relative path with an empty query', '/resolveSession?', '/resolveSession', ''],
+  ])('eventFromRequest: %s', (_name, url, rawPath, rawQueryString) => {
+    const fake = { url, method: 'POST', httpVersion: '1.1', headers: {}, socket: { remoteAddress: '::1' } };
+    const event = eventFromRequest(fake as never, '');
+    expect([event.rawPath, event.rawQueryString, event.requestContext.http.sourceIp]).toEqual([rawPath, rawQueryString, '::1']);
+  });
+});
+
+describe('failures', () => {
+  it('a handler that throws becomes a generic 500, logged without details in the response', async () => {
+    const log = new RecordingLog();
+    const broken = await startLocalServer({
+      handler: () => Promise.reject(new Error('secret: /var/task/index.mjs')),
+      log,
+      port: 0,
+    });
+    try {
+      const reply = await call(broken.url, { path: '/resolveSession?sessionId=console&transport=HTTP' });
+      expect(reply.status).toBe(500);
+      expect(reply.body).toBe('{"error":"InternalError","message":"internal error"}');
+      expect(log.find('handler failed', 'error').map((e) => e.fields)).toEqual([{ message: 'secret: /var/task/index.mjs' }]);
+    } finally {
+      await broken.close();
+    }
+  });
+
+  it('a store outage is a 503 with Retry-After over HTTP', async () => {
+    const down = await startLocalServer({
+      handler: createResolverHandler({ store: { get: () => Promise.reject(new Error('ECONNREFUSED')) }, logger: silentLogger() }),
+      log: new RecordingLog(),
+      port: 0,
+    });
+    try {
+      const reply = await call(down.url, { path: '/resolveSession?sessionId=console&transport=HTTP' });
+      expect(reply.status).toBe(503);
+      expect(reply.headers['retry-after']).toBe('1');
+      expect(reply.body).toBe('{"error":"ServiceUnavailableError","message":"session store unavailable; try again"}');
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('a taken port rejects with EADDRINUSE instead of crashing', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as AddressInfo).port;
+    try {
+      await expect(
+        startLocalServer({ handler: recordingHandler(new MemorySessionStore(), []), log: new RecordingLog(), host: '127.0.0.1', port: taken }),
+      ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+
+  it('close() stops accepting connections', async () => {
+    const temp = await startLocalServer({ handler: recordingHandler(new MemorySessionStore(ITEMS), []), log: new RecordingLog(), port: 0 });
+    const tempPort = (temp.server.address() as AddressInfo).port;
+    expect((await call(temp.url, { method: 'GET', path: '/health' })).status).toBe(200);
+    await temp.close();
+    await expect(call(`http://127.0.0.1:${tempPort}`, { method: 'GET', path: '/health' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});
+
+describe('IPv6 loopback', () => {
+  it('serves on [::1] and reports the IPv6 peer as sourceIp (or refuses cleanly where ::1 is unavailable)', async () => {
+    const seen: APIGatewayProxyEventV2[] = [];
+    let v6: RunningServer;
+    try {
+      v6 = await startLocalServer({ handler: recordingHandler(new MemorySessionStore(ITEMS), seen), log: new RecordingLog(), host: '::1', port: 0 });
+    } catch (error) {
+      // No IPv6 on this host: the adapter must say so with a listen error, not crash.
+      expect(['EADDRNOTAVAIL', 'EAFNOSUPPORT']).toContain((error as NodeJS.ErrnoException).code);
+      return;
+    }
+    try {
+      const v6Port = (v6.server.address() as AddressInfo).port;
+      expect(v6.url).toBe(`http://[::1]:${v6Port}`);
+      const reply = await call(v6.url, { path: '/resolveSession?sessionId=console&transport=HTTP', headers: { 'x-forwarded-for': '203.0.113.1' } });
+      expect(reply.status).toBe(200);
+      expect(reply.body).toBe(CONSOLE_HTTP);
+      expect(seen[0]!.requestContext.http.sourceIp).toBe('::1');
+    } finally {
+      await v6.close();
+    }
+  });
+});
