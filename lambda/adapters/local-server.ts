@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { Log } from '../core/log';
 import type { ResolverHandler } from '../handlers/resolver-handler';
 
@@ -78,23 +78,6 @@ export function eventFromRequest(req: IncomingMessage, body: string): APIGateway
   };
 }
 
-function localContext(requestId: string): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: 'dcv-resolver-local',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:local:000000000000:function:dcv-resolver-local',
-    memoryLimitInMB: '0',
-    awsRequestId: requestId,
-    logGroupName: 'local',
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => 30_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string, head: boolean): void {
   if (res.headersSent) return;
   res.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(body) });
@@ -146,7 +129,8 @@ export function createLocalServer(options: LocalServerOptions): Server {
     req.on('end', () => {
       if (refused) return;
       const event = eventFromRequest(req, chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8'));
-      handler(event, localContext(event.requestContext.requestId)).then(
+      // No Lambda context here: the handler then logs the event's request id and invents nothing.
+      handler(event).then(
         (result) => {
           const headers: Record<string, string> = {};
           for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import { parseArgs } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
@@ -22,6 +24,10 @@ Answers the DCV Connection Gateway's POST /resolveSession over HTTP.
   --port PORT            port to listen on (default 9000)
   --allow-source CIDRS   only answer callers from these CIDRs (comma-separated, repeatable)
   --path-prefix VALUE    answer only under /VALUE/resolveSession; anything else is 404
+  --tls-cert FILE        serve HTTPS with this PEM certificate (chain) ...
+  --tls-key FILE         ... and its PEM private key
+  --client-ca FILE       require a client certificate signed by this PEM CA (mutual TLS: the
+                         gateway's [resolver] cert-file / cert-key-file); needs --tls-cert/--tls-key
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
 `;
 
@@ -33,6 +39,26 @@ export interface ServeOptions {
   readonly allowSources?: CidrSet;
   readonly pathPrefix?: string;
   readonly logLevel?: string;
+  /** HTTPS, and with a client CA, mutual TLS. */
+  readonly tls?: HttpsOptions;
+}
+
+function readPem(option: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new CliError(`${option}: cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+  }
+}
+
+/** Files are read once here, so a typo fails at start-up with the option named. */
+export function tlsOptions(cert?: string, key?: string, clientCa?: string): HttpsOptions | undefined {
+  if (!cert && !key && !clientCa) return undefined;
+  if (!cert || !key) throw new CliError('--tls-cert and --tls-key go together (and --client-ca needs both)', 2);
+  const options: HttpsOptions = { cert: readPem('--tls-cert', cert), key: readPem('--tls-key', key), minVersion: 'TLSv1.2' };
+  if (!clientCa) return options;
+  // Mutual TLS: a client without a certificate signed by this CA fails the handshake.
+  return { ...options, ca: readPem('--client-ca', clientCa), requestCert: true, rejectUnauthorized: true };
 }
 
 export function parseServeArgs(argv: string[]): ServeOptions {
@@ -47,6 +73,9 @@ export function parseServeArgs(argv: string[]): ServeOptions {
         port: { type: 'string', default: '9000' },
         'allow-source': { type: 'string', multiple: true },
         'path-prefix': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'client-ca': { type: 'string' },
         'log-level': { type: 'string' },
       },
       strict: true,
@@ -82,6 +111,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     allowSources,
     pathPrefix,
     logLevel: values['log-level']?.toUpperCase(),
+    tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
   };
 }
 
@@ -128,7 +158,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
   });
   let running: RunningServer;
   try {
-    running = await startLocalServer({ handler, log: logger, host: options.host, port: options.port });
+    running = await startLocalServer({ handler, log: logger, host: options.host, port: options.port, tls: options.tls });
   } catch (error) {
     await store.close?.();
     const code = (error as NodeJS.ErrnoException).code;
@@ -149,9 +179,12 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
 }
 
 export async function runServe(argv: string[]): Promise<void> {
-  const running = await startServe(parseServeArgs(argv));
+  const options = parseServeArgs(argv);
+  const running = await startServe(options);
   // Human-readable too: the first thing a newcomer wants to know is where to point the gateway.
-  process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${running.url}')\n`);
+  // The prefix is a secret: name the option, never echo its value.
+  const gatewayUrl = options.pathPrefix ? `${running.url}/<--path-prefix value>` : running.url;
+  process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${gatewayUrl}')\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

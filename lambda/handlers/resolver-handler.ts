@@ -2,6 +2,7 @@ import middy from '@middy/core';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { RequestScopedLog } from '../adapters/request-scoped-log';
 import type { CidrSet } from '../core/ip';
 import { createRouter, type HttpRequest } from '../core/http-router';
 import { SessionResolver } from '../core/resolve';
@@ -15,9 +16,14 @@ export interface ResolverHandlerDeps {
   readonly now?: () => number;
 }
 
+/**
+ * With a Lambda context (the Lambda entry), logs carry the invocation's fields (function_request_id, …)
+ * through Powertools' middleware. Without one (the local server), nothing is invented: logs carry only
+ * the event's own requestContext.requestId.
+ */
 export type ResolverHandler = (
   event: APIGatewayProxyEventV2,
-  context: Context,
+  context?: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
 
 /** Reads a Function URL event (payload 2.0) defensively: a malformed event is a 4xx, never a crash. */
@@ -36,20 +42,30 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
  * function; only the store and the source of the event differ.
  */
 export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandler {
-  const resolver = new SessionResolver({ store: deps.store, log: deps.logger, now: deps.now });
+  const log = new RequestScopedLog(deps.logger);
+  const resolver = new SessionResolver({ store: deps.store, log, now: deps.now });
   const route = createRouter({
     resolver,
-    log: deps.logger,
+    log,
     allowedSources: deps.allowedSources,
     pathPrefix: deps.pathPrefix,
   });
   const handle = async function resolveSessionHandler(
     event: APIGatewayProxyEventV2,
   ): Promise<APIGatewayProxyStructuredResultV2> {
-    const response = await route(requestFromEvent(event));
-    return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+    return log.run({ requestId: requestIdOf(event) }, async () => {
+      const response = await route(requestFromEvent(event));
+      return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+    });
   };
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(handle).use(
+  const lambdaHandler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(handle).use(
     injectLambdaContext(deps.logger, { resetKeys: true }),
-  ) as unknown as ResolverHandler;
+  ) as unknown as (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+  return (event, context) => (context ? lambdaHandler(event, context) : handle(event));
+}
+
+/** The event's own request id (Function URL, or the local server's), bounded: events can be hand-made. */
+function requestIdOf(event: Partial<APIGatewayProxyEventV2> | undefined): string | undefined {
+  const id = event?.requestContext?.requestId;
+  return typeof id === 'string' && id.length <= 128 ? id : undefined;
 }
