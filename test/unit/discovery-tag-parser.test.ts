@@ -141,7 +141,7 @@ describe('parseInstanceTags: every malformed case names the instance tag and the
     ['ipv6', { ipv6: undefined }, /no ipv6/],
     ['private-ip', { privateIp: undefined }, /no private ip/],
   ] as const)('chosen address %s missing on the instance', (kind, missing, reason) => {
-    const tags = kind === 'private-ip' ? { 'dcv:session-id': 'a' } : { 'dcv:session-id': 'a', 'dcv:address': kind };
+    const tags: Record<string, string> = kind === 'private-ip' ? { 'dcv:session-id': 'a' } : { 'dcv:session-id': 'a', 'dcv:address': kind };
     const result = parseInstanceTags(instance(tags, missing));
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.reason).toMatch(reason);
