@@ -1,7 +1,14 @@
 import { BadRequestError, NotFoundError, ServiceUnavailableError } from './errors';
 import { parseClientAddress, type ParsedIp } from './ip';
 import type { Log } from './log';
-import { hasControlChars, MAX_SESSION_ID_LENGTH, parseSessionRecord, type SessionRecord } from './session-record';
+import {
+  hasControlChars,
+  MAX_SESSION_ID_LENGTH,
+  parseSessionRecord,
+  type ParseResult,
+  type RawItem,
+  type SessionRecord,
+} from './session-record';
 import type { SessionStore } from './session-store';
 
 /** The gateway's request, section 1 of the contract. */
@@ -75,6 +82,12 @@ export class SessionResolver {
   private readonly log: Log;
   private readonly now: () => number;
   private readonly reportedMalformed = new Set<string>();
+  /**
+   * Validation results by item object. The file and memory stores hand out the same object until its
+   * content changes (a reload makes new objects), so each item is validated once, not per lookup;
+   * DynamoDB items are new objects every time and simply miss. Weak: dropped items are not kept alive.
+   */
+  private readonly parsedItems = new WeakMap<RawItem, ParseResult>();
 
   constructor(options: ResolverOptions) {
     this.store = options.store;
@@ -124,7 +137,13 @@ export class SessionResolver {
       throw new ServiceUnavailableError();
     }
     if (item === undefined) return undefined;
-    const parsed = parseSessionRecord(item);
+    // Only objects can be WeakMap keys; anything else a store returns is validated (and refused) each time.
+    const cacheable = typeof item === 'object' && item !== null;
+    let parsed = cacheable ? this.parsedItems.get(item) : undefined;
+    if (parsed === undefined) {
+      parsed = parseSessionRecord(item);
+      if (cacheable) this.parsedItems.set(item, parsed);
+    }
     if (parsed.ok) {
       // A store keyed otherwise (or a hand-made file) must not answer for a different id.
       return parsed.record.sessionId === sessionId ? parsed.record : undefined;
