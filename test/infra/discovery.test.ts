@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Aspects, Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SessionDiscovery, type SessionDiscoveryProps } from '../../lib/session-discovery';
+
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function synth(props: Partial<SessionDiscoveryProps> = {}, nag = false) {
+  const outdir = mkdtempSync(join(tmpdir(), 'dcv-discovery-'));
+  outdirs.push(outdir);
+  const app = new App({ outdir });
+  const stack = new Stack(app, 'DiscoveryTest', { env: { account: '123456789012', region: 'us-east-1' } });
+  const table = new Table(stack, 'Sessions', { partitionKey: { name: 'SessionId', type: AttributeType.STRING } });
+  const discovery = new SessionDiscovery(stack, 'Discovery', { table, ...props });
+  if (nag) {
+    Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+    Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
+  }
+  return { stack, discovery, template: Template.fromStack(stack) };
+}
+
+function statements(template: Template): { Action: string | string[]; Resource: unknown; Effect: string }[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.values(policies).flatMap((p) => (p as { Properties: { PolicyDocument: { Statement: never[] } } }).Properties.PolicyDocument.Statement);
+}
+
+describe('SessionDiscovery construct', () => {
+  let template: Template;
+  let stack: Stack;
+  beforeAll(() => {
+    ({ template, stack } = synth({}, true));
+  });
+
+  it('a Node.js 22 arm64 function configured with the table and the tag prefix', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Timeout: 180,
+      Environment: { Variables: Match.objectLike({ TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') }, TAG_PREFIX: 'dcv:' }) },
+    });
+  });
+
+  it('state-change rule: aws.ec2 instance state changes that matter', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.ec2'],
+        'detail-type': ['EC2 Instance State-change Notification'],
+        detail: { state: ['running', 'stopping', 'stopped', 'shutting-down', 'terminated'] },
+      },
+      State: 'ENABLED',
+    });
+  });
+
+  it('tag-change rule: aws.tag, EC2 instances, only changes under the prefix', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.tag'],
+        'detail-type': ['Tag Change on Resource'],
+        detail: { service: ['ec2'], 'resource-type': ['instance'], 'changed-tag-keys': [{ prefix: 'dcv:' }] },
+      },
+    });
+  });
+
+  it('schedule rule: every 5 minutes by default', () => {
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
+  });
+
+  it('every rule targets the function with retries and the dead-letter queue', () => {
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as { Properties: { Targets: Record<string, unknown>[] } }[];
+    expect(rules).toHaveLength(3);
+    for (const rule of rules) {
+      expect(rule.Properties.Targets).toEqual([
+        expect.objectContaining({
+          Arn: { 'Fn::GetAtt': [expect.stringMatching(/^DiscoveryFunction/), 'Arn'] },
+          RetryPolicy: { MaximumRetryAttempts: 4, MaximumEventAgeInSeconds: 3600 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [expect.stringMatching(/^DiscoveryDeadLetters/), 'Arn'] } },
+        }),
+      ]);
+    }
+  });
+
+  it('failed async invocations: retried twice, then the on-failure destination is the same queue', () => {
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumRetryAttempts: 2,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DiscoveryDeadLetters'), 'Arn'] } } },
+    });
+  });
+
+  it('the dead-letter queue is encrypted, refuses non-TLS access and keeps messages 14 days', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 1209600 });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          // EventBridge may dead-letter into it, only from these rules.
+          Match.objectLike({ Effect: 'Allow', Action: 'sqs:SendMessage', Principal: { Service: 'events.amazonaws.com' } }),
+        ]),
+      },
+    });
+  });
+
+  it('IAM: DescribeInstances on * (EC2 requires it); only Scan/PutItem/DeleteItem on this table; nothing else', () => {
+    const all = statements(template);
+    const byAction = (action: string) => all.filter((s) => [s.Action].flat().includes(action));
+    expect(byAction('ec2:DescribeInstances')).toEqual([{ Action: 'ec2:DescribeInstances', Effect: 'Allow', Resource: '*' }]);
+    const dynamo = all.filter((s) => [s.Action].flat().some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo).toHaveLength(1);
+    expect([dynamo[0]!.Action].flat().sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan']);
+    expect([dynamo[0]!.Resource].flat()).toEqual([{ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] }]);
+    // The only '*' resource is DescribeInstances.
+    const wildcards = all.filter((s) => JSON.stringify(s.Resource) === '"*"' || JSON.stringify(s.Resource).includes('"*"'));
+    expect(wildcards.map((s) => s.Action)).toEqual(['ec2:DescribeInstances']);
+  });
+
+  it('leaves no unacknowledged cdk-nag finding', () => {
+    const annotations = Annotations.fromStack(stack);
+    const findings = [
+      ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
+      ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
+    ]
+      .filter((m) => m.id.startsWith('/DiscoveryTest/Discovery/'))
+      .map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
+    expect(findings).toEqual([]);
+  });
+});
+
+describe('SessionDiscovery props', () => {
+  it('tag prefix and schedule are configurable', () => {
+    const { template } = synth({ tagPrefix: 'corp/dcv-', schedule: Duration.minutes(15) });
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ TAG_PREFIX: 'corp/dcv-' }) } });
+    template.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: Match.objectLike({ 'changed-tag-keys': [{ prefix: 'corp/dcv-' }] }) }) });
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+
+  it.each([
+    [{ tagPrefix: 'aws:x' }, /reserved/],
+    [{ tagPrefix: '' }, /must not be empty/],
+    [{ schedule: Duration.seconds(30) }, /whole number of minutes, at least 1/],
+    [{ schedule: Duration.seconds(90) }, /whole number of minutes/],
+  ])('refuses %j', (props, message) => {
+    expect(() => synth(props)).toThrow(message);
+  });
+});
