@@ -113,10 +113,10 @@ if (r.handler?.results) {
 }
 if (r.server?.results) {
   lines.push('', `Local server, ${r.server.connections} connections, ${r.server.rounds} × ${r.server.secondsPerRound} s`, '');
-  row('server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'wrong body', 'peak RSS MiB');
-  row('---', '---:', '---:', '---:', '---:', '---:', '---:', '---:');
+  row('server', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'non-2xx', 'errors', 'wrong body', 'peak RSS MiB');
+  row('---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:');
   for (const x of r.server.results) {
-    row(x.name, fmt(x.rps, 0), fmt(x.p50Ms, 2), fmt(x.p99Ms, 2), String(x.non2xx), String(x.errors), String(x.mismatches), String(x.peakRssMiB));
+    row(x.name, fmt(x.rps, 0), fmt(x.p50Ms, 2), fmt(x.p99Ms, 2), fmt(x.cpuUsPerRequest, 0), String(x.non2xx), String(x.errors), String(x.mismatches), String(x.peakRssMiB));
   }
 }
 if (r.coldstart?.timings) {

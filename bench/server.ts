@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { GATEWAY_PATH, HIT_BODY } from './events';
-import { NODE_ARGS, OFFLINE_AWS_ENV, peakRssMiB, progress, report, ROOT, spread, type Spread } from './lib';
+import { cpuSeconds, NODE_ARGS, OFFLINE_AWS_ENV, peakRssMiB, progress, report, ROOT, spread, type Spread } from './lib';
 
 /**
  * 2. Local server throughput. The real `dcv-resolver serve` (FileSessionStore on sessions.example.json,
@@ -71,6 +71,7 @@ async function checkAnswer(server: Server): Promise<void> {
 }
 
 async function load(server: Server, duration: number) {
+  const cpuBefore = cpuSeconds(server.child.pid!) ?? Number.NaN;
   const result = await autocannon({
     url: `${server.url}${GATEWAY_PATH}`,
     method: 'POST',
@@ -80,8 +81,11 @@ async function load(server: Server, duration: number) {
     timeout: 5,
     expectBody: HIT_BODY,
   });
+  const cpu = (cpuSeconds(server.child.pid!) ?? Number.NaN) - cpuBefore;
   return {
     rps: result.requests.total / result.duration,
+    // The server's own CPU per answer: steadier than req/s when other work shares the cores.
+    cpuUsPerRequest: (cpu * 1e6) / result.requests.total,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     requests: result.requests.total,
@@ -104,6 +108,7 @@ export interface ServerResult {
   readonly rps: Spread;
   readonly p50Ms: Spread;
   readonly p99Ms: Spread;
+  readonly cpuUsPerRequest: Spread;
   readonly requests: number;
   readonly non2xx: number;
   readonly errors: number;
@@ -148,6 +153,7 @@ try {
       rps: spread(list.map((r) => r.rps), 0),
       p50Ms: spread(list.map((r) => r.p50Ms), 2),
       p99Ms: spread(list.map((r) => r.p99Ms), 2),
+      cpuUsPerRequest: spread(list.map((r) => r.cpuUsPerRequest), 1),
       requests: sum('requests'),
       non2xx: sum('non2xx'),
       errors: sum('errors'),

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import { parseArgs } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { coalesceWrites } from '../adapters/coalesced-writes';
 import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
 import { FileSessionStore } from '../adapters/file-session-store';
 import { startLocalServer, type RunningServer } from '../adapters/local-server';
@@ -180,6 +181,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
 
 export async function runServe(argv: string[]): Promise<void> {
   const options = parseServeArgs(argv);
+  // One log line per request: write each event-loop turn's lines at once, not one syscall per line.
+  coalesceWrites(process.stdout);
   const running = await startServe(options);
   // Human-readable too: the first thing a newcomer wants to know is where to point the gateway.
   // The prefix is a secret: name the option, never echo its value.
