@@ -60,6 +60,9 @@ export class DcvFunction extends NodejsFunction {
       bundling: {
         forceDockerBundling: false,
         minify: true,
+        // Error classes' names are part of the wire format ({"error":"NotFoundError",…}) and of the logs;
+        // without this, minification renames them (the deployed resolver answered {"error":"Ke",…}).
+        keepNames: true,
         sourceMap: true,
         format: OutputFormat.ESM,
         target: 'node22',
