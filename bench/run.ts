@@ -89,7 +89,7 @@ if (r.handler?.results) {
 }
 if (r.coldstart?.timings) {
   const sdk = r.coldstart.faster;
-  const t = r.coldstart.timings.find((x: Any) => x.name.startsWith(`resolver (SDK ${sdk})`));
+  const t = r.coldstart.timings.find((x: Any) => x.name.startsWith(`resolver (SDK ${sdk}) `));
   targets.push({ target: `resolver cold first answer < 1.5 × bare node (SDK ${sdk})`, value: `${t.ratioToBare} × wall, ${t.cpuRatioToBare} × CPU`, met: t.ratioToBare < 1.5 });
 }
 if (r.discovery?.runs) {
