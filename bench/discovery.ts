@@ -10,10 +10,12 @@ import { applyOfflineAwsEnv, cpuSeconds, progress, report, spread, startDynalite
  * 4. Discovery at fleet scale: a full reconcile of N tagged instances into an empty dynalite table, then
  * the same fleet again (nothing changed: it must write nothing). EC2 is mocked at the SDK
  * (aws-sdk-client-mock) with EC2's paging: 1,000 instances per page, one reservation per instance.
- * Args: [sizes, comma-separated] [repeats of each size].
+ * Args: [size:repeats,…], e.g. 1000:3,10000:3,50000:1 (the biggest fleet once: it takes minutes).
  */
-const sizes = (process.argv[2] ?? '1000,10000,50000').split(',').map(Number);
-const repeats = Number(process.argv[3] ?? 1);
+const plan = (process.argv[2] ?? '1000:3,10000:3,50000:1').split(',').map((entry) => {
+  const [size, repeats] = entry.split(':');
+  return { size: Number(size), repeats: Number(repeats ?? 1) };
+});
 const TABLE = 'DiscoverySessions';
 const PAGE = 1000;
 
@@ -166,7 +168,7 @@ function summarise(instances: number, run: DiscoveryRun['run'], records: RunReco
 
 applyOfflineAwsEnv();
 const runs: DiscoveryRun[] = [];
-for (const size of sizes) {
+for (const { size, repeats } of plan) {
   const fleet = Array.from({ length: size }, (_, n) => instance(n + 1));
   const ec2Mock = mockEc2(fleet);
   const fromEmpty: RunRecord[] = [];
@@ -193,4 +195,4 @@ for (const size of sizes) {
   }
   runs.push(summarise(size, 'from empty', fromEmpty), summarise(size, 'unchanged', unchanged));
 }
-await report({ repeats, pageSize: PAGE, runs });
+await report({ plan, pageSize: PAGE, runs });

@@ -39,7 +39,7 @@ const PLAN: Record<CaseName, [string, string[], number]> = {
   handler: ['handler.ts', quick ? ['2', '200'] : ['5', '400'], 180_000],
   server: ['server.ts', quick ? ['1', '3'] : ['3', '5'], 180_000],
   coldstart: ['coldstart.ts', quick ? ['5'] : ['15'], 300_000],
-  discovery: ['discovery.ts', quick ? ['1000,10000', '1'] : ['1000,10000,50000', '1'], 420_000],
+  discovery: ['discovery.ts', quick ? ['1000:1,10000:1'] : ['1000:3,10000:3,50000:1'], 600_000],
 };
 
 const started = new Date();
@@ -130,11 +130,21 @@ if (r.coldstart?.timings) {
   for (const t of r.coldstart.timings) row(t.name, fmt(t.ms), String(t.ratioToBare), fmt(t.cpuMs), String(t.cpuRatioToBare));
 }
 if (r.discovery?.runs) {
-  lines.push('', 'Discovery reconcile (EC2 mocked at the SDK, dynalite table)', '');
-  row('instances', 'run', 'seconds', 'DynamoDB writes', 'EC2 calls', 'peak heap MiB', 'peak RSS MiB');
-  row('---:', '---', '---:', '---:', '---:', '---:', '---:');
+  lines.push('', 'Discovery full reconcile (EC2 mocked at the SDK, 1,000 per page; dynalite table in its own process)', '');
+  row('instances', 'run', 'seconds', 'writes', 'deletes', 'EC2 calls', 'peak heap MiB', 'peak RSS MiB', 'CPU s: discovery / dynalite');
+  row('---:', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:');
   for (const x of r.discovery.runs) {
-    row(String(x.instances), x.run, fmt(x.seconds, 2), String(x.writes), String(x.ec2Calls), String(x.peakHeapMiB), String(x.peakRssMiB));
+    row(
+      String(x.instances),
+      `${x.run} (×${x.seconds.n})`,
+      fmt(x.seconds, 2),
+      String(x.writes),
+      String(x.deletes),
+      String(x.ec2Calls),
+      String(x.peakHeapMiB),
+      String(x.peakRssMiB),
+      `${x.discoveryCpuSeconds.median.toFixed(1)} / ${x.dynaliteCpuSeconds.median.toFixed(1)}`,
+    );
   }
 }
 if (targets.length) {
