@@ -145,7 +145,15 @@ export function createLocalServer(options: LocalServerOptions): Server {
     req.on('error', () => res.destroy());
   }
 
-  const server = options.tls ? createHttpsServer(options.tls, onRequest) : createHttpServer(onRequest);
+  // Host is not needed to answer; without this node itself sends a bodiless 400 to Host-less HTTP/1.1.
+  const serverOptions = { requireHostHeader: false };
+  const server = options.tls
+    ? createHttpsServer({ ...options.tls, ...serverOptions }, onRequest)
+    : createHttpServer(serverOptions, onRequest);
+  // An `Expect` other than 100-continue: node would answer a bodiless 417; keep every 4xx JSON.
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    sendJsonError(res, 417, 'ExpectationFailedError', 'only Expect: 100-continue is supported');
+  });
   // Malformed HTTP never reaches the handler: answer 400 with a JSON body and close.
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || error.code === 'ECONNRESET') {
@@ -153,8 +161,10 @@ export function createLocalServer(options: LocalServerOptions): Server {
       return;
     }
     const body = JSON.stringify({ error: 'BadRequestError', message: 'malformed HTTP request' });
+    // An answer to HEAD never carries a body (e.g. a HEAD whose head was too large), or the client desyncs.
+    const head = (error as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`,
     );
   });
   return server;
