@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { App, Duration, Stack } from 'aws-cdk-lib';
+import { App, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -36,7 +36,7 @@ beforeAll(() => {
   assemblyDir = assembly.directory;
   template = Template.fromJSON(assembly.getStackByName(stack.stackName).template);
   resources = (template.toJSON() as { Resources: Record<string, Json> }).Resources;
-});
+}, 180_000);
 
 afterAll(() => {
   if (outdir) rmSync(outdir, { recursive: true, force: true });
@@ -184,7 +184,6 @@ describe('stack props', () => {
     const fn = t.toJSON().Resources[fnId].Properties as Json;
     expect(fn).toMatchObject({ MemorySize: 512, Timeout: 3 });
     expect(t.toJSON().Resources[fn.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays).toBe(7);
-    expect(Stack.of(custom.resolver)).toBe(custom);
   });
 });
 
