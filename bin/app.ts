@@ -25,4 +25,7 @@ new DcvResolverStack(app, settings.stackName, {
   pathPrefix: settings.pathPrefix,
   invokerRoleArn: settings.invokerRoleArn,
   reservedConcurrency: settings.reservedConcurrency,
+  discovery: settings.discovery,
+  tagPrefix: settings.tagPrefix,
+  discoverySchedule: settings.discoveryScheduleMinutes ? Duration.minutes(settings.discoveryScheduleMinutes) : undefined,
 });

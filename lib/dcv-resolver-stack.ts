@@ -6,6 +6,7 @@ import type { Construct } from 'constructs';
 import { MISSING_ALLOW_LIST_MESSAGE, resolveAccessSettings, type AccessProps, type AccessSettings } from './access-settings';
 import { DcvFunction } from './dcv-function';
 import { exposeResolver } from './resolver-access';
+import { SessionDiscovery } from './session-discovery';
 
 const RESOLVER_ENTRY = fileURLToPath(new URL('../lambda/handlers/resolver.ts', import.meta.url));
 
@@ -26,6 +27,12 @@ export interface DcvResolverStackProps extends StackProps, AccessProps {
   readonly logRetention?: RetentionDays;
   /** Bundle the AWS SDK into the resolver. @default false (use the runtime's copy) */
   readonly bundleAwsSdk?: boolean;
+  /** Register sessions from EC2 instance tags (lib/session-discovery.ts). @default true */
+  readonly discovery?: boolean;
+  /** Discovery's tag prefix. @default 'dcv:' */
+  readonly tagPrefix?: string;
+  /** Discovery's full-reconcile interval. @default Duration.minutes(5) */
+  readonly discoverySchedule?: Duration;
 }
 
 /**
@@ -36,6 +43,7 @@ export class DcvResolverStack extends Stack {
   readonly table: Table;
   readonly resolver: DcvFunction;
   readonly access: AccessSettings;
+  readonly discovery?: SessionDiscovery;
 
   constructor(scope: Construct, id: string, props: DcvResolverStackProps = {}) {
     super(scope, id, props);
@@ -70,5 +78,16 @@ export class DcvResolverStack extends Stack {
     exposeResolver(this, this.resolver, access);
 
     new CfnOutput(this, 'SessionTableName', { value: this.table.tableName });
+
+    if (props.discovery ?? true) {
+      this.discovery = new SessionDiscovery(this, 'Discovery', {
+        table: this.table,
+        tagPrefix: props.tagPrefix,
+        schedule: props.discoverySchedule,
+        logRetention: props.logRetention,
+        bundleAwsSdk: props.bundleAwsSdk,
+      });
+      new CfnOutput(this, 'DiscoveryDeadLetterQueueUrl', { value: this.discovery.deadLetterQueue.queueUrl });
+    }
   }
 }

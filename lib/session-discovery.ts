@@ -143,7 +143,10 @@ export class SessionDiscovery extends Construct {
       true,
     );
     NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
-      { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter queue for discovery.' },
+      {
+        id: 'AwsSolutions-SQS3',
+        reason: 'This queue is itself the dead-letter queue for discovery; a queue behind it would only hold copies.',
+      },
       {
         id: 'Serverless-SQSRedrivePolicy',
         reason: 'This queue is itself the dead-letter queue; an operator reads and replays its messages by hand.',

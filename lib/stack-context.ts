@@ -1,3 +1,4 @@
+import { validateTagPrefix } from '../lambda/core/discovery/tag-parser';
 import { resolveAccessSettings, type AccessSettings } from './access-settings';
 
 /**
@@ -10,6 +11,10 @@ export interface StackContext extends AccessSettings {
   readonly resolverMemorySize?: number;
   readonly resolverTimeoutSeconds?: number;
   readonly bundleAwsSdk?: boolean;
+  /** EC2 tag discovery on/off (default on), its tag prefix and full-reconcile interval in minutes. */
+  readonly discovery?: boolean;
+  readonly tagPrefix?: string;
+  readonly discoveryScheduleMinutes?: number;
 }
 
 type Lookup = (key: string) => unknown;
@@ -48,6 +53,17 @@ export function contextList(lookup: Lookup, key: string): string[] | undefined {
   return parts.length > 0 ? parts : undefined;
 }
 
+/** A discovery tag prefix, validated by the same rule the function uses. Not trimmed: tags match literally. */
+export function contextTagPrefix(lookup: Lookup, key: string): string | undefined {
+  const value = lookup(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  try {
+    return validateTagPrefix(String(value));
+  } catch (error) {
+    throw new Error(`context '${key}': ${(error as Error).message}`);
+  }
+}
+
 /**
  * Reads and validates everything; throws with a message that names the context key to set. The access
  * rules (an allow-list or an explicit open endpoint in `network` mode) are enforced here, so the default
@@ -69,5 +85,8 @@ export function readStackContext(lookup: Lookup): StackContext {
     resolverMemorySize: contextInt(lookup, 'resolverMemorySize', 128, 10240),
     resolverTimeoutSeconds: contextInt(lookup, 'resolverTimeoutSeconds', 1, 900),
     bundleAwsSdk: contextBool(lookup, 'bundleAwsSdk'),
+    discovery: contextBool(lookup, 'discovery'),
+    tagPrefix: contextTagPrefix(lookup, 'tagPrefix'),
+    discoveryScheduleMinutes: contextInt(lookup, 'discoveryScheduleMinutes', 1, 1440),
   };
 }

@@ -6,7 +6,9 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 import { SessionDiscovery, type SessionDiscoveryProps } from '../../lib/session-discovery';
+import { readStackContext } from '../../lib/stack-context';
 
 const outdirs: string[] = [];
 afterAll(() => {
@@ -148,5 +150,47 @@ describe('SessionDiscovery props', () => {
     [{ schedule: Duration.seconds(90) }, /whole number of minutes/],
   ])('refuses %j', (props, message) => {
     expect(() => synth(props)).toThrow(message);
+  });
+});
+
+describe('DcvResolverStack wiring and context', () => {
+  const access = { allowedSourceCidrs: ['203.0.113.10/32'] };
+
+  function stackTemplate(props: Partial<DcvResolverStackProps>) {
+    const outdir = mkdtempSync(join(tmpdir(), 'dcv-discovery-stack-'));
+    outdirs.push(outdir);
+    return Template.fromStack(new DcvResolverStack(new App({ outdir }), 'Wired', { ...access, ...props }));
+  }
+
+  it('discovery is on by default, on the stack table, with the given prefix and schedule', () => {
+    const template = stackTemplate({ tagPrefix: 'team:', discoverySchedule: Duration.minutes(10) });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ TAG_PREFIX: 'team:', TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') } }) },
+    });
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(10 minutes)' });
+    template.resourceCountIs('AWS::Events::Rule', 3);
+    template.hasOutput('DiscoveryDeadLetterQueueUrl', {});
+  });
+
+  it('discovery: false leaves it out entirely', () => {
+    const template = stackTemplate({ discovery: false });
+    template.resourceCountIs('AWS::Events::Rule', 0);
+    template.resourceCountIs('AWS::SQS::Queue', 0);
+    expect(JSON.stringify(template.toJSON())).not.toContain('ec2:DescribeInstances');
+  });
+
+  it('reads discovery, tagPrefix and discoveryScheduleMinutes from context', () => {
+    const context: Record<string, unknown> = { ...access, discovery: 'false', tagPrefix: 'corp/', discoveryScheduleMinutes: '15' };
+    expect(readStackContext((k) => context[k])).toMatchObject({ discovery: false, tagPrefix: 'corp/', discoveryScheduleMinutes: 15 });
+    expect(readStackContext((k) => (access as Record<string, unknown>)[k])).toMatchObject({ discovery: undefined, tagPrefix: undefined, discoveryScheduleMinutes: undefined });
+  });
+
+  it.each([
+    [{ tagPrefix: 'aws:x' }, /context 'tagPrefix': .*reserved/],
+    [{ discoveryScheduleMinutes: '0' }, /context 'discoveryScheduleMinutes' must be an integer from 1 to 1440/],
+    [{ discovery: 'yes' }, /context 'discovery' must be true or false/],
+  ])('refuses context %j', (bad, message) => {
+    const context: Record<string, unknown> = { ...access, ...bad };
+    expect(() => readStackContext((k) => context[k])).toThrow(message);
   });
 });
