@@ -46,6 +46,8 @@ export function createResolveDynamoClient(options: DynamoClientOptions = {}): Dy
     requestHandler: new NodeHttpHandler({
       connectionTimeout: options.connectionTimeoutMs ?? 500,
       requestTimeout: options.requestTimeoutMs ?? 1000,
+      // Without this, smithy only logs a warning when requestTimeout passes and the request keeps hanging.
+      throwOnRequestTimeout: true,
     }),
   });
 }
