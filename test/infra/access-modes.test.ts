@@ -27,27 +27,30 @@ afterAll(() => {
 
 type Json = Record<string, any>;
 
-/** Every IAM action each Lambda function's role may perform, with its resources, from the template. */
-function permissionsByFunction(template: Template): Map<string, { actions: string[]; resources: unknown[] }> {
+interface Statement {
+  readonly actions: string[];
+  readonly resources: unknown[];
+}
+
+/** Every IAM statement each Lambda function's role has, from the template (no managed policies). */
+function permissionsByFunction(template: Template): Map<string, { actions: string[]; statements: Statement[] }> {
   const json = template.toJSON() as { Resources: Record<string, Json> };
-  const out = new Map<string, { actions: string[]; resources: unknown[] }>();
+  const out = new Map<string, { actions: string[]; statements: Statement[] }>();
   const functions = Object.entries(json.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
   for (const [fnId, fn] of functions) {
     const roleId = fn.Properties.Role['Fn::GetAtt'][0] as string;
     const role = json.Resources[roleId]!;
     expect(role.Properties.ManagedPolicyArns ?? [], `${roleId} has managed policies`).toEqual([]);
-    const actions: string[] = [];
-    const resources: unknown[] = [];
+    const statements: Statement[] = [];
     for (const policy of Object.values(json.Resources)) {
       if (policy.Type !== 'AWS::IAM::Policy') continue;
       if (!policy.Properties.Roles.some((r: Json) => r.Ref === roleId)) continue;
       for (const st of policy.Properties.PolicyDocument.Statement) {
         expect(st.Effect).toBe('Allow');
-        actions.push(...[st.Action].flat());
-        resources.push(...[st.Resource].flat());
+        statements.push({ actions: [st.Action].flat(), resources: [st.Resource].flat() });
       }
     }
-    out.set(fnId, { actions: actions.sort(), resources });
+    out.set(fnId, { actions: statements.flatMap((st) => st.actions).sort(), statements });
   }
   return out;
 }
@@ -58,6 +61,23 @@ function onlyResourceOfType(template: Template, type: string): Json {
   return found[0]!.Properties as Json;
 }
 
+/** The resolver function's properties (the stack also holds the discovery function). */
+function resolverFunction(template: Template): Json {
+  const found = Object.entries(template.findResources('AWS::Lambda::Function')).filter(([id]) => /^Resolver[0-9A-F]{8}$/.test(id));
+  expect(found).toHaveLength(1);
+  return found[0]![1].Properties as Json;
+}
+
+/** Resource-policy statements on the resolver function. */
+function resolverPermissions(template: Template): Json[] {
+  return Object.values(template.findResources('AWS::Lambda::Permission'))
+    .map((p) => p.Properties as Json)
+    .filter((p) => /^Resolver[0-9A-F]{8}$/.test(p.FunctionName['Fn::GetAtt'][0]));
+}
+
+/** Actions AWS does not scope to a resource: the only place '*' is acceptable. */
+const NO_RESOURCE_LEVEL = new Set(['ec2:DescribeInstances']);
+
 describe('network mode (allow-list and prefix)', () => {
   let template: Template;
   beforeAll(() => {
@@ -66,7 +86,7 @@ describe('network mode (allow-list and prefix)', () => {
 
   it('has a NONE Function URL with both resource-policy statements it needs', () => {
     expect(onlyResourceOfType(template, 'AWS::Lambda::Url').AuthType).toBe('NONE');
-    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+    const permissions = resolverPermissions(template);
     expect(permissions).toHaveLength(2);
     expect(permissions).toContainEqual(
       expect.objectContaining({ Action: 'lambda:InvokeFunctionUrl', FunctionUrlAuthType: 'NONE', Principal: '*' }),
@@ -77,7 +97,7 @@ describe('network mode (allow-list and prefix)', () => {
   });
 
   it('passes the allow-list and the prefix to the function and caps concurrency by default', () => {
-    const fn = onlyResourceOfType(template, 'AWS::Lambda::Function');
+    const fn = resolverFunction(template);
     expect(fn.Environment.Variables).toMatchObject({
       ALLOWED_SOURCE_CIDRS: '203.0.113.10/32,2001:db8:1::/64',
       PATH_PREFIX: 'k3y-9',
@@ -94,15 +114,34 @@ describe('network mode (allow-list and prefix)', () => {
 
   it('grants each function exactly the actions it uses, on specific resources', () => {
     const perms = permissionsByFunction(template);
-    const resolverId = [...perms.keys()].find((id) => id.startsWith('Resolver'))!;
-    expect(perms.get(resolverId)!.actions).toEqual(['dynamodb:GetItem', 'logs:CreateLogStream', 'logs:PutLogEvents']);
-    const resolver = perms.get(resolverId)!;
-    expect(resolver.resources).toContainEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] });
-    expect(resolver.resources).toContainEqual({ 'Fn::GetAtt': [expect.stringMatching(/^ResolverLogs/), 'Arn'] });
-    for (const [fnId, { resources }] of perms) {
-      for (const resource of resources) {
-        // A literal '*' (or 'arn:…:*') would be a wildcard; GetAtt/Ref point at one resource.
-        expect(typeof resource === 'string' && resource.includes('*'), `${fnId}: ${JSON.stringify(resource)}`).toBe(false);
+    const byPrefix = (prefix: string) => perms.get([...perms.keys()].find((id) => id.startsWith(prefix))!)!;
+    const resolver = byPrefix('Resolver');
+    expect(resolver.actions).toEqual(['dynamodb:GetItem', 'logs:CreateLogStream', 'logs:PutLogEvents']);
+    expect(resolver.statements).toContainEqual({ actions: ['dynamodb:GetItem'], resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] }] });
+    expect(resolver.statements).toContainEqual({
+      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^ResolverLogs/), 'Arn'] }],
+    });
+    const discovery = byPrefix('DiscoveryFunction');
+    expect(discovery.actions).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:PutItem',
+      'dynamodb:Scan',
+      'ec2:DescribeInstances',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+    ]);
+    expect(perms.size).toBe(2);
+    for (const [fnId, { statements }] of perms) {
+      for (const { actions, resources } of statements) {
+        for (const resource of resources) {
+          // A literal '*' (or 'arn:…:*') is a wildcard; GetAtt/Ref point at one resource.
+          const wildcard = typeof resource === 'string' && resource.includes('*');
+          if (wildcard) expect(actions.every((a) => NO_RESOURCE_LEVEL.has(a)), `${fnId}: ${actions.join(',')} on ${resource}`).toBe(true);
+        }
       }
     }
   });
@@ -111,7 +150,7 @@ describe('network mode (allow-list and prefix)', () => {
 describe('network mode, open on purpose', () => {
   it('deploys without an allow-list only when allowAnySource is true', () => {
     const { stack, template } = synth({ allowAnySource: true, reservedConcurrency: 3 });
-    const fn = onlyResourceOfType(template, 'AWS::Lambda::Function');
+    const fn = resolverFunction(template);
     expect(fn.Environment.Variables.ALLOWED_SOURCE_CIDRS).toBeUndefined();
     expect(fn.Environment.Variables.PATH_PREFIX).toBeUndefined();
     expect(fn.ReservedConcurrentExecutions).toBe(3);
@@ -134,7 +173,7 @@ describe('iam mode', () => {
 
   it('has an AWS_IAM Function URL that only the named role may invoke', () => {
     expect(onlyResourceOfType(template, 'AWS::Lambda::Url').AuthType).toBe('AWS_IAM');
-    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')).map((p) => p.Properties);
+    const permissions = resolverPermissions(template);
     expect(permissions).toHaveLength(2);
     for (const p of permissions) expect(p.Principal).toBe(ROLE);
     expect(permissions).toContainEqual(
@@ -142,14 +181,18 @@ describe('iam mode', () => {
     );
     expect(permissions).toContainEqual(expect.objectContaining({ Action: 'lambda:InvokeFunction', InvokedViaFunctionUrl: true }));
     // The grant lives in the function's resource policy: the stack never edits the caller's role.
-    expect(Object.keys(template.findResources('AWS::IAM::Role'))).toEqual([expect.stringMatching(/^ResolverRole/)]);
+    for (const role of Object.values(template.findResources('AWS::IAM::Role'))) {
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ]);
+    }
     for (const policy of Object.values(template.findResources('AWS::IAM::Policy'))) {
       expect(JSON.stringify(policy)).not.toContain('lambda:Invoke');
     }
   });
 
   it('sets the reserved concurrency given and tells the operator to run the proxy', () => {
-    expect(onlyResourceOfType(template, 'AWS::Lambda::Function').ReservedConcurrentExecutions).toBe(25);
+    expect(resolverFunction(template).ReservedConcurrentExecutions).toBe(25);
     const outputs = template.toJSON().Outputs as Json;
     expect(JSON.stringify(outputs.ProxyCommand.Value)).toContain('npx dcv-resolver proxy --target ');
     expect(outputs.GatewayResolverUrl.Value).toBe('http://127.0.0.1:9000');
