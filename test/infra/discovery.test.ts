@@ -136,13 +136,6 @@ describe('SessionDiscovery construct', () => {
 });
 
 describe('SessionDiscovery props', () => {
-  it('tag prefix and schedule are configurable', () => {
-    const { template } = synth({ tagPrefix: 'corp/dcv-', schedule: Duration.minutes(15) });
-    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ TAG_PREFIX: 'corp/dcv-' }) } });
-    template.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: Match.objectLike({ 'changed-tag-keys': [{ prefix: 'corp/dcv-' }] }) }) });
-    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
-  });
-
   it.each([
     [{ tagPrefix: 'aws:x' }, /reserved/],
     [{ tagPrefix: '' }, /must not be empty/],
@@ -164,6 +157,7 @@ describe('DcvResolverStack wiring and context', () => {
 
   it('discovery is on by default, on the stack table, with the given prefix and schedule', () => {
     const template = stackTemplate({ tagPrefix: 'team:', discoverySchedule: Duration.minutes(10) });
+    template.hasResourceProperties('AWS::Events::Rule', { EventPattern: Match.objectLike({ detail: Match.objectLike({ 'changed-tag-keys': [{ prefix: 'team:' }] }) }) });
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ TAG_PREFIX: 'team:', TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') } }) },
     });
