@@ -38,7 +38,7 @@ const outFile = values.out ?? (values.only || quick ? undefined : join(ROOT, 'be
 const PLAN: Record<CaseName, [string, string[], number]> = {
   handler: ['handler.ts', quick ? ['2', '200'] : ['5', '400'], 180_000],
   server: ['server.ts', quick ? ['1', '3'] : ['3', '5'], 180_000],
-  coldstart: ['coldstart.ts', quick ? ['5'] : ['15'], 300_000],
+  coldstart: ['coldstart.ts', quick ? ['5'] : ['11'], 300_000],
   discovery: ['discovery.ts', quick ? ['1000:1,10000:1'] : ['1000:3,10000:3,50000:1'], 600_000],
 };
 
