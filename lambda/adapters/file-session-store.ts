@@ -12,7 +12,8 @@ import type { SessionStore } from '../core/session-store';
 export function parseSessionsFile(text: string, file: string): Map<string, RawItem> {
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    // Windows editors often save UTF-8 with a byte-order mark, which JSON.parse rejects.
+    data = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (error) {
     throw new ConfigError(`${file}: not valid JSON (${(error as Error).message})`);
   }

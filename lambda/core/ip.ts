@@ -31,11 +31,15 @@ export function parseIp(input: string): ParsedIp | undefined {
 export function parseClientAddress(input: string): ParsedIp | undefined {
   const direct = parseIp(input);
   if (direct) return direct;
-  const bracketed = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(input);
-  if (bracketed) return parseIp(bracketed[1]!);
-  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(input);
-  if (v4WithPort) return parseIp(v4WithPort[1]!);
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(input);
+  if (bracketed) return validPort(bracketed[2]) ? parseIp(bracketed[1]!) : undefined;
+  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(input);
+  if (v4WithPort) return validPort(v4WithPort[2]) ? parseIp(v4WithPort[1]!) : undefined;
   return undefined;
+}
+
+function validPort(text: string | undefined): boolean {
+  return text === undefined || Number(text) <= 65535;
 }
 
 export interface Cidr {

@@ -43,6 +43,11 @@ describe('parseSessionsFile', () => {
     expect(items.get('odd')).toEqual({ SessionId: 'odd', HttpPort: 'not validated here' });
   });
 
+  it('accepts a file saved with a UTF-8 byte-order mark (Windows editors)', () => {
+    const items = parseSessionsFile(`\ufeff${JSON.stringify([CONSOLE])}`, 'f.json');
+    expect(items.get('console')).toEqual(CONSOLE);
+  });
+
   it('accepts an empty array', () => {
     expect(parseSessionsFile('[]', 'f.json').size).toBe(0);
   });

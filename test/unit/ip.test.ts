@@ -53,6 +53,8 @@ describe('parseClientAddress (the gateway’s clientIpAddress)', () => {
     ['brackets around a host name', '[example.com]:443'],
     ['a list of addresses', '203.0.113.25, 198.51.100.4'],
     ['a CIDR', '203.0.113.0/24'],
+    ['an IPv4 with a port above 65535', '203.0.113.25:99999'],
+    ['a bracketed IPv6 with a port above 65535', '[2001:db8::25]:65536'],
   ])('rejects %s', (_name, input) => {
     expect(parseClientAddress(input)).toBeUndefined();
   });
