@@ -362,3 +362,34 @@ it('table() sees a delete immediately', async () => {
   await db.send(new DeleteItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's1' } } }));
   expect((await table()).has('s1')).toBe(false);
 });
+
+describe('conditional writes match every attribute type an operator can leave on an item', () => {
+  const odd = (id: string) => ({
+    SessionId: { S: id },
+    DcvServerEndpoint: { S: '10.9.9.9' },
+    HttpPort: { S: '8443' }, // typed as a string in the console
+    AllowedClientCidrs: { L: [{ S: '10.0.0.0/8' }, { S: '192.168.0.0/16' }] },
+    Source: { S: 'ec2' },
+    InstanceId: { S: 'i-0fffffffffffffff0' },
+    Notes: { M: { owner: { S: 'ops' }, tickets: { L: [{ N: '1' }, { N: '2' }] } } },
+    Flags: { SS: ['b', 'a'] },
+    Cleared: { NULL: true },
+  });
+
+  it('an unchanged item is removed; the same item edited after the read is left alone', async () => {
+    await db.send(new PutItemCommand({ TableName: TABLE, Item: odd('odd-1') }));
+    await db.send(new PutItemCommand({ TableName: TABLE, Item: odd('odd-2') }));
+    const store = new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() });
+    const snapshot = await store.read();
+    const [one, two] = ['odd-1', 'odd-2'].map((id) => snapshot.current.find((c) => c.sessionId === id)!);
+    // Edit odd-2 deep inside the map after the read.
+    await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 'odd-2' } }, UpdateExpression: 'SET Notes.tickets[1] = :n', ExpressionAttributeValues: { ':n': { N: '3' } } }));
+    const removeOne = await store.apply({ kind: 'remove', sessionId: 'odd-1', previous: one!, reason: 'test' }, 'now');
+    const removeTwo = await store.apply({ kind: 'remove', sessionId: 'odd-2', previous: two!, reason: 'test' }, 'now');
+    expect(removeOne).toEqual({ status: 'applied' });
+    expect(removeTwo).toEqual({ status: 'skipped', reason: SKIPPED_EDITED });
+    const items = await table();
+    expect(items.has('odd-1')).toBe(false);
+    expect(items.get('odd-2')).toMatchObject({ Notes: { owner: 'ops', tickets: [1, 3] } });
+  });
+});
