@@ -10,13 +10,15 @@ import { AccessSettingsError, MISSING_ALLOW_LIST_MESSAGE } from '../../lib/acces
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 import { readStackContext } from '../../lib/stack-context';
 
+/** These tests read the template only: skip esbuild bundling of the function code (seconds per synth). */
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const ROLE = 'arn:aws:iam::123456789012:role/DcvGatewayHost';
 const outdirs: string[] = [];
 
 function synth(props: DcvResolverStackProps): { stack: DcvResolverStack; template: Template } {
   const outdir = mkdtempSync(join(tmpdir(), 'dcv-access-'));
   outdirs.push(outdir);
-  const app = new App({ outdir });
+  const app = new App({ outdir, context: NO_BUNDLING });
   const stack = new DcvResolverStack(app, 'T', props);
   return { stack, template: Template.fromStack(stack) };
 }

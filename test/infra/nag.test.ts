@@ -7,6 +7,8 @@ import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 
+/** These tests read the template only: skip esbuild bundling of the function code (seconds per synth). */
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 const outdirs: string[] = [];
 afterAll(() => {
   for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
@@ -16,7 +18,7 @@ afterAll(() => {
 function nagFindings(props: DcvResolverStackProps): { findings: string[]; stack: DcvResolverStack } {
   const outdir = mkdtempSync(join(tmpdir(), 'dcv-nag-'));
   outdirs.push(outdir);
-  const app = new App({ outdir });
+  const app = new App({ outdir, context: NO_BUNDLING });
   const stack = new DcvResolverStack(app, 'Nag', props);
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
@@ -66,7 +68,7 @@ describe.each<[string, DcvResolverStackProps]>([
 it('really runs the checks: an unacknowledged finding is reported', () => {
   const outdir = mkdtempSync(join(tmpdir(), 'dcv-nag-'));
   outdirs.push(outdir);
-  const app = new App({ outdir });
+  const app = new App({ outdir, context: NO_BUNDLING });
   const stack = new DcvResolverStack(app, 'Nag', { allowAnySource: true });
   // Dropping the resolver's acknowledgements must surface its findings again.
   (stack.resolver.node.defaultChild as CfnResource).addMetadata('cdk_nag', { rules_to_suppress: [] });
