@@ -6,7 +6,7 @@ import {
   PutItemCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { boundedHttpHandler } from './sdk-http-handler';
 import type { Change, CurrentItem } from '../core/discovery/reconcile';
 import type { DiscoveryTable, TableSnapshot, WriteOutcome } from '../core/discovery/run-discovery';
 import type { Log } from '../core/log';
@@ -35,7 +35,7 @@ export const SKIPPED_EDITED = 'item changed since it was read (edited by hand or
 export function createDiscoveryDynamoClient(): DynamoDBClient {
   return new DynamoDBClient({
     maxAttempts: 8,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 2000, requestTimeout: 10_000 }),
+    requestHandler: boundedHttpHandler({ connectionTimeoutMs: 2000, requestTimeoutMs: 10_000 }),
   });
 }
 

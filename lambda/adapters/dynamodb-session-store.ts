@@ -1,7 +1,7 @@
 import { DynamoDBClient, GetItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { RawItem } from '../core/session-record';
 import type { SessionStore } from '../core/session-store';
+import { boundedHttpHandler } from './sdk-http-handler';
 
 /**
  * Lenient conversion of a DynamoDB item to plain values. Unlike util-dynamodb's unmarshall it never
@@ -43,11 +43,9 @@ export interface DynamoClientOptions {
 export function createResolveDynamoClient(options: DynamoClientOptions = {}): DynamoDBClient {
   return new DynamoDBClient({
     maxAttempts: options.maxAttempts ?? 2,
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: options.connectionTimeoutMs ?? 500,
-      requestTimeout: options.requestTimeoutMs ?? 1000,
-      // Without this, smithy only logs a warning when requestTimeout passes and the request keeps hanging.
-      throwOnRequestTimeout: true,
+    requestHandler: boundedHttpHandler({
+      connectionTimeoutMs: options.connectionTimeoutMs ?? 500,
+      requestTimeoutMs: options.requestTimeoutMs ?? 1000,
     }),
   });
 }

@@ -1,5 +1,5 @@
 import { EC2Client, paginateDescribeInstances, type DescribeInstancesCommandOutput, type Instance } from '@aws-sdk/client-ec2';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { boundedHttpHandler } from './sdk-http-handler';
 import type { InstanceSource } from '../core/discovery/run-discovery';
 import type { InstanceInfo } from '../core/discovery/tag-parser';
 
@@ -77,7 +77,7 @@ function instancesOf(page: DescribeInstancesCommandOutput): InstanceInfo[] {
 export function createDiscoveryEc2Client(): EC2Client {
   return new EC2Client({
     maxAttempts: 3,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 3000, requestTimeout: 20_000 }),
+    requestHandler: boundedHttpHandler({ connectionTimeoutMs: 3000, requestTimeoutMs: 20_000 }),
   });
 }
 
