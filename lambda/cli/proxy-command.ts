@@ -5,6 +5,7 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smit
 import { createLogger } from '../adapters/logger';
 import { parseTargetUrl, regionFromFunctionUrl, startSigV4Proxy, type RunningProxy } from '../adapters/sigv4-proxy';
 import { CliError } from './cli-error';
+import { stopOnSignal } from './stop-on-signal';
 
 export const PROXY_USAGE = `Usage: dcv-resolver proxy --target URL [options]
 
@@ -114,13 +115,5 @@ export async function startProxy(
 export async function runProxy(argv: string[]): Promise<void> {
   const running = await startProxy(parseProxyArgs(argv));
   process.stderr.write(`dcv-resolver: proxy on ${running.url} signing for ${running.region} (gateway: [resolver] url = '${running.url}')\n`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`dcv-resolver: ${signal}, shutting down\n`);
-    running.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignal(running);
 }

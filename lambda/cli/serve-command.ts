@@ -13,6 +13,7 @@ import { CidrSet } from '../core/ip';
 import type { SessionStore } from '../core/session-store';
 import { createResolverHandler } from '../handlers/resolver-handler';
 import { CliError } from './cli-error';
+import { stopOnSignal } from './stop-on-signal';
 
 export const SERVE_USAGE = `Usage: dcv-resolver serve (--sessions FILE | --table NAME) [options]
 
@@ -188,13 +189,5 @@ export async function runServe(argv: string[]): Promise<void> {
   // The prefix is a secret: name the option, never echo its value.
   const gatewayUrl = options.pathPrefix ? `${running.url}/<--path-prefix value>` : running.url;
   process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${gatewayUrl}')\n`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`dcv-resolver: ${signal}, shutting down\n`);
-    running.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignal(running);
 }
