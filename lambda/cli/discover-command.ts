@@ -12,7 +12,8 @@ import { CliError } from './cli-error';
 export const DISCOVER_USAGE = `Usage: dcv-resolver discover --table NAME [options]
 
 Makes the table's discovered sessions (Source = ec2) match the running EC2 instances tagged
-<prefix>session-id: adds, changes and removes discovered items; never touches any other item.
+<prefix>session-id: adds, changes and removes discovered items; never touches any other item,
+nor a discovered item edited by hand since discovery wrote it (listed as a conflict).
 
   --table NAME         the session table
   --tag-prefix PREFIX  tag prefix (default ${DEFAULT_TAG_PREFIX})

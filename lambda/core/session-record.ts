@@ -31,6 +31,8 @@ export const Attr = {
   InstanceId: 'InstanceId',
   InstanceState: 'InstanceState',
   UpdatedAt: 'UpdatedAt',
+  /** Fingerprint of the item as discovery wrote it (see core/discovery/fingerprint.ts). */
+  DiscoveredHash: 'DiscoveredHash',
 } as const;
 
 export type RecordSource = 'manual' | 'ec2';
@@ -121,6 +123,7 @@ const itemSchema = z.object({
   InstanceId: z.string().optional(),
   InstanceState: z.string().optional(),
   UpdatedAt: z.string().optional(),
+  DiscoveredHash: z.string().optional(),
 });
 
 export type ParseResult = { ok: true; record: SessionRecord } | { ok: false; reason: string };

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { CliError } from '../../lambda/cli/cli-error';
@@ -106,6 +106,24 @@ describe('dcv-resolver discover', () => {
     ]);
     expect(json.removed).toEqual([{ sessionId: 'desktop', instanceId: instanceIdOf(2), reason: `instance ${instanceIdOf(2)} is stopped` }]);
     expect((await tableItems()).has('desktop')).toBe(false);
+  });
+
+  it('an item edited by hand is left alone and listed as an edited conflict (table and JSON)', async () => {
+    await dynamo.client().send(
+      new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 'console' } }, UpdateExpression: 'SET HttpPort = :p', ExpressionAttributeValues: { ':p': { N: '9000' } } }),
+    );
+    const before = await tableItems();
+    const run = await cli(['discover', '--table', TABLE]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(
+      new RegExp(`^conflict\\s+console\\s+${instanceIdOf(1)}\\s+edited by hand since discovery wrote it; left alone — set Source = manual to keep it, or delete the item to let discovery manage it again$`, 'm'),
+    );
+    expect(run.stdout).toMatch(/5 tagged instances, 0 added, 0 changed, 0 removed, 0 unchanged, 2 conflicts, 1 unparsable$/m);
+    const json = JSON.parse((await cli(['discover', '--table', TABLE, '--json'])).stdout);
+    expect(json.conflicts).toContainEqual({ kind: 'edited', sessionId: 'console', instanceId: instanceIdOf(1), reason: expect.stringMatching(/^edited by hand/) });
+    expect(json.counts).toMatchObject({ changed: 0, removed: 0, puts: 0, deletes: 0, conflicts: 2 });
+    expect(await tableItems()).toEqual(before);
+    expect(before.get('console')).toMatchObject({ HttpPort: 9000, Source: 'ec2' });
   });
 
   it('an EC2 failure exits 1 and changes nothing', async () => {

@@ -6,9 +6,11 @@ import { DynamoDbDiscoveryTable, SKIPPED_EDITED, SKIPPED_NEW } from '../../lambd
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { Ec2InstanceSource } from '../../lambda/adapters/ec2-instance-source';
 import { createLogger } from '../../lambda/adapters/logger';
+import { isUntouchedSinceDiscovery } from '../../lambda/core/discovery/fingerprint';
+import { EDITED_REASON } from '../../lambda/core/discovery/reconcile';
 import { DiscoveryService, type DiscoveryTable } from '../../lambda/core/discovery/run-discovery';
 import type { RawItem } from '../../lambda/core/session-record';
-import { runFullReconcile } from '../../lambda/discovery/discovery-runner';
+import { runFullReconcile, type FullReconcileReport } from '../../lambda/discovery/discovery-runner';
 import { createDiscoveryHandler } from '../../lambda/handlers/discovery-handler';
 import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
@@ -107,8 +109,11 @@ describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
       InstanceId: instanceIdOf(7),
       InstanceState: 'running',
       UpdatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      DiscoveredHash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(items.get(instanceIdOf(20))).toMatchObject({ TargetSessionId: 'console', InstanceId: instanceIdOf(20) });
+    // Written, then read back through DynamoDB's types: every item still matches its fingerprint.
+    for (const item of items.values()) expect(isUntouchedSinceDiscovery(item)).toBe(true);
   });
 
   it('a second run over the unchanged fleet writes nothing', async () => {
@@ -196,11 +201,113 @@ describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
     expect(items.get('late-manual')).toEqual({ SessionId: 'late-manual', DcvServerEndpoint: '10.1.1.1', Source: 'manual' });
     expect(items.get('s303')).toMatchObject({ HttpPort: 7443 });
 
-    // Documented behaviour: those items still say Source = ec2, so the next run reconciles them to the
-    // tags; an operator keeps an item by setting Source = manual (late-manual stays untouched).
+    // They still say Source = ec2, but they no longer match what discovery wrote: the next run leaves them
+    // alone too and reports them (late-manual stays untouched as well).
+    const edited = await table();
     const next = await reconcile();
-    expect(next.result.applied.map((c) => `${c.kind} ${c.sessionId}`)).toEqual(['remove s301', 'change s304']);
-    expect((await table()).get('late-manual')).toMatchObject({ Source: 'manual' });
+    expect(next.result.applied).toEqual([]);
+    expect(next.result.plan.conflicts.filter((c) => c.kind === 'edited').map((c) => [c.sessionId, c.instanceId])).toEqual([
+      ['s301', instanceIdOf(301)],
+      ['s304', instanceIdOf(304)],
+    ]);
+    const after = await table();
+    for (const id of ['s301', 's304', 'late-manual']) expect(after.get(id)).toEqual(edited.get(id));
+  });
+
+  it('an item edited by hand between runs is never overwritten or removed; deleting it hands it back', async () => {
+    const id = 's701';
+    const instanceId = instanceIdOf(701);
+    // The operator edits the discovered item in the console (an UpdateItem), leaving Source = ec2.
+    await db.send(
+      new UpdateItemCommand({
+        TableName: TABLE,
+        Key: { SessionId: { S: id } },
+        UpdateExpression: 'SET HttpPort = :p, DcvServerEndpoint = :e',
+        ExpressionAttributeValues: { ':p': { N: '9999' }, ':e': { S: 'desk-701.example.com' } },
+      }),
+    );
+    const editedItem = (await table()).get(id)!;
+    expect(editedItem).toMatchObject({ HttpPort: 9999, DcvServerEndpoint: 'desk-701.example.com', Source: 'ec2', InstanceId: instanceId });
+    const conflict = { kind: 'edited', sessionId: id, instanceId, reason: EDITED_REASON };
+    const conflictsOn = (report: FullReconcileReport) => report.result.plan.conflicts.filter((c) => c.sessionId === id);
+
+    // Next run: nothing written, the item exactly as the operator left it, reported once (and logged).
+    const log = new RecordingLog();
+    let before = countWrites();
+    let report = await reconcile({ log });
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(report.result.counts).toMatchObject({ added: 0, changed: 0, removed: 0, skipped: 0, failed: 0 });
+    expect(conflictsOn(report)).toEqual([conflict]);
+    expect((await table()).get(id)).toEqual(editedItem);
+    expect(log.entries.some((e) => e.level === 'warn' && e.fields.sessionId === id && e.fields.kind === 'edited')).toBe(true);
+
+    // The tags change as well: still not overwritten.
+    fleet.setTags(instanceId, { 'dcv:session-id': id, 'dcv:port': '7443' });
+    before = countWrites();
+    report = await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(conflictsOn(report)).toEqual([conflict]);
+
+    // The instance stops: neither the full run nor the state-change event removes the item.
+    fleet.setState(instanceId, 'stopped');
+    before = countWrites();
+    report = await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(conflictsOn(report)).toEqual([conflict]);
+    const service = new DiscoveryService(
+      new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }),
+      new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }),
+      { log: new RecordingLog() },
+    );
+    const event = await service.reconcileInstances([instanceId], 'state-change stopped');
+    expect(event.counts).toMatchObject({ removed: 0, puts: 0, deletes: 0, conflicts: 1 });
+    expect(event.plan.conflicts).toEqual([conflict]);
+    expect((await table()).get(id)).toEqual(editedItem);
+
+    // The operator deletes the item and the instance runs again: discovery registers it afresh, from the tags.
+    await db.send(new DeleteItemCommand({ TableName: TABLE, Key: { SessionId: { S: id } } }));
+    fleet.setState(instanceId, 'running');
+    before = countWrites();
+    report = await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 1, deletes: 0 });
+    expect(report.result.counts).toMatchObject({ added: 1, changed: 0, removed: 0 });
+    expect(conflictsOn(report)).toEqual([]);
+    const recreated = (await table()).get(id)!;
+    expect(recreated).toMatchObject({ HttpPort: 7443, DcvServerEndpoint: '10.0.2.189', Source: 'ec2', InstanceId: instanceId });
+    expect(isUntouchedSinceDiscovery(recreated)).toBe(true);
+
+    // Discovery's again: an unchanged fleet writes nothing, and the next stop removes it.
+    before = countWrites();
+    await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    fleet.setState(instanceId, 'stopped');
+    report = await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 1 });
+    expect(report.result.applied.map((c) => `${c.kind} ${c.sessionId}`)).toEqual([`remove ${id}`]);
+    expect((await table()).has(id)).toBe(false);
+  });
+
+  it('a Source = ec2 item created by hand (no DiscoveredHash) is left alone, even for a stopped or claiming instance', async () => {
+    // Instance 101 has been stopped since an earlier test; instance 702 runs and claims s702.
+    const byHand = (sessionId: string, instance: number) => ({
+      SessionId: { S: sessionId },
+      DcvServerEndpoint: { S: '10.77.0.1' },
+      Source: { S: 'ec2' },
+      InstanceId: { S: instanceIdOf(instance) },
+    });
+    await db.send(new PutItemCommand({ TableName: TABLE, Item: byHand('handmade', 101) }));
+    await db.send(new DeleteItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's702' } } }));
+    await db.send(new PutItemCommand({ TableName: TABLE, Item: byHand('s702', 702) }));
+    const before = countWrites();
+    const report = await reconcile();
+    expect(writesSince(before)).toEqual({ puts: 0, deletes: 0 });
+    expect(report.result.plan.conflicts.filter((c) => c.sessionId === 'handmade' || c.sessionId === 's702')).toEqual([
+      { kind: 'edited', sessionId: 'handmade', instanceId: instanceIdOf(101), reason: EDITED_REASON },
+      { kind: 'edited', sessionId: 's702', instanceId: instanceIdOf(702), reason: EDITED_REASON },
+    ]);
+    const items = await table();
+    expect(items.get('handmade')).toEqual({ SessionId: 'handmade', DcvServerEndpoint: '10.77.0.1', Source: 'ec2', InstanceId: instanceIdOf(101) });
+    expect(items.get('s702')).toEqual({ SessionId: 's702', DcvServerEndpoint: '10.77.0.1', Source: 'ec2', InstanceId: instanceIdOf(702) });
   });
 
   it('a scan that fails on a middle page changes nothing, even with instances gone', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planReconcile, type CurrentItem, type PlanInput, type PlanScope } from '../../lambda/core/discovery/reconcile';
+import { fingerprint } from '../../lambda/core/discovery/fingerprint';
+import { EDITED_REASON, planReconcile, type CurrentItem, type PlanInput, type PlanScope } from '../../lambda/core/discovery/reconcile';
 import { parseInstanceTags, type InstanceInfo } from '../../lambda/core/discovery/tag-parser';
 import { parseDiscoveryEvent } from '../../lambda/core/discovery/discovery-event';
 
@@ -17,8 +18,18 @@ function inst(n: number, sessions: string | undefined, extra: Partial<InstanceIn
 
 const iid = (n: number) => `i-${String(n).padStart(8, '0')}`;
 
-/** The item discovery writes for session `id` on instance n (what the table holds after a good run). */
+/**
+ * The item discovery wrote for session `id` on instance n (what the table holds after a good run), `extra`
+ * included: e.g. an older port is an item discovery wrote before the tags changed. It carries the
+ * DiscoveredHash discovery writes.
+ */
 function stored(id: string, n: number, extra: Record<string, unknown> = {}): CurrentItem {
+  const content = handWritten(id, n, extra).item;
+  return { sessionId: id, item: { ...content, DiscoveredHash: fingerprint(content) } };
+}
+
+/** A `Source = ec2` item an operator created in the console: the same attributes, no DiscoveredHash. */
+function handWritten(id: string, n: number, extra: Record<string, unknown> = {}): CurrentItem {
   return {
     sessionId: id,
     item: {
@@ -33,6 +44,13 @@ function stored(id: string, n: number, extra: Record<string, unknown> = {}): Cur
       ...extra,
     },
   };
+}
+
+/** A discovered item an operator then edited in the console (the DiscoveredHash stays as discovery wrote it). */
+function edited(current: CurrentItem, changes: Record<string, unknown>): CurrentItem {
+  const item = { ...current.item, ...changes };
+  for (const [key, value] of Object.entries(changes)) if (value === undefined) delete item[key];
+  return { sessionId: current.sessionId, item };
 }
 
 function plan(instances: InstanceInfo[], current: CurrentItem[], opts: { manual?: string[]; scope?: PlanScope; complete?: boolean } = {}) {
@@ -83,10 +101,75 @@ describe('planReconcile', () => {
       expected: { changes: [`change a@${iid(1)} [DcvServerEndpoint]`], conflicts: [], unparsable: [], unchanged: 0 },
     },
     {
-      name: 'a port typed as a string by hand is normalised back',
-      instances: [inst(1, 'a')],
-      current: [stored('a', 1, { HttpPort: '8443' })],
+      name: 'an older item discovery wrote (tags changed since): brought in line',
+      instances: [inst(1, 'a', { tags: { 'dcv:session-id': 'a', 'dcv:port': '9443' } })],
+      current: [stored('a', 1)],
       expected: { changes: [`change a@${iid(1)} [HttpPort]`], conflicts: [], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'a port retyped as a string by hand is an edit: left alone, not normalised back',
+      instances: [inst(1, 'a')],
+      current: [edited(stored('a', 1), { HttpPort: '8443' })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand between runs (port and endpoint): not overwritten, reported once',
+      instances: [inst(1, 'a')],
+      current: [edited(stored('a', 1), { HttpPort: 9999, DcvServerEndpoint: '10.9.9.9' })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand, and the tags changed too: still not overwritten',
+      instances: [inst(1, 'a', { privateIp: '10.5.5.5', tags: { 'dcv:session-id': 'a', 'dcv:port': '7443' } })],
+      current: [edited(stored('a', 1), { Enabled: false })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand: an attribute added, or one cleared to NULL, counts as an edit',
+      instances: [inst(1, 'a'), inst(2, 'b')],
+      current: [edited(stored('a', 1), { Notes: 'ops desk' }), edited(stored('b', 2), { WebUrlPath: null })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`, `edited b@${iid(2)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand, its instance stopped: not removed',
+      instances: [inst(1, 'a', { state: 'stopped' })],
+      current: [edited(stored('a', 1), { HttpPort: 9999 })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand, its instance gone: not removed',
+      instances: [],
+      current: [edited(stored('a', 1), { DcvServerEndpoint: 'desk.example.com' })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand, its instance retagged: the old id stays, the new id is added',
+      instances: [inst(1, 'b')],
+      current: [edited(stored('a', 1), { HttpPort: 9999 })],
+      expected: { changes: [`add b@${iid(1)}`], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited by hand, claimed by two instances: neither gets it, reported once',
+      instances: [inst(2, 'a'), inst(1, 'a')],
+      current: [edited(stored('a', 2), { HttpPort: 9999 })],
+      expected: { changes: [], conflicts: [`edited a@${iid(2)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'hand-created Source = ec2 item (no DiscoveredHash): protected, even matching the tags exactly',
+      instances: [inst(1, 'a'), inst(2, 'b', { state: 'stopped' })],
+      current: [handWritten('a', 1), handWritten('b', 2), handWritten('c', 3, { InstanceId: undefined })],
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`, `edited b@${iid(2)}`, 'edited c@-'], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'edited items next to untouched ones: the untouched ones are updated and removed as usual',
+      instances: [inst(1, 'a', { privateIp: '10.9.9.9' }), inst(2, 'b', { state: 'stopped' }), inst(3, 'c', { privateIp: '10.9.9.9' })],
+      current: [stored('a', 1), stored('b', 2), edited(stored('c', 3), { HttpPort: 1 }), edited(stored('d', 4), { HttpPort: 1 })],
+      expected: {
+        changes: [`change a@${iid(1)} [DcvServerEndpoint]`, `remove b (instance ${iid(2)} is stopped)`],
+        conflicts: [`edited c@${iid(3)}`, `edited d@${iid(4)}`],
+        unparsable: [],
+        unchanged: 0,
+      },
     },
     {
       name: 'stopped instance: its items are removed',
@@ -158,6 +241,20 @@ describe('planReconcile', () => {
       expected: { changes: [], conflicts: [`held b@${iid(1)}`], unparsable: [], unchanged: 0 },
     },
     {
+      name: 'event scope: an edited item of a described, stopped instance is reported and kept',
+      instances: [inst(1, 'a', { state: 'stopped' })],
+      current: [edited(stored('a', 1), { HttpPort: 1 }), edited(stored('b', 2), { HttpPort: 1 })],
+      scope: new Set([iid(1)]),
+      expected: { changes: [], conflicts: [`edited a@${iid(1)}`], unparsable: [], unchanged: 0 },
+    },
+    {
+      name: 'event scope: an edited item held by an undescribed instance is reported when claimed, never taken',
+      instances: [inst(1, 'b')],
+      current: [edited(stored('b', 2), { HttpPort: 1 })],
+      scope: new Set([iid(1)]),
+      expected: { changes: [], conflicts: [`edited b@${iid(2)}`], unparsable: [], unchanged: 0 },
+    },
+    {
       name: 'event scope: described instance gone, its items removed',
       instances: [],
       current: [stored('a', 1), stored('b', 2)],
@@ -168,6 +265,23 @@ describe('planReconcile', () => {
     const result = plan(instances, current, { manual, scope });
     expect(result.aborted).toBe(false);
     expect(summary(result)).toEqual(expected);
+  });
+
+  it('an edited item is reported with its instance and what the operator can do', () => {
+    const result = plan([inst(1, 'a', { state: 'terminated' })], [edited(stored('a', 1), { HttpPort: 9999 })]);
+    expect(result.conflicts).toEqual([{ kind: 'edited', sessionId: 'a', instanceId: iid(1), reason: EDITED_REASON }]);
+    expect(EDITED_REASON).toBe(
+      'edited by hand since discovery wrote it; left alone — set Source = manual to keep it, or delete the item to let discovery manage it again',
+    );
+  });
+
+  it('an item discovery wrote from the same tags is unchanged, whatever its UpdatedAt', () => {
+    const instance = inst(1, 'a', { tags: { 'dcv:session-id': 'a=console', 'dcv:allowed-client-cidrs': '10.0.0.0/8,2001:db8::/32', 'dcv:quic-port': '8443' } });
+    const claim = parseInstanceTags(instance);
+    if (!claim.ok) throw new Error(claim.reason);
+    const item = { ...claim.records[0]!.item, UpdatedAt: '2031-01-01T00:00:00.000Z' };
+    const result = plan([instance], [{ sessionId: 'a', item }]);
+    expect(summary(result)).toEqual({ changes: [], conflicts: [], unparsable: [], unchanged: 1 });
   });
 
   it('partial scan: aborted, nothing written or removed, whatever it saw', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fingerprint } from '../../lambda/core/discovery/fingerprint';
 import { parseInstanceTags, validateTagPrefix, type InstanceInfo } from '../../lambda/core/discovery/tag-parser';
 import { parseSessionRecord } from '../../lambda/core/session-record';
 
@@ -75,7 +76,8 @@ describe('parseInstanceTags: what a running instance registers', () => {
     const result = parseInstanceTags(instance(tags));
     expect(result.ok).toBe(true);
     if (!result.ok) return;
-    expect(result.records.map((r) => r.item)).toEqual(expected);
+    // Each item carries the fingerprint of exactly the attributes above.
+    expect(result.records.map((r) => r.item)).toEqual(expected.map((e) => ({ ...e, DiscoveredHash: fingerprint(e) })));
     expect(result.records.map((r) => r.sessionId)).toEqual(expected.map((e) => e.SessionId));
     // Never an item the resolver would reject.
     for (const r of result.records) expect(parseSessionRecord(r.item).ok).toBe(true);

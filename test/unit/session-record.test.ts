@@ -35,6 +35,7 @@ describe('attribute names', () => {
       'InstanceId',
       'InstanceState',
       'UpdatedAt',
+      'DiscoveredHash',
     ]);
     for (const [key, value] of Object.entries(Attr)) expect(key).toBe(value);
   });

@@ -1,10 +1,15 @@
 import { Attr, type RawItem } from '../session-record';
+import { isUntouchedSinceDiscovery } from './fingerprint';
 import type { DesiredRecord, InstanceClaims, InstanceInfo } from './tag-parser';
 
 /**
  * The reconcile planner: desired records (from described instances) + the table's current items →
  * the writes that make the table match. Pure and deterministic, so the same inputs always give the
  * same plan (no flapping), and it can be tested without AWS.
+ *
+ * A `Source = ec2` item whose `DiscoveredHash` is missing or does not match its content was written or
+ * edited by hand: it is never changed or removed, no instance gets its session id, and it is reported
+ * (kind `edited`) so the operator can settle it (set `Source = manual` to keep it, or delete it).
  */
 
 /** A `Source = ec2` item as read from the table. */
@@ -34,12 +39,15 @@ export type Change =
       readonly reason: string;
     };
 
-export type ConflictKind = 'manual' | 'duplicate' | 'held';
+export type ConflictKind = 'manual' | 'duplicate' | 'held' | 'edited';
+
+export const EDITED_REASON =
+  'edited by hand since discovery wrote it; left alone — set Source = manual to keep it, or delete the item to let discovery manage it again';
 
 export interface Conflict {
   readonly kind: ConflictKind;
   readonly sessionId: string;
-  /** The instance that did not get the session id. */
+  /** The instance that did not get the session id; for `edited`, the item's InstanceId (or '-'). */
   readonly instanceId: string;
   readonly reason: string;
 }
@@ -77,7 +85,9 @@ export interface Plan {
   readonly unchanged: number;
 }
 
-const IGNORED_IN_COMPARISON = new Set<string>([Attr.UpdatedAt]);
+// DiscoveredHash is a function of the other attributes: for an item discovery wrote (hash matching), equal
+// content means an equal hash, so leaving it out only keeps it out of the `changed` list.
+const IGNORED_IN_COMPARISON = new Set<string>([Attr.UpdatedAt, Attr.DiscoveredHash]);
 
 /** Attribute names whose values differ between two items, ignoring bookkeeping that changes every write. */
 export function differingAttributes(a: RawItem, b: RawItem): string[] {
@@ -124,6 +134,7 @@ export function planReconcile(input: PlanInput): Plan {
   const claimsByInstance = new Map<string, InstanceClaims>();
   for (const claim of input.claims) claimsByInstance.set(claim.instance.instanceId, claim);
   const currentById = new Map(input.current.map((c) => [c.sessionId, c]));
+  const edited = new Set(input.current.filter((c) => !isUntouchedSinceDiscovery(c.item)).map((c) => c.sessionId));
 
   const unparsable: Unparsable[] = [];
   const claimants = new Map<string, { record: DesiredRecord; instance: InstanceInfo }[]>();
@@ -142,7 +153,15 @@ export function planReconcile(input: PlanInput): Plan {
   const changes: Change[] = [];
   const conflicts: Conflict[] = [];
   const granted = new Set<string>();
+  const reportedEdited = new Set<string>();
   let unchanged = 0;
+
+  // Once per item, and only when this run concerns it (a full run, its instance in scope, or a claim on its id).
+  const reportEdited = (current: CurrentItem) => {
+    if (reportedEdited.has(current.sessionId)) return;
+    reportedEdited.add(current.sessionId);
+    conflicts.push({ kind: 'edited', sessionId: current.sessionId, instanceId: ownerOf(current) ?? '-', reason: EDITED_REASON });
+  };
 
   for (const [sessionId, list] of claimants) {
     list.sort((a, b) => compareClaimants(a.instance, b.instance));
@@ -158,6 +177,11 @@ export function planReconcile(input: PlanInput): Plan {
       continue;
     }
     const current = currentById.get(sessionId);
+    if (current && edited.has(sessionId)) {
+      // Written or edited by hand: nobody gets it, and it is left exactly as it is.
+      reportEdited(current);
+      continue;
+    }
     const holder = current && ownerOf(current);
     if (current && !inScope(holder)) {
       // Event-driven run: the holder was not described, so who should win is unknown; the scheduled
@@ -199,6 +223,11 @@ export function planReconcile(input: PlanInput): Plan {
     if (granted.has(current.sessionId)) continue;
     const owner = ownerOf(current);
     if (!inScope(owner)) continue;
+    if (edited.has(current.sessionId)) {
+      // Never removed, even when its instance is stopped, terminated or gone.
+      reportEdited(current);
+      continue;
+    }
     changes.push({
       kind: 'remove',
       sessionId: current.sessionId,

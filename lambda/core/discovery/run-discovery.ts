@@ -218,7 +218,9 @@ export class DiscoveryService {
   private logOutcome(trigger: string, plan: Plan, skipped: ChangeOutcome[], failed: ChangeOutcome[]): void {
     const log = this.options.log;
     for (const u of plan.unparsable) log.warn('instance tags do not parse; nothing registered', { trigger, ...u });
-    for (const c of plan.conflicts) log.warn('session id conflict', { trigger, ...c });
+    for (const c of plan.conflicts) {
+      log.warn(c.kind === 'edited' ? 'discovered item edited by hand; left alone' : 'session id conflict', { trigger, ...c });
+    }
     for (const s of skipped) log.warn('write skipped: item changed since it was read', { trigger, sessionId: s.change.sessionId, reason: s.reason });
     for (const f of failed) log.error('write failed', { trigger, sessionId: f.change.sessionId, kind: f.change.kind, reason: f.reason });
   }

@@ -1,5 +1,6 @@
 import { parseCidr } from '../ip';
 import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, parseSessionRecord, type RawItem } from '../session-record';
+import { withFingerprint } from './fingerprint';
 
 /**
  * EC2 tags → the session items discovery wants in the table. Pure: the EC2 adapter maps the SDK's
@@ -35,7 +36,9 @@ export interface InstanceInfo {
   readonly tags: Readonly<Record<string, string>>;
 }
 
-/** One session item an instance asks for (no UpdatedAt: that is stamped when written). */
+/**
+ * One session item an instance asks for, with its `DiscoveredHash` (no UpdatedAt: that is stamped when written).
+ */
 export interface DesiredRecord {
   readonly sessionId: string;
   readonly instanceId: string;
@@ -165,7 +168,7 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
     const cidrs = cidrsText === undefined ? undefined : parseCidrs(key(TagName.allowedClientCidrs), cidrsText);
 
     const records = entries.map((entry): DesiredRecord => {
-      const item: RawItem = {
+      const item: RawItem = withFingerprint({
         [Attr.SessionId]: entry.sessionId,
         [Attr.DcvServerEndpoint]: endpoint,
         [Attr.HttpPort]: httpPort,
@@ -176,7 +179,7 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
         [Attr.Source]: 'ec2',
         [Attr.InstanceId]: instance.instanceId,
         [Attr.InstanceState]: instance.state,
-      };
+      });
       // Discovery never writes an item the resolver would reject.
       const checked = parseSessionRecord(item);
       if (!checked.ok) throw new TagError(`session '${entry.sessionId}': ${checked.reason}`);
