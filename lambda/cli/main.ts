@@ -1,30 +1,41 @@
 import { CliError } from './cli-error';
-import { DISCOVER_USAGE, runDiscover } from './discover-command';
-import { PROXY_USAGE, runProxy } from './proxy-command';
-import { runServe, SERVE_USAGE } from './serve-command';
 
-/** Subcommands: each takes its own argv and owns its usage text. */
-interface Command {
-  readonly summary: string;
+/**
+ * Subcommands: each module exports its usage text and its run function. Modules load on demand, so
+ * `serve` does not carry the EC2 client (or `discover` the HTTP server): less start-up time, and a
+ * smaller heap for the long-running commands.
+ */
+interface CommandModule {
   readonly usage: string;
   run(argv: string[]): Promise<void>;
+}
+
+interface Command {
+  readonly summary: string;
+  load(): Promise<CommandModule>;
 }
 
 const COMMANDS: Record<string, Command> = {
   serve: {
     summary: 'answer the gateway over HTTP from a sessions file or a DynamoDB table',
-    usage: SERVE_USAGE,
-    run: runServe,
+    load: async () => {
+      const m = await import('./serve-command');
+      return { usage: m.SERVE_USAGE, run: m.runServe };
+    },
   },
   proxy: {
     summary: "sign and forward the gateway's requests to an accessMode=iam Function URL",
-    usage: PROXY_USAGE,
-    run: runProxy,
+    load: async () => {
+      const m = await import('./proxy-command');
+      return { usage: m.PROXY_USAGE, run: m.runProxy };
+    },
   },
   discover: {
     summary: 'register running EC2 instances tagged dcv:session-id in the table (and remove stale ones)',
-    usage: DISCOVER_USAGE,
-    run: runDiscover,
+    load: async () => {
+      const m = await import('./discover-command');
+      return { usage: m.DISCOVER_USAGE, run: m.runDiscover };
+    },
   },
 };
 
@@ -39,11 +50,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!entry) {
     process.stderr.write(`dcv-resolver: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
+  const command = await entry.load();
   try {
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(command.usage);

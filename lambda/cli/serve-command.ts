@@ -6,7 +6,8 @@ import { coalesceWrites } from '../adapters/coalesced-writes';
 import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
 import { FileSessionStore } from '../adapters/file-session-store';
 import { startLocalServer, type RunningServer } from '../adapters/local-server';
-import { createLogger } from '../adapters/logger';
+import { JsonLineLog } from '../adapters/json-line-log';
+import { SERVICE_NAME } from '../adapters/logger';
 import { splitList, validatePathPrefix } from '../config';
 import { ConfigError } from '../core/config-errors';
 import { CidrSet } from '../core/ip';
@@ -135,7 +136,7 @@ async function checkTable(client: DynamoDBClient, table: string): Promise<void> 
 }
 
 export async function startServe(options: ServeOptions): Promise<RunningServer & { store: SessionStore }> {
-  const logger = createLogger({ logLevel: options.logLevel });
+  const logger = new JsonLineLog({ service: SERVICE_NAME, level: options.logLevel });
   let store: SessionStore;
   let source: string;
   if (options.sessions) {

@@ -15,6 +15,8 @@ export interface HttpRequest {
   readonly rawQueryString: string;
   /** The TCP peer (Function URL: requestContext.http.sourceIp). Never X-Forwarded-For. */
   readonly sourceIp?: string;
+  /** Carried into every log line about this request. */
+  readonly requestId?: string;
 }
 
 export interface HttpResponse {
@@ -92,14 +94,18 @@ export function createRouter(options: RouterOptions): Router {
     const params = new URLSearchParams(request.rawQueryString);
     fields.sessionId = clip(params.get('sessionId') ?? undefined);
     fields.transport = clip(params.get('transport') ?? undefined, 8);
-    const answer = await resolver.resolve(parseResolveQuery(params));
+    const answer = await resolver.resolve(parseResolveQuery(params), { requestId: request.requestId });
     fields.endpoint = answer.DcvServerEndpoint;
     return jsonResponse(200, answer);
   }
 
   return async function route(request: HttpRequest): Promise<HttpResponse> {
     const started = performance.now();
-    const fields: Record<string, unknown> = { route: 'unknown', sourceIp: request.sourceIp };
+    const fields: Record<string, unknown> = {
+      requestId: request.requestId,
+      route: 'unknown',
+      sourceIp: request.sourceIp,
+    };
     let response: HttpResponse;
     try {
       if (!sourceAllowed(request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
@@ -120,7 +126,7 @@ export function createRouter(options: RouterOptions): Router {
         response = errorResponse(error);
         fields.reason = error.message;
       } else {
-        log.error('unexpected error', { error: describeError(error) });
+        log.error('unexpected error', { requestId: request.requestId, error: describeError(error) });
         response = jsonResponse(500, { error: 'InternalError', message: 'internal error' });
       }
     }

@@ -95,8 +95,9 @@ export class SessionResolver {
     this.now = options.now ?? Date.now;
   }
 
-  async resolve(query: ResolveQuery): Promise<ResolveAnswer> {
-    const record = await this.lookup(query.sessionId);
+  /** `logFields` (e.g. the request id) are added to any line logged while answering this query. */
+  async resolve(query: ResolveQuery, logFields: Record<string, unknown> = {}): Promise<ResolveAnswer> {
+    const record = await this.lookup(query.sessionId, logFields);
     const refusal = this.refusal(record, query);
     if (refusal) throw new NotFoundError(refusal);
     const r = record!;
@@ -128,12 +129,12 @@ export class SessionResolver {
     return undefined;
   }
 
-  private async lookup(sessionId: string): Promise<SessionRecord | undefined> {
+  private async lookup(sessionId: string, logFields: Record<string, unknown>): Promise<SessionRecord | undefined> {
     let item;
     try {
       item = await this.store.get(sessionId);
     } catch (cause) {
-      this.log.error('session store failed', { sessionId, cause: describeError(cause) });
+      this.log.error('session store failed', { ...logFields, sessionId, cause: describeError(cause) });
       throw new ServiceUnavailableError();
     }
     if (item === undefined) return undefined;

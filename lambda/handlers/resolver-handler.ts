@@ -1,16 +1,17 @@
 import middy from '@middy/core';
-import type { Logger } from '@aws-lambda-powertools/logger';
+import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { RequestScopedLog } from '../adapters/request-scoped-log';
 import type { CidrSet } from '../core/ip';
+import type { Log } from '../core/log';
 import { createRouter, type HttpRequest } from '../core/http-router';
 import { SessionResolver } from '../core/resolve';
 import type { SessionStore } from '../core/session-store';
 
 export interface ResolverHandlerDeps {
   readonly store: SessionStore;
-  readonly logger: Logger;
+  /** Powertools' Logger in Lambda (it then also gets the invocation's context); any Log elsewhere. */
+  readonly logger: Logger | Log;
   readonly allowedSources?: CidrSet;
   readonly pathPrefix?: string;
   readonly now?: () => number;
@@ -34,6 +35,7 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
     path: typeof event?.rawPath === 'string' ? event.rawPath : '/',
     rawQueryString: typeof event?.rawQueryString === 'string' ? event.rawQueryString : '',
     sourceIp: typeof http?.sourceIp === 'string' ? http.sourceIp : undefined,
+    requestId: requestIdOf(event),
   };
 }
 
@@ -42,7 +44,7 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
  * function; only the store and the source of the event differ.
  */
 export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandler {
-  const log = new RequestScopedLog(deps.logger);
+  const log = deps.logger;
   const resolver = new SessionResolver({ store: deps.store, log, now: deps.now });
   const route = createRouter({
     resolver,
@@ -53,14 +55,12 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
   const handle = async function resolveSessionHandler(
     event: APIGatewayProxyEventV2,
   ): Promise<APIGatewayProxyStructuredResultV2> {
-    return log.run({ requestId: requestIdOf(event) }, async () => {
-      const response = await route(requestFromEvent(event));
-      return { statusCode: response.statusCode, headers: response.headers, body: response.body };
-    });
+    const response = await route(requestFromEvent(event));
+    return { statusCode: response.statusCode, headers: response.headers, body: response.body };
   };
-  const lambdaHandler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(handle).use(
-    injectLambdaContext(deps.logger, { resetKeys: true }),
-  ) as unknown as (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+  const wrapped = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(handle);
+  if (deps.logger instanceof Logger) wrapped.use(injectLambdaContext(deps.logger, { resetKeys: true }));
+  const lambdaHandler = wrapped as unknown as (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
   return (event, context) => (context ? lambdaHandler(event, context) : handle(event));
 }
 

@@ -107,6 +107,13 @@ describe('failures never leak internals', () => {
     expect(log.find('session store failed', 'error')).toHaveLength(1);
   });
 
+  it("the store-failure line and the request line both carry the request's id", async () => {
+    const { route, log } = setup({ get: () => Promise.reject(new Error('down')) });
+    await route({ ...request('POST', '/resolveSession?sessionId=console&transport=HTTP'), requestId: 'req-42' });
+    expect(log.find('session store failed', 'error').map((e) => e.fields.requestId)).toEqual(['req-42']);
+    expect(log.find('request', 'info').map((e) => e.fields.requestId)).toEqual(['req-42']);
+  });
+
   it('an unexpected exception -> 500 with a generic body, details only in the log', async () => {
     const log = new RecordingLog();
     const resolver = {

@@ -110,10 +110,11 @@ describe('malformed events are a 4xx, never a crash', () => {
 
 describe('requestFromEvent', () => {
   it.each([
-    ['the gateway fixture', loadFunctionUrlEvent('resolve-session-http'), { method: 'POST', path: '/resolveSession', rawQueryString: 'sessionId=console&transport=HTTP&clientIpAddress=203.0.113.25', sourceIp: '198.51.100.7' }],
-    ['the IPv6 fixture', loadFunctionUrlEvent('resolve-session-quic-prefixed-ipv6'), { method: 'POST', path: '/prod/resolveSession', rawQueryString: 'sessionId=console&transport=QUIC&clientIpAddress=2001%3Adb8%3A%3A25', sourceIp: '2001:db8:100::7' }],
-    ['undefined', undefined, { method: 'GET', path: '/', rawQueryString: '', sourceIp: undefined }],
-    ['a lowercase method', { requestContext: { http: { method: 'delete' } } }, { method: 'DELETE', path: '/', rawQueryString: '', sourceIp: undefined }],
+    ['the gateway fixture', loadFunctionUrlEvent('resolve-session-http'), { method: 'POST', path: '/resolveSession', rawQueryString: 'sessionId=console&transport=HTTP&clientIpAddress=203.0.113.25', sourceIp: '198.51.100.7', requestId: '4b1f5c0e-6d2a-4f57-9d0e-1c2b3a4d5e6f' }],
+    ['the IPv6 fixture', loadFunctionUrlEvent('resolve-session-quic-prefixed-ipv6'), { method: 'POST', path: '/prod/resolveSession', rawQueryString: 'sessionId=console&transport=QUIC&clientIpAddress=2001%3Adb8%3A%3A25', sourceIp: '2001:db8:100::7', requestId: '4b1f5c0e-6d2a-4f57-9d0e-1c2b3a4d5e70' }],
+    ['undefined', undefined, { method: 'GET', path: '/', rawQueryString: '', sourceIp: undefined, requestId: undefined }],
+    ['a lowercase method', { requestContext: { http: { method: 'delete' } } }, { method: 'DELETE', path: '/', rawQueryString: '', sourceIp: undefined, requestId: undefined }],
+    ['an over-long request id (events can be hand-made)', { requestContext: { requestId: 'x'.repeat(129) } }, { method: 'GET', path: '/', rawQueryString: '', sourceIp: undefined, requestId: undefined }],
   ])('%s', (_name, event, expected) => {
     expect(requestFromEvent(event as Partial<APIGatewayProxyEventV2> | undefined)).toEqual(expected);
   });
