@@ -16,7 +16,7 @@ const iterations = Number(process.argv[2] ?? 15);
 
 // Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
 const BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
-const CONSTRUCT_OPTIONS = [BANNER, 'minify: true', 'sourceMap: true', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']"];
+const CONSTRUCT_OPTIONS = [BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']"];
 const SDK_EXTERNALS = ['@aws-sdk/*']; // CDK's default for Node 18+ runtimes without the smithy feature flag
 
 function checkConstructOptions(): void {
@@ -46,6 +46,7 @@ async function bundle(entry: string, sdk: SdkMode, outRoot: string): Promise<{ f
     target: 'node22',
     outfile,
     minify: true,
+    keepNames: true,
     sourcemap: true,
     mainFields: ['module', 'main'],
     banner: { js: BANNER },

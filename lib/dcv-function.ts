@@ -17,15 +17,24 @@ export interface DcvFunctionProps {
   readonly timeout?: Duration;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
-  /** Bundle the AWS SDK v3 into the function instead of using the runtime's copy. @default false */
+  /**
+   * Bundle the AWS SDK v3 into the function instead of using the runtime's copy: measured faster to
+   * import (tree-shaken, one file) and pins the SDK version the tests ran against. @default true
+   */
   readonly bundleAwsSdk?: boolean;
+  /**
+   * Ship source maps and run with --enable-source-maps, so uncaught errors show TypeScript locations.
+   * Costs cold-start time (the map is parsed at start-up), so it is off where stacks never reach a log.
+   * @default false
+   */
+  readonly sourceMaps?: boolean;
   /** Reserved concurrency (a cost cap). @default - unreserved */
   readonly reservedConcurrentExecutions?: number;
 }
 
 /**
  * Every function of this product: Node.js 22, arm64, bundled and minified by a local esbuild (no Docker),
- * ESM output, source maps on, and its own log group with an explicit retention. Its role starts with
+ * ESM output, source maps only on request, and its own log group with an explicit retention. Its role starts with
  * exactly one permission, writing to that log group (no AWS managed policy); callers grant the rest.
  */
 export class DcvFunction extends NodejsFunction {
@@ -54,7 +63,7 @@ export class DcvFunction extends NodejsFunction {
       logGroup,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        ...(props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
         ...props.environment,
       },
       bundling: {
@@ -63,13 +72,13 @@ export class DcvFunction extends NodejsFunction {
         // Error classes' names are part of the wire format ({"error":"NotFoundError",…}) and of the logs;
         // without this, minification renames them (the deployed resolver answered {"error":"Ke",…}).
         keepNames: true,
-        sourceMap: true,
+        sourceMap: props.sourceMaps ?? false,
         format: OutputFormat.ESM,
         target: 'node22',
         mainFields: ['module', 'main'],
         // ESM bundles still meet CommonJS dependencies that call require().
         banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-        bundleAwsSDK: props.bundleAwsSdk ?? false,
+        bundleAwsSDK: props.bundleAwsSdk ?? true,
       },
     });
     this.logGroupRef = logGroup;

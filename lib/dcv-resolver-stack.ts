@@ -25,7 +25,7 @@ export interface DcvResolverStackProps extends StackProps, AccessProps {
   readonly resolverTimeout?: Duration;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
-  /** Bundle the AWS SDK into the resolver. @default false (use the runtime's copy) */
+  /** Bundle the AWS SDK into the functions. @default true (faster cold start than the runtime's copy) */
   readonly bundleAwsSdk?: boolean;
   /** Register sessions from EC2 instance tags (lib/session-discovery.ts). @default true */
   readonly discovery?: boolean;

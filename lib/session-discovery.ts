@@ -66,6 +66,8 @@ export class SessionDiscovery extends Construct {
       timeout: props.timeout ?? Duration.minutes(3),
       logRetention: props.logRetention,
       bundleAwsSdk: props.bundleAwsSdk,
+      // A scheduled job: cold start does not matter, and a failed run's stack should read as TypeScript.
+      sourceMaps: true,
       environment: { TABLE_NAME: props.table.tableName, TAG_PREFIX: tagPrefix },
     });
     // Lambda retries a failed event itself, then hands it (with the error) to the queue.

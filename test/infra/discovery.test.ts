@@ -46,7 +46,7 @@ describe('SessionDiscovery construct', () => {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
       Timeout: 180,
-      Environment: { Variables: Match.objectLike({ TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') }, TAG_PREFIX: 'dcv:' }) },
+      Environment: { Variables: Match.objectLike({ TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') }, TAG_PREFIX: 'dcv:', NODE_OPTIONS: '--enable-source-maps' }) },
     });
   });
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -90,6 +90,15 @@ describe('the resolver function', () => {
       TABLE_NAME: { Ref: tableId() },
       ALLOWED_SOURCE_CIDRS: ALLOWED_SOURCES.join(','),
     });
+  });
+
+  it('ships without source maps (its logs never carry stacks; parsing a map costs cold start), the AWS SDK bundled', () => {
+    expect(resolverProps().Environment.Variables).not.toHaveProperty('NODE_OPTIONS');
+    const assetHash = String(resolverProps().Code.S3Key).replace(/\.zip$/, '');
+    const files = readdirSync(join(assemblyDir, `asset.${assetHash}`));
+    expect(files).toEqual(['index.mjs']);
+    // Bundled SDK: the artifact resolves its DynamoDB client itself, not from the runtime's node_modules.
+    expect(readFileSync(join(assemblyDir, `asset.${assetHash}`, 'index.mjs'), 'utf8')).not.toMatch(/from\s*["']@aws-sdk\//);
   });
 
   it('logs to its own log group with an explicit retention', () => {
