@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { createLogger } from '../adapters/logger';
+import { JsonLineLog } from '../adapters/json-line-log';
+import { SERVICE_NAME } from '../adapters/logger';
 import { parseTargetUrl, regionFromFunctionUrl, startSigV4Proxy, type RunningProxy } from '../adapters/sigv4-proxy';
 import { CliError } from './cli-error';
 import { stopOnSignal } from './stop-on-signal';
@@ -86,7 +87,7 @@ export async function startProxy(
   options: ProxyOptions,
   credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider = fromNodeProviderChain(),
 ): Promise<RunningProxy & { region: string }> {
-  const logger = createLogger({ logLevel: options.logLevel });
+  const logger = new JsonLineLog({ service: SERVICE_NAME, level: options.logLevel });
   const region = await signingRegion(options);
   const fromUrl = regionFromFunctionUrl(options.target);
   if (fromUrl && fromUrl !== region) {
