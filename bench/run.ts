@@ -90,7 +90,7 @@ if (r.handler?.results) {
 if (r.coldstart?.timings) {
   const sdk = r.coldstart.faster;
   const t = r.coldstart.timings.find((x: Any) => x.name.startsWith(`resolver (SDK ${sdk}) `));
-  targets.push({ target: `resolver cold first answer < 1.5 × bare node (SDK ${sdk})`, value: `${t.ratioToBare} × wall, ${t.cpuRatioToBare} × CPU`, met: t.ratioToBare < 1.5 });
+  targets.push({ target: `resolver cold first answer < 1.5 × bare node (as deployed: SDK ${sdk}, no source maps)`, value: `${t.ratioToBare} × wall, ${t.cpuRatioToBare} × CPU`, met: t.ratioToBare < 1.5 });
 }
 if (r.discovery?.runs) {
   const full = r.discovery.runs.find((x: Any) => x.instances === 10_000 && x.run === 'from empty');

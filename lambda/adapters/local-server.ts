@@ -114,6 +114,28 @@ export function createLocalServer(options: LocalServerOptions): Server {
       req.resume();
       return;
     }
+    const respond = (body: string): void => {
+      const event = eventFromRequest(req, body);
+      // No Lambda context here: the handler then logs the event's request id and invents nothing.
+      handler(event).then(
+        (result) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
+          send(res, result.statusCode ?? 200, headers, result.body ?? '', req.method === 'HEAD');
+        },
+        (error: unknown) => {
+          log.error('handler failed', { message: (error as Error)?.message });
+          sendJsonError(res, 500, 'InternalError', 'internal error');
+        },
+      );
+    };
+    // HTTP/1.1: without Content-Length or Transfer-Encoding a request has no body. The gateway's
+    // lookups are such requests: answer at once instead of waiting a tick for the stream's 'end'.
+    if (req.headers['transfer-encoding'] === undefined && declared === 0) {
+      req.resume();
+      respond('');
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -127,20 +149,7 @@ export function createLocalServer(options: LocalServerOptions): Server {
       chunks.push(chunk);
     });
     req.on('end', () => {
-      if (refused) return;
-      const event = eventFromRequest(req, chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8'));
-      // No Lambda context here: the handler then logs the event's request id and invents nothing.
-      handler(event).then(
-        (result) => {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
-          send(res, result.statusCode ?? 200, headers, result.body ?? '', req.method === 'HEAD');
-        },
-        (error: unknown) => {
-          log.error('handler failed', { message: (error as Error)?.message });
-          sendJsonError(res, 500, 'InternalError', 'internal error');
-        },
-      );
+      if (!refused) respond(chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8'));
     });
     req.on('error', () => res.destroy());
   }
