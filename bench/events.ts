@@ -1,4 +1,4 @@
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 
 /** Function URL events (payload 2.0) shaped as Lambda delivers them, and the answers they must get. */
 
@@ -50,22 +50,8 @@ export function functionUrlEvent(method: string, rawPath: string, rawQueryString
   };
 }
 
-export function lambdaContext(): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'DcvSessionResolver-Resolver',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:DcvSessionResolver-Resolver',
-    memoryLimitInMB: '256',
-    awsRequestId: '8f5b6c1e-0000-4000-8000-000000000000',
-    logGroupName: '/aws/lambda/DcvSessionResolver-Resolver',
-    logStreamName: '2026/01/01/[$LATEST]0000',
-    getRemainingTimeInMillis: () => 5000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
+// The same Lambda context the handler tests use, so bench and tests exercise one shape.
+export { lambdaContext } from '../test/helpers/function-url-event';
 
 export interface Case {
   readonly name: string;
