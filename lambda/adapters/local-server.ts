@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { Log } from '../core/log';
 import type { ResolverHandler } from '../handlers/resolver-handler';
+import { readBoundedBody } from './bounded-body';
 
 /** Bodies are not part of the contract; anything bigger than this is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -136,20 +137,9 @@ export function createLocalServer(options: LocalServerOptions): Server {
       respond('');
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        if (!refused) sendJsonError(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_BODY_BYTES} bytes`);
-        refused = true;
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!refused) respond(chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8'));
+    readBoundedBody(req, MAX_BODY_BYTES, {
+      onBody: (body) => respond(body.length === 0 ? '' : body.toString('utf8')),
+      onTooLarge: () => sendJsonError(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_BODY_BYTES} bytes`),
     });
     req.on('error', () => res.destroy());
   }

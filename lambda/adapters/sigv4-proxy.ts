@@ -16,6 +16,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HttpRequest } from '@smithy/types';
 import type { Log } from '../core/log';
 import { describeError } from '../core/resolve';
+import { readBoundedBody } from './bounded-body';
 
 /**
  * A forwarder for `accessMode=iam`: the gateway cannot sign requests (contract section 3), so it talks
@@ -239,20 +240,9 @@ export function createSigV4Proxy(options: SigV4ProxyOptions): Server {
   const server = createServer((req, res) => {
     const started = performance.now();
     const requestId = randomUUID();
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BODY_BYTES) {
-        if (!refused) sendJson(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`);
-        refused = true;
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!refused) forward(req, res, Buffer.concat(chunks), requestId, started);
+    readBoundedBody(req, MAX_REQUEST_BODY_BYTES, {
+      onBody: (body) => forward(req, res, body, requestId, started),
+      onTooLarge: () => sendJson(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`),
     });
     req.on('error', () => res.destroy());
   });
