@@ -115,6 +115,8 @@ export async function startProxy(
 
 export async function runProxy(argv: string[]): Promise<void> {
   const running = await startProxy(parseProxyArgs(argv));
-  process.stderr.write(`dcv-resolver: proxy on ${running.url} signing for ${running.region} (gateway: [resolver] url = '${running.url}')\n`);
+  // Handlers first: a supervisor may signal as soon as it reads the line below (stderr to a pipe is
+  // written synchronously), and until then a signal has its default effect, killing the process.
   stopOnSignal(running);
+  process.stderr.write(`dcv-resolver: proxy on ${running.url} signing for ${running.region} (gateway: [resolver] url = '${running.url}')\n`);
 }

@@ -186,9 +186,11 @@ export async function runServe(argv: string[]): Promise<void> {
   // One log line per request: write each event-loop turn's lines at once, not one syscall per line.
   coalesceWrites(process.stdout);
   const running = await startServe(options);
+  // Handlers first: a supervisor may signal as soon as it reads the line below (stderr to a pipe is
+  // written synchronously), and until then a signal has its default effect, killing the process.
+  stopOnSignal(running);
   // Human-readable too: the first thing a newcomer wants to know is where to point the gateway.
   // The prefix is a secret: name the option, never echo its value.
   const gatewayUrl = options.pathPrefix ? `${running.url}/<--path-prefix value>` : running.url;
   process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${gatewayUrl}')\n`);
-  stopOnSignal(running);
 }
