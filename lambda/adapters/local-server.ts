@@ -6,6 +6,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { Log } from '../core/log';
 import type { ResolverHandler } from '../handlers/resolver-handler';
 import { readBoundedBody } from './bounded-body';
+import { splitTarget } from './request-target';
 
 /** Bodies are not part of the contract; anything bigger than this is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -34,19 +35,7 @@ function queryMap(rawQueryString: string): Record<string, string> | undefined {
 
 /** Builds the Function URL event (payload 2.0) that Lambda would have delivered for this request. */
 export function eventFromRequest(req: IncomingMessage, body: string): APIGatewayProxyEventV2 {
-  let target = req.url ?? '/';
-  if (!target.startsWith('/')) {
-    // Absolute-form ("http://host/path?q") or "*": keep only path and query.
-    try {
-      const url = new URL(target);
-      target = url.pathname + url.search;
-    } catch {
-      target = '/';
-    }
-  }
-  const q = target.indexOf('?');
-  const rawPath = q === -1 ? target : target.slice(0, q);
-  const rawQueryString = q === -1 ? '' : target.slice(q + 1);
+  const { path: rawPath, query: rawQueryString } = splitTarget(req.url);
   const now = Date.now();
   const requestId = randomUUID();
   return {

@@ -17,6 +17,7 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HttpRequest 
 import type { Log } from '../core/log';
 import { describeError } from '../core/resolve';
 import { readBoundedBody } from './bounded-body';
+import { splitTarget } from './request-target';
 
 /**
  * A forwarder for `accessMode=iam`: the gateway cannot sign requests (contract section 3), so it talks
@@ -76,21 +77,6 @@ export function canonicalQuery(rawQuery: string): { text: string; signed: Record
     signed[key] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
   }
   return { text: pairs.map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`).join('&'), signed };
-}
-
-/** Splits an origin-form (or absolute-form) request target into path and query. */
-function splitTarget(target: string | undefined): { path: string; query: string } {
-  let value = target ?? '/';
-  if (!value.startsWith('/')) {
-    try {
-      const url = new URL(value);
-      value = url.pathname + url.search;
-    } catch {
-      value = '/';
-    }
-  }
-  const q = value.indexOf('?');
-  return q === -1 ? { path: value, query: '' } : { path: value.slice(0, q), query: value.slice(q + 1) };
 }
 
 // Hop-by-hop headers (RFC 9110 7.6.1) never cross a proxy; content-length is recomputed.
