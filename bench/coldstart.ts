@@ -1,23 +1,30 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { build } from 'esbuild';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
-import { OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
+import { node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
 /**
- * 3. Cold-start proxy. Each Lambda entry is bundled as lib/dcv-function.ts bundles it for deploy, with the
- * AWS SDK external (the runtime's copy; here node_modules plays that part) and bundled. Then a fresh
- * `node` imports the bundle and answers its first request (a real GetItem against dynalite on
- * loopback), timed from spawn to exit, against a bare `node -e 0` in the same rotation.
+ * 3. Cold start. Each Lambda entry is bundled as lib/dcv-function.ts bundles it for deploy (AWS SDK
+ * bundled, the stack's default; source maps only where the stack ships them). Then, on Node 22 (the
+ * Lambda runtime) and on the Node running the bench (20), fresh processes are timed from spawn to exit:
+ *   - bare `node -e 0`;
+ *   - the floor (bench/coldstart-floor.mjs): node:http + node:crypto, one hand-signed GetItem to
+ *     dynalite, the item read: the least any resolver must do before its first answer;
+ *   - the resolver bundle: import + first answer (a real, checked GetItem against dynalite on loopback);
+ *   - the discovery bundle: import only (its work needs EC2).
+ * All contenders of both runtimes run in one rotation per round, so a busy moment hits them alike.
  * Args: [iterations].
  */
-const iterations = Number(process.argv[2] ?? 15);
+const iterations = Number(process.argv[2] ?? 21);
 
 // Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
 const BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
-const CONSTRUCT_OPTIONS = [BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']"];
-const SDK_EXTERNALS = ['@aws-sdk/*']; // CDK's default for Node 18+ runtimes without the smithy feature flag
+const CONSTRUCT_OPTIONS = [BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
+/** Entries the stack deploys with source maps (lib/session-discovery.ts `sourceMaps: true`). */
+const WITH_SOURCE_MAPS = new Set(['discovery']);
 
 function checkConstructOptions(): void {
   const source = readFileSync(join(ROOT, 'lib', 'dcv-function.ts'), 'utf8');
@@ -34,10 +41,8 @@ function lambdaEntries(): string[] {
     .map((file) => join(dir, file));
 }
 
-type SdkMode = 'external' | 'bundled';
-
-async function bundle(entry: string, sdk: SdkMode, outRoot: string): Promise<{ file: string; bytes: number; mapBytes: number }> {
-  const outfile = join(outRoot, sdk, basename(entry, '.ts'), 'index.mjs');
+async function bundle(entry: string, outRoot: string, sourceMaps: boolean): Promise<{ file: string; bytes: number }> {
+  const outfile = join(outRoot, basename(entry, '.ts'), 'index.mjs');
   await build({
     entryPoints: [entry],
     bundle: true,
@@ -47,13 +52,12 @@ async function bundle(entry: string, sdk: SdkMode, outRoot: string): Promise<{ f
     outfile,
     minify: true,
     keepNames: true,
-    sourcemap: true,
+    sourcemap: sourceMaps,
     mainFields: ['module', 'main'],
     banner: { js: BANNER },
-    external: sdk === 'external' ? SDK_EXTERNALS : [],
     logLevel: 'error',
   });
-  return { file: outfile, bytes: statSync(outfile).size, mapBytes: statSync(`${outfile}.map`).size };
+  return { file: outfile, bytes: statSync(outfile).size };
 }
 
 // Plain JS, so no loader stands between `node` and the bundle. "answer" invokes the handler once with
@@ -79,93 +83,119 @@ process.exit(0);
 `;
 const BARE = "const u = process.cpuUsage(); process.stderr.write('cpu=' + (u.user + u.system) + '\\n');";
 
+type Kind = 'bare' | 'floor' | 'answer' | 'import';
+
 interface Contender {
+  readonly runtime: string;
   readonly name: string;
+  readonly kind: Kind;
+  readonly node: string;
   readonly args: string[];
   readonly env: NodeJS.ProcessEnv;
   readonly times: number[];
   readonly cpu: number[];
 }
 
+export interface ColdStartTiming {
+  readonly runtime: string;
+  readonly name: string;
+  readonly ms: Spread;
+  readonly cpuMs: Spread;
+  readonly ratioToBare: number;
+  /** Median wall time over the floor's median wall time, same runtime, same run. */
+  readonly ratioToFloor: number;
+  readonly cpuRatioToFloor: number;
+}
+
 export interface ColdStartResult {
-  readonly bundles: { entry: string; sdk: SdkMode; bytes: number; mapBytes: number }[];
-  readonly timings: { name: string; ms: Spread; ratioToBare: number; cpuMs: Spread; cpuRatioToBare: number }[];
-  readonly faster: SdkMode;
+  readonly iterations: number;
+  readonly runtimes: { name: string; version: string }[];
+  readonly bundles: { entry: string; bytes: number; sourceMaps: boolean }[];
+  readonly timings: ColdStartTiming[];
 }
 
 checkConstructOptions();
+const runtimes = [
+  { name: 'Node 22', node: node22Binary() },
+  { name: `Node ${process.versions.node.split('.')[0]}`, node: process.execPath },
+].map((r) => ({ ...r, version: execFileSync(r.node, ['--version'], { encoding: 'utf8' }).trim() }));
 const work = mkdtempSync(join(tmpdir(), 'dcv-cold-'));
-// The SDK-external bundle finds @aws-sdk/* the way it would in the runtime: beside it, in node_modules.
 symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'), 'dir');
 const driver = join(work, 'driver.mjs');
 writeFileSync(driver, DRIVER);
+const floor = join(ROOT, 'bench', 'coldstart-floor.mjs');
+if (!existsSync(floor)) throw new Error(`missing ${floor}`);
 const TABLE = 'ColdSessions';
 const dynalite = await startDynaliteChild(TABLE, [SESSION]);
 try {
+  const awsEnv = {
+    PATH: process.env.PATH,
+    ...OFFLINE_AWS_ENV,
+    TABLE_NAME: TABLE,
+    AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
+    AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:9', // loopback discard port: never a real address
+  };
   const bundles: ColdStartResult['bundles'] = [];
-  // The bare start only reports its CPU time: as close to `node -e 0` as a measurement can be.
-  const contenders: Contender[] = [{ name: 'bare node -e', args: ['-e', BARE], env: { PATH: process.env.PATH }, times: [], cpu: [] }];
+  const built: { name: string; file: string; sourceMaps: boolean }[] = [];
   for (const entry of lambdaEntries()) {
     const name = basename(entry, '.ts');
-    for (const sdk of ['external', 'bundled'] as const) {
-      mkdirSync(join(work, sdk), { recursive: true });
-      const built = await bundle(entry, sdk, work);
-      bundles.push({ entry: name, sdk, bytes: built.bytes, mapBytes: built.mapBytes });
+    const sourceMaps = WITH_SOURCE_MAPS.has(name);
+    const out = await bundle(entry, work, sourceMaps);
+    bundles.push({ entry: name, bytes: out.bytes, sourceMaps });
+    built.push({ name, file: out.file, sourceMaps });
+  }
+  const contenders: Contender[] = [];
+  for (const rt of runtimes) {
+    const add = (name: string, kind: Kind, args: string[], env: NodeJS.ProcessEnv) =>
+      contenders.push({ runtime: rt.name, name, kind, node: rt.node, args, env, times: [], cpu: [] });
+    // The bare start only reports its CPU time: as close to `node -e 0` as a measurement can be.
+    add('bare node -e', 'bare', ['-e', BARE], { PATH: process.env.PATH });
+    add('floor: node:http + node:crypto, hand-signed GetItem', 'floor', [floor], { ...awsEnv, BENCH_SESSION: SESSION.SessionId });
+    for (const b of built) {
       // Only the resolver has a request to answer without EC2; other entries are timed to import.
-      const mode = name === 'resolver' ? 'answer' : 'import';
-      // As deployed: the resolver without source maps, discovery with them (lib/dcv-function.ts
-      // `sourceMaps`); the resolver also with them, to show what --enable-source-maps costs at start-up.
-      for (const sourceMaps of mode === 'answer' ? [false, true] : [true]) contenders.push({
-        name: `${name} (SDK ${sdk}${sourceMaps ? ', source maps' : ''}) ${mode === 'answer' ? 'import + first answer' : 'import'}`,
-        args: [driver, built.file, mode],
-        env: {
-          PATH: process.env.PATH,
-          ...OFFLINE_AWS_ENV,
-          ...(sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
-          TABLE_NAME: TABLE,
-          AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
-          AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:9', // loopback discard port: never a real address
-          BENCH_EVENT: JSON.stringify({
-            version: '2.0', routeKey: '$default', rawPath: '/resolveSession', rawQueryString: GATEWAY_QUERY,
-            headers: { accept: 'application/json' },
-            requestContext: { http: { method: 'POST', path: '/resolveSession', sourceIp: '198.51.100.7' }, requestId: 'r1' },
-            isBase64Encoded: false,
-          }),
-          BENCH_EXPECT: HIT_BODY,
-        },
-        times: [],
-        cpu: [],
+      const kind: Kind = b.name === 'resolver' ? 'answer' : 'import';
+      add(`${b.name} bundle as deployed: ${kind === 'answer' ? 'import + first answer' : 'import'}`, kind, [driver, b.file, kind], {
+        ...awsEnv,
+        ...(b.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
+        BENCH_EVENT: JSON.stringify({
+          version: '2.0', routeKey: '$default', rawPath: '/resolveSession', rawQueryString: GATEWAY_QUERY,
+          headers: { accept: 'application/json' },
+          requestContext: { http: { method: 'POST', path: '/resolveSession', sourceIp: '198.51.100.7' }, requestId: 'r1' },
+          isBase64Encoded: false,
+        }),
+        BENCH_EXPECT: HIT_BODY,
       });
     }
   }
   // Correctness first: every contender must succeed once before anything is timed.
-  for (const c of contenders) await timeProcess(process.execPath, c.args, c.env, work);
+  for (const c of contenders) await timeProcess(c.node, c.args, c.env, work);
   for (let i = 0; i < iterations; i++) {
     // Rotate the order so no contender always runs right after another one's page-cache warmth.
     for (let k = 0; k < contenders.length; k++) {
       const c = contenders[(i + k) % contenders.length]!;
-      const run = await timeProcess(process.execPath, c.args, c.env, work);
+      const run = await timeProcess(c.node, c.args, c.env, work);
       c.times.push(run.ms);
       c.cpu.push(run.cpuMs ?? Number.NaN);
     }
     if ((i + 1) % 5 === 0) progress(`cold start: ${i + 1}/${iterations}`);
   }
-  const bare = spread(contenders[0]!.times, 1);
-  const bareCpu = spread(contenders[0]!.cpu, 1);
-  const timings = contenders.map((c) => {
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+  const timings: ColdStartTiming[] = contenders.map((c) => {
+    const of = (kind: Kind) => contenders.find((x) => x.runtime === c.runtime && x.kind === kind)!;
     const ms = spread(c.times, 1);
     const cpuMs = spread(c.cpu, 1);
+    const floorMs = spread(of('floor').times, 1).median;
     return {
+      runtime: c.runtime,
       name: c.name,
       ms,
-      ratioToBare: Number((ms.median / bare.median).toFixed(2)),
       cpuMs,
-      cpuRatioToBare: Number((cpuMs.median / bareCpu.median).toFixed(2)),
+      ratioToBare: ratio(ms.median, spread(of('bare').times, 1).median),
+      ratioToFloor: ratio(ms.median, floorMs),
+      cpuRatioToFloor: ratio(cpuMs.median, spread(of('floor').cpu, 1).median),
     };
   });
-  const resolverTime = (sdk: SdkMode) => timings.find((t) => t.name.startsWith(`resolver (SDK ${sdk}) `))!.ms.median;
-  const faster: SdkMode = resolverTime('bundled') < resolverTime('external') ? 'bundled' : 'external';
-  await report({ iterations, bundles, timings, faster } satisfies ColdStartResult & { iterations: number });
+  await report({ iterations, runtimes: runtimes.map(({ name, version }) => ({ name, version })), bundles, timings } satisfies ColdStartResult);
 } finally {
   dynalite.stop();
   rmSync(work, { recursive: true, force: true });

