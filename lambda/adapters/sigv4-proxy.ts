@@ -103,6 +103,32 @@ function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
+/** A SigV4 signer for Function URLs (service `lambda`), shared by the proxy and `resolve --sign`. */
+export function createFunctionUrlSigner(
+  credentials: AwsCredentialIdentity | AwsCredentialIdentityProvider,
+  region: string,
+): SignatureV4 {
+  return new SignatureV4({ credentials, region, service: SIGNING_SERVICE, sha256: Sha256 });
+}
+
+/** Signs one request to `target` (its host header included); the result carries the headers to send. */
+export function signFunctionUrlRequest(
+  signer: SignatureV4,
+  target: URL,
+  request: { method: string; path: string; query: Record<string, string | string[]>; headers: Record<string, string>; body: Buffer },
+): Promise<HttpRequest> {
+  return signer.sign({
+    method: request.method,
+    protocol: target.protocol,
+    hostname: target.hostname,
+    port: target.port ? Number(target.port) : undefined,
+    path: request.path,
+    query: request.query,
+    headers: { ...request.headers, host: target.host },
+    body: request.body,
+  });
+}
+
 export interface SigV4ProxyOptions {
   readonly target: URL;
   readonly region: string;
@@ -140,26 +166,7 @@ export function createSigV4Proxy(options: SigV4ProxyOptions): Server {
   const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const agent = secure ? new HttpsAgent({ keepAlive: true, maxSockets: 64 }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
-  const signer = new SignatureV4({
-    credentials: options.credentials,
-    region: options.region,
-    service: SIGNING_SERVICE,
-    sha256: Sha256,
-  });
-
-  async function sign(method: string, path: string, query: Record<string, string | string[]>, headers: Record<string, string>, body: Buffer) {
-    const request: HttpRequest = {
-      method,
-      protocol: target.protocol,
-      hostname: target.hostname,
-      port: target.port ? Number(target.port) : undefined,
-      path,
-      query,
-      headers: { ...headers, host: target.host },
-      body,
-    };
-    return signer.sign(request);
-  }
+  const signer = createFunctionUrlSigner(options.credentials, options.region);
 
   function forward(req: IncomingMessage, res: ServerResponse, body: Buffer, requestId: string, started: number): void {
     const method = req.method ?? 'GET';
@@ -176,7 +183,7 @@ export function createSigV4Proxy(options: SigV4ProxyOptions): Server {
       // Never the path or query: they carry the secret prefix and the gateway's parameters.
       log.info('proxied', { requestId, method, ms: Math.round(performance.now() - started), ...fields });
 
-    sign(method, fullPath, canonical.signed, headers, body).then(
+    signFunctionUrlRequest(signer, target, { method, path: fullPath, query: canonical.signed, headers, body }).then(
       (signed) => {
         const send = secure ? httpsRequest : httpRequest;
         const upstream = send({

@@ -37,6 +37,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.DISCOVER_USAGE, run: m.runDiscover };
     },
   },
+  resolve: {
+    summary: "send the gateway's exact request to a resolver and check the answer against the contract",
+    load: async () => {
+      const m = await import('./resolve-command');
+      return { usage: m.RESOLVE_USAGE, run: m.runResolve };
+    },
+  },
 };
 
 function usage(): string {
