@@ -1,31 +1,10 @@
-import { DynamoDBClient, GetItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { RawItem } from '../core/session-record';
-import type { SessionStore } from '../core/session-store';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { sdkDynamoApi, type DynamoApi } from './dynamodb-api';
+import { DynamoApiSessionStore } from './dynamodb-lite-session-store';
 import { boundedHttpHandler } from './sdk-http-handler';
 
-/**
- * Lenient conversion of a DynamoDB item to plain values. Unlike util-dynamodb's unmarshall it never
- * throws (a huge number typed in the console becomes an unsafe number the validator then rejects).
- */
-export function fromAttributeValue(value: AttributeValue): unknown {
-  if (value.S !== undefined) return value.S;
-  if (value.N !== undefined) return Number(value.N);
-  if (value.BOOL !== undefined) return value.BOOL;
-  if (value.NULL !== undefined) return null;
-  if (value.SS !== undefined) return [...value.SS];
-  if (value.NS !== undefined) return value.NS.map(Number);
-  if (value.L !== undefined) return value.L.map(fromAttributeValue);
-  if (value.M !== undefined) return fromItem(value.M);
-  if (value.B !== undefined) return value.B;
-  if (value.BS !== undefined) return [...value.BS];
-  return undefined;
-}
-
-export function fromItem(item: Record<string, AttributeValue>): RawItem {
-  const out: RawItem = {};
-  for (const [key, value] of Object.entries(item)) out[key] = fromAttributeValue(value);
-  return out;
-}
+// The item conversion lives with the SDK-free store; re-exported for existing importers.
+export { fromAttributeValue, fromItem } from './dynamodb-lite-session-store';
 
 export interface DynamoClientOptions {
   /** Milliseconds to open a connection before the attempt fails. */
@@ -36,9 +15,10 @@ export interface DynamoClientOptions {
 }
 
 /**
- * A client for the resolve path: short timeouts and few retries, so a store outage becomes a fast 503
- * rather than a gateway that hangs. Region, credentials and AWS_ENDPOINT_URL_DYNAMODB come from the
- * standard SDK configuration.
+ * An SDK client for the resolve path (`serve --table`): short timeouts and few retries, so a store outage
+ * becomes a fast 503 rather than a gateway that hangs. Region, credentials and AWS_ENDPOINT_URL_DYNAMODB
+ * come from the standard SDK configuration. The Lambda entry uses the lean client instead
+ * (dynamodb-lite.ts), which keeps the same bounds without the SDK's start-up cost.
  */
 export function createResolveDynamoClient(options: DynamoClientOptions = {}): DynamoDBClient {
   return new DynamoDBClient({
@@ -50,25 +30,9 @@ export function createResolveDynamoClient(options: DynamoClientOptions = {}): Dy
   });
 }
 
-export class DynamoDbSessionStore implements SessionStore {
-  constructor(
-    private readonly client: DynamoDBClient,
-    private readonly tableName: string,
-  ) {}
-
-  async get(sessionId: string): Promise<RawItem | undefined> {
-    const result = await this.client.send(
-      new GetItemCommand({
-        TableName: this.tableName,
-        Key: { SessionId: { S: sessionId } },
-        // Strongly consistent: an operator's console edit takes effect on the next connection.
-        ConsistentRead: true,
-      }),
-    );
-    return result.Item ? fromItem(result.Item) : undefined;
-  }
-
-  close(): void {
-    this.client.destroy();
+/** The DynamoDB session store over either an AWS SDK client or any DynamoApi (e.g. the lean client). */
+export class DynamoDbSessionStore extends DynamoApiSessionStore {
+  constructor(client: DynamoDBClient | DynamoApi, tableName: string) {
+    super(client instanceof DynamoDBClient ? sdkDynamoApi(client) : client, tableName);
   }
 }

@@ -1,10 +1,8 @@
-// A namespace import lets esbuild drop what is unused (zod's locales alone are ~260 KB of the bundle).
-import * as z from 'zod';
 import { parseCidr, parseIp, CidrSet } from './ip';
 
-// zod compiles object schemas with `new Function` on first use: 10–50 ms of a cold start, and no faster
-// afterwards for one small object. Interpreted parsing gives the same results.
-z.config({ jitless: true });
+// Validation is hand-written rather than a schema library: it runs on every cold start, and loading and
+// building zod's schemas was ~50 ms of the resolver's first answer (measured, bench/coldstart.ts) for
+// one flat record. The rules and messages are the contract below; test/unit/session-record.test.ts pins them.
 
 /**
  * The session record: one item per client-facing session id, as operators see it in the DynamoDB console
@@ -74,57 +72,85 @@ function isHostOrIp(value: string): boolean {
   return parseIp(value) !== undefined || HOSTNAME.test(value);
 }
 
+/** A rule failure: the reason without the attribute name, which parseSessionRecord puts in front. */
+class Invalid {
+  constructor(readonly message: string) {}
+}
+
+type Rule<T> = (value: unknown) => T | Invalid;
+
+function typeName(value: unknown): string {
+  return Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+}
+
+function text(value: unknown): string | Invalid {
+  return typeof value === 'string' ? value : new Invalid(`must be a string, not ${typeName(value)}`);
+}
+
+/** A number, or a string (trimmed) of the given shape: the console makes typing either easy. */
+function numeric(value: unknown, shape: RegExp, message: string): number | Invalid {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : new Invalid(message);
+  if (typeof value === 'string' && shape.test(value.trim())) return Number(value.trim());
+  return new Invalid(message);
+}
+
 /** Ports are typed as strings in the console as often as numbers: accept both, integers 1–65535 only. */
-const port = z
-  .union([z.number(), z.string().trim().regex(/^\d{1,5}$/).transform(Number)], 'must be an integer 1–65535')
-  .pipe(z.number().int('must be an integer').min(1, 'must be 1–65535').max(65535, 'must be 1–65535'));
+const port: Rule<number> = (value) => {
+  const n = numeric(value, /^\d{1,5}$/, 'must be an integer 1–65535');
+  if (n instanceof Invalid) return n;
+  if (!Number.isSafeInteger(n)) return new Invalid('must be an integer');
+  return n >= 1 && n <= 65535 ? n : new Invalid('must be 1–65535');
+};
 
-const epochSeconds = z
-  .union([z.number(), z.string().trim().regex(/^\d+(\.\d+)?$/).transform(Number)], 'must be epoch seconds')
-  .pipe(z.number().finite().nonnegative());
+const epochSeconds: Rule<number> = (value) => {
+  const n = numeric(value, /^\d+(\.\d+)?$/, 'must be epoch seconds');
+  if (n instanceof Invalid) return n;
+  return Number.isFinite(n) && n >= 0 ? n : new Invalid('must be epoch seconds (a number ≥ 0)');
+};
 
-const idText = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(MAX_SESSION_ID_LENGTH, `must be at most ${MAX_SESSION_ID_LENGTH} characters`)
-  .refine((v) => !hasControlChars(v), 'must not contain control characters');
+const idText: Rule<string> = (value) => {
+  const v = text(value);
+  if (v instanceof Invalid) return v;
+  if (v.length < 1) return new Invalid('must not be empty');
+  if (v.length > MAX_SESSION_ID_LENGTH) return new Invalid(`must be at most ${MAX_SESSION_ID_LENGTH} characters`);
+  return hasControlChars(v) ? new Invalid('must not contain control characters') : v;
+};
 
-const cidrList = z
-  .array(z.string())
-  .transform((entries, ctx) => {
-    const cidrs = [];
-    for (const entry of entries) {
-      const cidr = parseCidr(entry);
-      if (!cidr) {
-        ctx.addIssue({ code: 'custom', message: `'${entry.slice(0, 64)}' is not a CIDR` });
-        return z.NEVER;
-      }
-      cidrs.push(cidr);
-    }
-    return new CidrSet(cidrs);
-  });
+const endpoint: Rule<string> = (value) => {
+  const v = text(value);
+  if (v instanceof Invalid) return v;
+  const trimmed = v.trim();
+  return isHostOrIp(trimmed) ? trimmed : new Invalid('must be a host name or an IP address');
+};
 
-const itemSchema = z.object({
-  SessionId: idText,
-  DcvServerEndpoint: z.string().trim().refine(isHostOrIp, 'must be a host name or an IP address'),
-  HttpPort: port.default(DEFAULT_HTTP_PORT),
-  QuicPort: port.optional(),
-  WebUrlPath: z
-    .string()
-    .startsWith('/', "must start with '/'")
-    .max(1024, 'must be at most 1024 characters')
-    .refine((v) => !hasControlChars(v) && !/\s/.test(v), 'must not contain spaces or control characters')
-    .default(DEFAULT_WEB_URL_PATH),
-  TargetSessionId: idText.optional(),
-  Enabled: z.boolean('must be a boolean (BOOL)').default(true),
-  AllowedClientCidrs: cidrList.optional(),
-  ExpiresAt: epochSeconds.optional(),
-  Source: z.enum(['manual', 'ec2'], "must be 'manual' or 'ec2'").default('manual'),
-  InstanceId: z.string().optional(),
-  InstanceState: z.string().optional(),
-  UpdatedAt: z.string().optional(),
-  DiscoveredHash: z.string().optional(),
-});
+const webUrlPath: Rule<string> = (value) => {
+  const v = text(value);
+  if (v instanceof Invalid) return v;
+  if (!v.startsWith('/')) return new Invalid("must start with '/'");
+  if (v.length > 1024) return new Invalid('must be at most 1024 characters');
+  return hasControlChars(v) || /\s/.test(v) ? new Invalid('must not contain spaces or control characters') : v;
+};
+
+const boolean: Rule<boolean> = (value) => (typeof value === 'boolean' ? value : new Invalid('must be a boolean (BOOL)'));
+
+const cidrList: Rule<CidrSet> = (value) => {
+  if (!Array.isArray(value)) return new Invalid(`must be an array (L or SS) of CIDR strings, not ${typeName(value)}`);
+  const cidrs = [];
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== 'string') return new Invalid(`must be an array of CIDR strings, not one with a ${typeName(entry)}`);
+    const cidr = parseCidr(entry);
+    if (!cidr) return new Invalid(`'${entry.slice(0, 64)}' is not a CIDR`);
+    cidrs.push(cidr);
+  }
+  return new CidrSet(cidrs);
+};
+
+const source: Rule<RecordSource> = (value) => (value === 'manual' || value === 'ec2' ? value : new Invalid("must be 'manual' or 'ec2'"));
+
+/** Thrown inside parseSessionRecord only, to stop at the first attribute that does not validate. */
+class Rejected {
+  constructor(readonly reason: string) {}
+}
 
 export type ParseResult = { ok: true; record: SessionRecord } | { ok: false; reason: string };
 
@@ -142,30 +168,53 @@ function dropNulls(item: RawItem): RawItem {
 
 /** Validates one item; the reason names the attribute and what is wrong, for the operator's log. */
 export function parseSessionRecord(item: RawItem): ParseResult {
-  const parsed = itemSchema.safeParse(dropNulls(item));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const attribute = issue.path.length > 0 ? String(issue.path[0]) : 'item';
-    const missing = issue.path.length > 0 && item[attribute] == null;
-    return { ok: false, reason: missing ? `${attribute} is required` : `${attribute} ${issue.message}` };
+  const v = dropNulls(item);
+  // Attributes are checked in the contract's order, and the first one that fails is the reason.
+  function required<T>(name: string, rule: Rule<T>): T {
+    if (v[name] === undefined) throw new Rejected(`${name} is required`);
+    return optional(name, rule)!;
   }
-  const v = parsed.data;
-  return {
-    ok: true,
-    record: {
-      sessionId: v.SessionId,
-      dcvServerEndpoint: v.DcvServerEndpoint,
-      httpPort: v.HttpPort,
-      quicPort: v.QuicPort,
-      webUrlPath: v.WebUrlPath,
-      targetSessionId: v.TargetSessionId ?? v.SessionId,
-      enabled: v.Enabled,
-      allowedClientCidrs: v.AllowedClientCidrs,
-      expiresAt: v.ExpiresAt,
-      source: v.Source,
-      instanceId: v.InstanceId,
-      instanceState: v.InstanceState,
-      updatedAt: v.UpdatedAt,
-    },
-  };
+  function optional<T>(name: string, rule: Rule<T>): T | undefined {
+    if (v[name] === undefined) return undefined;
+    const result = rule(v[name]);
+    if (result instanceof Invalid) throw new Rejected(`${name} ${result.message}`);
+    return result;
+  }
+  try {
+    const sessionId = required(Attr.SessionId, idText);
+    const dcvServerEndpoint = required(Attr.DcvServerEndpoint, endpoint);
+    const httpPort = optional(Attr.HttpPort, port) ?? DEFAULT_HTTP_PORT;
+    const quicPort = optional(Attr.QuicPort, port);
+    const webUrl = optional(Attr.WebUrlPath, webUrlPath) ?? DEFAULT_WEB_URL_PATH;
+    const targetSessionId = optional(Attr.TargetSessionId, idText);
+    const enabled = optional(Attr.Enabled, boolean) ?? true;
+    const allowedClientCidrs = optional(Attr.AllowedClientCidrs, cidrList);
+    const expiresAt = optional(Attr.ExpiresAt, epochSeconds);
+    const recordSource = optional(Attr.Source, source) ?? 'manual';
+    const instanceId = optional(Attr.InstanceId, text);
+    const instanceState = optional(Attr.InstanceState, text);
+    const updatedAt = optional(Attr.UpdatedAt, text);
+    optional(Attr.DiscoveredHash, text);
+    return {
+      ok: true,
+      record: {
+        sessionId,
+        dcvServerEndpoint,
+        httpPort,
+        quicPort,
+        webUrlPath: webUrl,
+        targetSessionId: targetSessionId ?? sessionId,
+        enabled,
+        allowedClientCidrs,
+        expiresAt,
+        source: recordSource,
+        instanceId,
+        instanceState,
+        updatedAt,
+      },
+    };
+  } catch (error) {
+    if (error instanceof Rejected) return { ok: false, reason: error.reason };
+    throw error;
+  }
 }

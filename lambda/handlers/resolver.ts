@@ -1,15 +1,25 @@
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { readResolverFunctionConfig } from '../config';
-import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
-import { createLogger } from '../adapters/logger';
+import { createLiteDynamoApi } from '../adapters/dynamodb-lite';
+import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store';
+import { LambdaLog } from '../adapters/logger';
 import { createResolverHandler } from './resolver-handler';
 
-// Lambda entry: configuration and clients are built once per cold start.
+// Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
+// the AWS SDK) and the lean logger (not Powertools) keep the first answer close to the least a signed
+// GetItem costs; see README "Performance" and bench/coldstart.ts.
 const config = readResolverFunctionConfig(process.env);
-const logger = createLogger();
+const log = new LambdaLog();
 
-export const handler = createResolverHandler({
-  store: new DynamoDbSessionStore(createResolveDynamoClient(), config.tableName),
-  logger,
+const resolve = createResolverHandler({
+  store: new DynamoApiSessionStore(createLiteDynamoApi(), config.tableName),
+  logger: log,
   allowedSources: config.allowedSources,
   pathPrefix: config.pathPrefix,
 });
+
+export const handler = (event: APIGatewayProxyEventV2, context: Context) => {
+  // The invocation's fields (function_request_id, cold_start, …) on every log line of this request.
+  if (context) log.addContext(context);
+  return resolve(event);
+};

@@ -1,0 +1,55 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { RawItem } from '../core/session-record';
+import type { SessionStore } from '../core/session-store';
+import type { DynamoApi } from './dynamodb-api';
+
+/**
+ * The DynamoDB session store over the DynamoApi seam, with no AWS SDK import (types only): the Lambda
+ * entry pairs it with the lean client so the SDK never reaches the resolver's bundle. The SDK-facing
+ * `DynamoDbSessionStore` (dynamodb-session-store.ts) is this same store behind an SDK client.
+ */
+
+/**
+ * Lenient conversion of a DynamoDB item to plain values. Unlike util-dynamodb's unmarshall it never
+ * throws (a huge number typed in the console becomes an unsafe number the validator then rejects).
+ */
+export function fromAttributeValue(value: AttributeValue): unknown {
+  if (value.S !== undefined) return value.S;
+  if (value.N !== undefined) return Number(value.N);
+  if (value.BOOL !== undefined) return value.BOOL;
+  if (value.NULL !== undefined) return null;
+  if (value.SS !== undefined) return [...value.SS];
+  if (value.NS !== undefined) return value.NS.map(Number);
+  if (value.L !== undefined) return value.L.map(fromAttributeValue);
+  if (value.M !== undefined) return fromItem(value.M);
+  if (value.B !== undefined) return value.B;
+  if (value.BS !== undefined) return [...value.BS];
+  return undefined;
+}
+
+export function fromItem(item: Record<string, AttributeValue>): RawItem {
+  const out: RawItem = {};
+  for (const [key, value] of Object.entries(item)) out[key] = fromAttributeValue(value);
+  return out;
+}
+
+export class DynamoApiSessionStore implements SessionStore {
+  constructor(
+    protected readonly api: DynamoApi,
+    protected readonly tableName: string,
+  ) {}
+
+  async get(sessionId: string): Promise<RawItem | undefined> {
+    const result = await this.api.call<{ Item?: Record<string, AttributeValue> }>('GetItem', {
+      TableName: this.tableName,
+      Key: { SessionId: { S: sessionId } },
+      // Strongly consistent: an operator's console edit takes effect on the next connection.
+      ConsistentRead: true,
+    });
+    return result.Item ? fromItem(result.Item) : undefined;
+  }
+
+  close(): void {
+    this.api.close?.();
+  }
+}
