@@ -2,69 +2,33 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { HttpRequest, Router } from '../core/http-router';
 import type { Log } from '../core/log';
-import type { ResolverHandler } from '../handlers/resolver-handler';
 import { readBoundedBody } from './bounded-body';
 import { splitTarget } from './request-target';
 
-/** Bodies are not part of the contract; anything bigger than this is refused unread. */
+/** Bodies are not part of the resolver's contract and the verifier's form is tiny; bigger is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 function stripMappedV4(address: string | undefined): string | undefined {
   return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-function headerMap(req: IncomingMessage): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
-  }
-  return headers;
-}
-
-/** Function URLs join repeated keys with commas; do the same so the event looks like Lambda's. */
-function queryMap(rawQueryString: string): Record<string, string> | undefined {
-  if (rawQueryString === '') return undefined;
-  const out: Record<string, string> = {};
-  for (const [key, value] of new URLSearchParams(rawQueryString)) {
-    out[key] = key in out ? `${out[key]},${value}` : value;
-  }
-  return out;
-}
-
-/** Builds the Function URL event (payload 2.0) that Lambda would have delivered for this request. */
-export function eventFromRequest(req: IncomingMessage, body: string): APIGatewayProxyEventV2 {
-  const { path: rawPath, query: rawQueryString } = splitTarget(req.url);
-  const now = Date.now();
-  const requestId = randomUUID();
+/**
+ * The router's request straight from node:http: the same fields the Lambda adapter reads from a
+ * Function URL event (sourceIp from the socket, never X-Forwarded-For), without building the event.
+ */
+export function requestFromIncoming(req: IncomingMessage, body: string): HttpRequest {
+  const { path, query } = splitTarget(req.url);
+  const contentType = req.headers['content-type'];
   return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath,
-    rawQueryString,
-    headers: headerMap(req),
-    queryStringParameters: queryMap(rawQueryString),
-    requestContext: {
-      accountId: 'local',
-      apiId: 'local',
-      domainName: req.headers.host ?? 'localhost',
-      domainPrefix: 'local',
-      http: {
-        method: req.method ?? 'GET',
-        path: rawPath,
-        protocol: `HTTP/${req.httpVersion}`,
-        sourceIp: stripMappedV4(req.socket.remoteAddress) ?? '',
-        userAgent: req.headers['user-agent'] ?? '',
-      },
-      requestId,
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date(now).toISOString(),
-      timeEpoch: now,
-    },
-    body: body === '' ? undefined : body,
-    isBase64Encoded: false,
+    method: req.method ?? 'GET',
+    path,
+    rawQueryString: query,
+    sourceIp: stripMappedV4(req.socket.remoteAddress),
+    requestId: randomUUID(),
+    body,
+    ...(contentType === undefined ? {} : { contentType }),
   };
 }
 
@@ -79,7 +43,8 @@ function sendJsonError(res: ServerResponse, status: number, error: string, messa
 }
 
 export interface LocalServerOptions {
-  readonly handler: ResolverHandler;
+  /** The shared router (lambda/core/http-router.ts), as the Lambda handler uses it. */
+  readonly route: Router;
   readonly log: Log;
   readonly host?: string;
   readonly port?: number;
@@ -93,9 +58,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** A plain node:http adapter: request in, Function URL event to the shared handler, result out. */
+/** A plain node:http adapter: request in, the shared router's answer out. */
 export function createLocalServer(options: LocalServerOptions): Server {
-  const { handler, log } = options;
+  const { route, log } = options;
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -105,14 +70,8 @@ export function createLocalServer(options: LocalServerOptions): Server {
       return;
     }
     const respond = (body: string): void => {
-      const event = eventFromRequest(req, body);
-      // No Lambda context here: the handler then logs the event's request id and invents nothing.
-      handler(event).then(
-        (result) => {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
-          send(res, result.statusCode ?? 200, headers, result.body ?? '', req.method === 'HEAD');
-        },
+      route(requestFromIncoming(req, body)).then(
+        (result) => send(res, result.statusCode, result.headers, result.body, req.method === 'HEAD'),
         (error: unknown) => {
           log.error('handler failed', { message: (error as Error)?.message });
           sendJsonError(res, 500, 'InternalError', 'internal error');

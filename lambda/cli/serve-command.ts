@@ -3,7 +3,10 @@ import type { ServerOptions as HttpsOptions } from 'node:https';
 import { parseArgs } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { coalesceWrites } from '../adapters/coalesced-writes';
+import { sdkDynamoApi } from '../adapters/dynamodb-api';
 import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
+import { DirectoryTokenStore } from '../adapters/directory-token-store';
+import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
 import { FileSessionStore } from '../adapters/file-session-store';
 import { startLocalServer, type RunningServer } from '../adapters/local-server';
 import { JsonLineLog } from '../adapters/json-line-log';
@@ -12,17 +15,21 @@ import { splitList, validatePathPrefix } from '../config';
 import { ConfigError } from '../core/config-errors';
 import { CidrSet } from '../core/ip';
 import type { SessionStore } from '../core/session-store';
-import { createResolverHandler } from '../handlers/resolver-handler';
+import type { TokenStore } from '../core/tokens/token-store';
+import { createResolverRouter } from '../handlers/resolver-handler';
 import { CliError } from './cli-error';
 import { stopOnSignal } from './stop-on-signal';
 
 export const SERVE_USAGE = `Usage: dcv-resolver serve (--sessions FILE | --table NAME) [options]
 
-Answers the DCV Connection Gateway's POST /resolveSession over HTTP.
+Answers the DCV Connection Gateway's POST /resolveSession over HTTP, and with a token store the
+DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier).
 
   --sessions FILE        serve the sessions in a JSON file (reloaded when it changes)
   --table NAME           serve from a DynamoDB table (standard AWS SDK configuration:
                          AWS_REGION, credentials, AWS_ENDPOINT_URL_DYNAMODB)
+  --tokens-dir DIR       verify connect tokens kept in this directory (written by 'token create')
+  --tokens-table NAME    verify connect tokens kept in this DynamoDB table
   --host HOST            address to listen on (default 127.0.0.1)
   --port PORT            port to listen on (default 9000)
   --allow-source CIDRS   only answer callers from these CIDRs (comma-separated, repeatable)
@@ -37,6 +44,8 @@ Answers the DCV Connection Gateway's POST /resolveSession over HTTP.
 export interface ServeOptions {
   readonly sessions?: string;
   readonly table?: string;
+  readonly tokensDir?: string;
+  readonly tokensTable?: string;
   readonly host: string;
   readonly port: number;
   readonly allowSources?: CidrSet;
@@ -72,6 +81,8 @@ export function parseServeArgs(argv: string[]): ServeOptions {
       options: {
         sessions: { type: 'string' },
         table: { type: 'string' },
+        'tokens-dir': { type: 'string' },
+        'tokens-table': { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '9000' },
         'allow-source': { type: 'string', multiple: true },
@@ -89,6 +100,9 @@ export function parseServeArgs(argv: string[]): ServeOptions {
   }
   if (Boolean(values.sessions) === Boolean(values.table)) {
     throw new CliError(`give exactly one of --sessions FILE or --table NAME\n\n${SERVE_USAGE}`, 2);
+  }
+  if (values['tokens-dir'] && values['tokens-table']) {
+    throw new CliError('give at most one of --tokens-dir DIR or --tokens-table NAME', 2);
   }
   const port = Number(values.port);
   if (!/^\d{1,5}$/.test(values.port) || port > 65535) throw new CliError(`--port must be 0–65535, not '${values.port}'`, 2);
@@ -109,6 +123,8 @@ export function parseServeArgs(argv: string[]): ServeOptions {
   return {
     sessions: values.sessions,
     table: values.table,
+    tokensDir: values['tokens-dir'],
+    tokensTable: values['tokens-table'],
     host: values.host,
     port,
     allowSources,
@@ -119,11 +135,11 @@ export function parseServeArgs(argv: string[]): ServeOptions {
 }
 
 /** Fails fast with a clear message when the table is missing or unreachable. */
-async function checkTable(client: DynamoDBClient, table: string): Promise<void> {
+export async function checkTable(client: DynamoDBClient, table: string, expectedKey = 'SessionId'): Promise<void> {
   try {
     const result = await client.send(new DescribeTableCommand({ TableName: table }));
     const key = result.Table?.KeySchema?.find((k) => k.KeyType === 'HASH')?.AttributeName;
-    if (key !== 'SessionId') throw new CliError(`table '${table}' has partition key '${key}', expected 'SessionId'`);
+    if (key !== expectedKey) throw new CliError(`table '${table}' has partition key '${key}', expected '${expectedKey}'`);
   } catch (error) {
     if (error instanceof CliError) throw error;
     const name = (error as Error).name;
@@ -153,32 +169,60 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     store = new DynamoDbSessionStore(client, options.table!);
     source = `table ${options.table}`;
   }
-  const handler = createResolverHandler({
+  let tokens: TokenStore | undefined;
+  try {
+    tokens = await openTokenStore(options, logger);
+  } catch (error) {
+    await store.close?.();
+    throw error;
+  }
+  const route = createResolverRouter({
     store,
     logger,
     allowedSources: options.allowSources,
     pathPrefix: options.pathPrefix,
+    tokens,
   });
   let running: RunningServer;
   try {
-    running = await startLocalServer({ handler, log: logger, host: options.host, port: options.port, tls: options.tls });
+    running = await startLocalServer({ route, log: logger, host: options.host, port: options.port, tls: options.tls });
   } catch (error) {
     await store.close?.();
+    await tokens?.close?.();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new CliError(`port ${options.port} on ${options.host} is already in use`);
     if (code === 'EADDRNOTAVAIL') throw new CliError(`cannot listen on ${options.host}: no such local address`);
     if (code === 'EACCES') throw new CliError(`not allowed to listen on ${options.host}:${options.port}`);
     throw new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`);
   }
-  logger.info('dcv-resolver listening', { url: running.url, source });
+  logger.info('dcv-resolver listening', { url: running.url, source, verifier: tokens ? 'on' : 'off' });
   return {
     ...running,
     store,
     close: async () => {
       await running.close();
       await store.close?.();
+      await tokens?.close?.();
     },
   };
+}
+
+/** The verifier's token store, if one was asked for; a missing table or unusable folder fails start-up. */
+async function openTokenStore(options: ServeOptions, log: JsonLineLog): Promise<TokenStore | undefined> {
+  if (options.tokensDir) {
+    try {
+      return new DirectoryTokenStore(options.tokensDir, log);
+    } catch (error) {
+      if (error instanceof ConfigError) throw new CliError(error.message);
+      throw error;
+    }
+  }
+  if (options.tokensTable) {
+    const client = createResolveDynamoClient();
+    await checkTable(client, options.tokensTable, 'TokenHash');
+    return new DynamoDbTokenStore(sdkDynamoApi(client), options.tokensTable, log);
+  }
+  return undefined;
 }
 
 export async function runServe(argv: string[]): Promise<void> {
@@ -193,4 +237,9 @@ export async function runServe(argv: string[]): Promise<void> {
   // The prefix is a secret: name the option, never echo its value.
   const gatewayUrl = options.pathPrefix ? `${running.url}/<--path-prefix value>` : running.url;
   process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${gatewayUrl}')\n`);
+  if (options.tokensDir || options.tokensTable) {
+    process.stderr.write(
+      `dcv-resolver: verifying tokens (each DCV server's dcv.conf: [security] auth-token-verifier="${gatewayUrl}/verifyToken/<its DcvServerEndpoint>")\n`,
+    );
+  }
 }

@@ -3,6 +3,8 @@ import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError } from 
 import { parseIp, type CidrSet } from './ip';
 import type { Log } from './log';
 import { describeError, parseResolveQuery, type SessionResolver } from './resolve';
+import { handleVerifyToken, VERIFY_METHODS } from './tokens/verify-route';
+import type { TokenVerifier } from './tokens/verify-token';
 
 /**
  * The HTTP surface of the resolver, independent of how the request arrived (Function URL event or
@@ -17,6 +19,10 @@ export interface HttpRequest {
   readonly sourceIp?: string;
   /** Carried into every log line about this request. */
   readonly requestId?: string;
+  /** The body as text (UTF-8); absent or '' when there is none. Only the verifier reads it. */
+  readonly body?: string;
+  /** The Content-Type header, as received. */
+  readonly contentType?: string;
 }
 
 export interface HttpResponse {
@@ -32,6 +38,8 @@ export interface RouterOptions {
   readonly allowedSources?: CidrSet;
   /** A secret first path segment; wrong or missing is an ordinary 404. */
   readonly pathPrefix?: string;
+  /** The DCV servers' token verifier (POST …/verifyToken[/<server>]); absent: that path is a 404. */
+  readonly verifier?: TokenVerifier;
 }
 
 export type Router = (request: HttpRequest) => Promise<HttpResponse>;
@@ -66,11 +74,15 @@ function makePrefixStripper(prefix: string | undefined): (path: string) => strin
   };
 }
 
-type Route = 'resolveSession' | 'health' | 'unknown';
+type Route = 'resolveSession' | 'verifyToken' | 'health' | 'unknown';
+
+/** `…/verifyToken` or `…/verifyToken/<server>` (one segment: the asking DCV server's endpoint). */
+const VERIFY_PATH = /\/verifyToken(?:\/([^/]+))?$/;
 
 function routeOf(path: string | undefined): Route {
   if (path === undefined) return 'unknown';
   if (path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
+  if (VERIFY_PATH.test(path)) return 'verifyToken';
   if (path === '/health') return 'health';
   return 'unknown';
 }
@@ -80,7 +92,7 @@ function clip(value: string | undefined, max = 64): string | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { resolver, log, allowedSources } = options;
+  const { resolver, log, allowedSources, verifier } = options;
   const stripPrefix = makePrefixStripper(options.pathPrefix);
 
   function sourceAllowed(sourceIp: string | undefined): boolean {
@@ -109,17 +121,24 @@ export function createRouter(options: RouterOptions): Router {
     let response: HttpResponse;
     try {
       if (!sourceAllowed(request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
-      const route = routeOf(stripPrefix(request.path));
+      const path = stripPrefix(request.path);
+      const route = routeOf(path);
       fields.route = route;
       if (route === 'resolveSession') {
         response = await handleResolve(request, fields);
+      } else if (route === 'verifyToken') {
+        if (request.method !== 'POST') throw new MethodNotAllowedError(VERIFY_METHODS);
+        if (!verifier) {
+          throw new NotFoundError('token verification is not enabled on this resolver (serve: --tokens-dir or --tokens-table)');
+        }
+        response = await handleVerifyToken(verifier, request, VERIFY_PATH.exec(path!)![1], fields);
       } else if (route === 'health') {
         if (!(HEALTH_METHODS as readonly string[]).includes(request.method)) {
           throw new MethodNotAllowedError(HEALTH_METHODS);
         }
         response = jsonResponse(200, { status: 'ok' });
       } else {
-        throw new NotFoundError('unknown path; the resolver answers POST …/resolveSession');
+        throw new NotFoundError('unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken');
       }
     } catch (error) {
       if (error instanceof HttpError) {

@@ -110,20 +110,37 @@ export class SessionResolver {
     };
   }
 
+  /**
+   * The record a session id currently resolves to, whatever the transport or client: unknown, disabled
+   * and expired records throw the same 404 as a lookup would (issuing and verifying tokens use this).
+   */
+  async findUsable(sessionId: string, logFields: Record<string, unknown> = {}): Promise<SessionRecord> {
+    const record = await this.lookup(sessionId, logFields);
+    const refusal = this.usableRefusal(record, sessionId);
+    if (refusal) throw new NotFoundError(refusal);
+    return record!;
+  }
+
+  private usableRefusal(record: SessionRecord | undefined, sessionId: string): string | undefined {
+    if (!record) return `no session '${sessionId}'`;
+    if (!record.enabled) return `session '${sessionId}' is disabled`;
+    if (record.expiresAt !== undefined && this.now() >= record.expiresAt * 1000) {
+      return `session '${sessionId}' has expired`;
+    }
+    return undefined;
+  }
+
   /** Why this record gives no destination, or undefined when it does. */
   private refusal(record: SessionRecord | undefined, query: ResolveQuery): string | undefined {
-    if (!record) return `no session '${query.sessionId}'`;
-    if (!record.enabled) return `session '${query.sessionId}' is disabled`;
-    if (record.expiresAt !== undefined && this.now() >= record.expiresAt * 1000) {
-      return `session '${query.sessionId}' has expired`;
-    }
-    if (record.allowedClientCidrs) {
+    const unusable = this.usableRefusal(record, query.sessionId);
+    if (unusable) return unusable;
+    if (record!.allowedClientCidrs) {
       if (!query.clientIp) return `session '${query.sessionId}' requires a clientIpAddress`;
-      if (!record.allowedClientCidrs.contains(query.clientIp)) {
+      if (!record!.allowedClientCidrs.contains(query.clientIp)) {
         return `session '${query.sessionId}' is not available to this client address`;
       }
     }
-    if (query.transport === 'QUIC' && record.quicPort === undefined) {
+    if (query.transport === 'QUIC' && record!.quicPort === undefined) {
       return `session '${query.sessionId}' does not offer QUIC`;
     }
     return undefined;

@@ -4,9 +4,11 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { CidrSet } from '../core/ip';
 import type { Log } from '../core/log';
-import { createRouter, type HttpRequest } from '../core/http-router';
+import { createRouter, type HttpRequest, type Router } from '../core/http-router';
 import { SessionResolver } from '../core/resolve';
 import type { SessionStore } from '../core/session-store';
+import type { TokenStore } from '../core/tokens/token-store';
+import { TokenVerifier } from '../core/tokens/verify-token';
 
 export interface ResolverHandlerDeps {
   readonly store: SessionStore;
@@ -14,6 +16,8 @@ export interface ResolverHandlerDeps {
   readonly logger: Logger | Log;
   readonly allowedSources?: CidrSet;
   readonly pathPrefix?: string;
+  /** Turns on POST …/verifyToken for the DCV servers. */
+  readonly tokens?: TokenStore;
   readonly now?: () => number;
 }
 
@@ -30,13 +34,39 @@ export type ResolverHandler = (
 /** Reads a Function URL event (payload 2.0) defensively: a malformed event is a 4xx, never a crash. */
 export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefined): HttpRequest {
   const http = event?.requestContext?.http;
+  const contentType = event?.headers?.['content-type'];
   return {
     method: typeof http?.method === 'string' ? http.method.toUpperCase() : 'GET',
     path: typeof event?.rawPath === 'string' ? event.rawPath : '/',
     rawQueryString: typeof event?.rawQueryString === 'string' ? event.rawQueryString : '',
     sourceIp: typeof http?.sourceIp === 'string' ? http.sourceIp : undefined,
     requestId: requestIdOf(event),
+    body: bodyOf(event),
+    ...(typeof contentType === 'string' ? { contentType } : {}),
   };
+}
+
+/** Function URLs base64-encode bodies they don't consider text (form bodies among them). */
+function bodyOf(event: Partial<APIGatewayProxyEventV2> | undefined): string | undefined {
+  if (typeof event?.body !== 'string') return undefined;
+  return event.isBase64Encoded === true ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+}
+
+/**
+ * The shared router over a store (and, optionally, a token store): what the Lambda handler wraps and
+ * the local server calls directly.
+ */
+export function createResolverRouter(deps: ResolverHandlerDeps): Router {
+  const log = deps.logger;
+  const resolver = new SessionResolver({ store: deps.store, log, now: deps.now });
+  const verifier = deps.tokens ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now }) : undefined;
+  return createRouter({
+    resolver,
+    log,
+    allowedSources: deps.allowedSources,
+    pathPrefix: deps.pathPrefix,
+    verifier,
+  });
 }
 
 /**
@@ -44,14 +74,7 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
  * function; only the store and the source of the event differ.
  */
 export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandler {
-  const log = deps.logger;
-  const resolver = new SessionResolver({ store: deps.store, log, now: deps.now });
-  const route = createRouter({
-    resolver,
-    log,
-    allowedSources: deps.allowedSources,
-    pathPrefix: deps.pathPrefix,
-  });
+  const route = createResolverRouter(deps);
   const handle = async function resolveSessionHandler(
     event: APIGatewayProxyEventV2,
   ): Promise<APIGatewayProxyStructuredResultV2> {

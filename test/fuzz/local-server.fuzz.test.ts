@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalServer, type RunningServer } from '../../lambda/adapters/local-server';
 import { CidrSet } from '../../lambda/core/ip';
-import { createResolverHandler } from '../../lambda/handlers/resolver-handler';
+import { createResolverRouter } from '../../lambda/handlers/resolver-handler';
 import { ALLOWED_CIDRS, method, PREFIX, rawPath, rawQuery, SpyStore, table } from '../helpers/fuzz-arbitraries';
 
 /**
@@ -32,13 +32,13 @@ const agents = new Map<string, Agent>();
 async function start(withAccessControl: boolean): Promise<Target> {
   const store = new SpyStore();
   const logger = new Logger({ serviceName: 'fuzz', logLevel: 'SILENT' });
-  const handler = createResolverHandler({
+  const route = createResolverRouter({
     store,
     logger,
     allowedSources: withAccessControl ? CidrSet.parse(ALLOWED_CIDRS) : undefined,
     pathPrefix: withAccessControl ? PREFIX : undefined,
   });
-  const server = await startLocalServer({ handler, log: logger, host: '127.0.0.1', port: 0 });
+  const server = await startLocalServer({ route, log: logger, host: '127.0.0.1', port: 0 });
   return { server, store, guarded: withAccessControl };
 }
 

@@ -1,12 +1,12 @@
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { eventFromRequest, MAX_BODY_BYTES, startLocalServer, type RunningServer } from '../../lambda/adapters/local-server';
+import { MAX_BODY_BYTES, requestFromIncoming, startLocalServer, type RunningServer } from '../../lambda/adapters/local-server';
+import type { HttpRequest, Router } from '../../lambda/core/http-router';
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore, type SessionStore } from '../../lambda/core/session-store';
-import { createResolverHandler, type ResolverHandler } from '../../lambda/handlers/resolver-handler';
+import { createResolverRouter } from '../../lambda/handlers/resolver-handler';
 import { RecordingLog } from '../helpers/recording-log';
 
 const ITEMS: RawItem[] = [
@@ -14,7 +14,7 @@ const ITEMS: RawItem[] = [
   { SessionId: 'desktop', DcvServerEndpoint: '10.150.248.136', HttpPort: '8443' },
 ];
 const CONSOLE_HTTP = '{"SessionId":"console","TransportProtocol":"HTTP","DcvServerEndpoint":"10.150.248.180","Port":8443,"WebUrlPath":"/"}';
-const UNKNOWN_PATH = '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}';
+const UNKNOWN_PATH = '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}';
 
 interface Reply {
   readonly status: number;
@@ -78,16 +78,16 @@ function silentLogger(): Logger {
   return new Logger({ serviceName: 'test', logLevel: 'SILENT' });
 }
 
-/** The real handler, with every event it receives recorded. */
-function recordingHandler(store: SessionStore, events: APIGatewayProxyEventV2[]): ResolverHandler {
-  const inner = createResolverHandler({ store, logger: silentLogger() });
-  return (event, context) => {
-    events.push(event);
-    return inner(event, context);
+/** The real router, with every request it receives recorded. */
+function recordingRouter(store: SessionStore, events: HttpRequest[]): Router {
+  const inner = createResolverRouter({ store, logger: silentLogger() });
+  return (request) => {
+    events.push(request);
+    return inner(request);
   };
 }
 
-const events: APIGatewayProxyEventV2[] = [];
+const events: HttpRequest[] = [];
 const storeCalls: string[] = [];
 let server: RunningServer;
 let port: number;
@@ -100,7 +100,7 @@ beforeAll(async () => {
       return memory.get(id);
     },
   };
-  server = await startLocalServer({ handler: recordingHandler(store, events), log: new RecordingLog(), host: '127.0.0.1', port: 0 });
+  server = await startLocalServer({ route: recordingRouter(store, events), log: new RecordingLog(), host: '127.0.0.1', port: 0 });
   port = (server.server.address() as AddressInfo).port;
 });
 
@@ -243,71 +243,51 @@ describe('malformed HTTP never reaches the handler', () => {
   });
 });
 
-describe('the Function URL event the handler sees', () => {
+describe('the request the router sees', () => {
   it('takes sourceIp from the socket, never from X-Forwarded-For', async () => {
     await call(server.url, {
       path: '/resolveSession?sessionId=console&transport=HTTP',
       headers: { 'x-forwarded-for': '198.51.100.7', forwarded: 'for=198.51.100.7', 'x-real-ip': '198.51.100.7' },
     });
     expect(events).toHaveLength(1);
-    const event = events[0]!;
-    expect(event.requestContext.http.sourceIp).toBe('127.0.0.1');
-    // The header itself is passed through, as Lambda does, but nothing reads it.
-    expect(event.headers['x-forwarded-for']).toBe('198.51.100.7');
+    expect(events[0]!.sourceIp).toBe('127.0.0.1');
   });
 
-  it('is a payload 2.0 event mirroring the request', async () => {
+  it('mirrors the request: method, raw path, raw query, body, content type, a fresh request id', async () => {
     await call(server.url, {
       path: '/prod/resolveSession?sessionId=console&transport=QUIC&x=1&x=2',
       headers: { 'user-agent': 'dcv-connection-gateway/2024.0', 'content-type': 'text/plain' },
       body: 'hello',
     });
-    const event = events[0]!;
-    expect(event).toMatchObject({
-      version: '2.0',
-      routeKey: '$default',
-      rawPath: '/prod/resolveSession',
+    const request = events[0]!;
+    expect(request).toMatchObject({
+      method: 'POST',
+      path: '/prod/resolveSession',
       rawQueryString: 'sessionId=console&transport=QUIC&x=1&x=2',
-      queryStringParameters: { sessionId: 'console', transport: 'QUIC', x: '1,2' },
+      sourceIp: '127.0.0.1',
       body: 'hello',
-      isBase64Encoded: false,
-      requestContext: {
-        http: { method: 'POST', path: '/prod/resolveSession', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'dcv-connection-gateway/2024.0' },
-        routeKey: '$default',
-        stage: '$default',
-      },
+      contentType: 'text/plain',
     });
-    expect(event.headers).toMatchObject({ 'user-agent': 'dcv-connection-gateway/2024.0', 'content-type': 'text/plain', accept: 'application/json' });
-    expect(event.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    expect(typeof event.requestContext.timeEpoch).toBe('number');
+    expect(request.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    await call(server.url, { path: '/resolveSession?sessionId=console&transport=HTTP' });
+    expect(events[1]!.requestId).not.toBe(request.requestId);
   });
 
-  it('eventFromRequest folds an IPv4-mapped peer address and tolerates a missing URL', () => {
-    const fake = {
-      url: undefined,
-      method: undefined,
-      httpVersion: '1.1',
-      headers: { 'x-multi': ['a', 'b'], host: 'h' },
-      socket: { remoteAddress: '::ffff:192.0.2.10' },
-    };
-    const event = eventFromRequest(fake as never, '');
-    expect(event.rawPath).toBe('/');
-    expect(event.rawQueryString).toBe('');
-    expect(event.queryStringParameters).toBeUndefined();
-    expect(event.body).toBeUndefined();
-    expect(event.requestContext.http.sourceIp).toBe('192.0.2.10');
-    expect(event.requestContext.http.method).toBe('GET');
-    expect(event.headers['x-multi']).toBe('a,b');
+  it('requestFromIncoming folds an IPv4-mapped peer address and tolerates a missing URL', () => {
+    const fake = { url: undefined, method: undefined, headers: { host: 'h' }, socket: { remoteAddress: '::ffff:192.0.2.10' } };
+    const request = requestFromIncoming(fake as never, '');
+    expect(request).toMatchObject({ method: 'GET', path: '/', rawQueryString: '', sourceIp: '192.0.2.10', body: '' });
+    expect(request.contentType).toBeUndefined();
   });
 
   it.each([
     ['an absolute-form URL', 'http://example.com:9000/p/resolveSession?a=1', '/p/resolveSession', 'a=1'],
     ['an asterisk', '*', '/', ''],
     ['a relative path with an empty query', '/resolveSession?', '/resolveSession', ''],
-  ])('eventFromRequest: %s', (_name, url, rawPath, rawQueryString) => {
-    const fake = { url, method: 'POST', httpVersion: '1.1', headers: {}, socket: { remoteAddress: '::1' } };
-    const event = eventFromRequest(fake as never, '');
-    expect([event.rawPath, event.rawQueryString, event.requestContext.http.sourceIp]).toEqual([rawPath, rawQueryString, '::1']);
+  ])('requestFromIncoming: %s', (_name, url, path, rawQueryString) => {
+    const fake = { url, method: 'POST', headers: {}, socket: { remoteAddress: '::1' } };
+    const request = requestFromIncoming(fake as never, '');
+    expect([request.path, request.rawQueryString, request.sourceIp]).toEqual([path, rawQueryString, '::1']);
   });
 });
 
@@ -315,7 +295,7 @@ describe('failures', () => {
   it('a handler that throws becomes a generic 500, logged without details in the response', async () => {
     const log = new RecordingLog();
     const broken = await startLocalServer({
-      handler: () => Promise.reject(new Error('secret: /var/task/index.mjs')),
+      route: () => Promise.reject(new Error('secret: /var/task/index.mjs')),
       log,
       port: 0,
     });
@@ -331,7 +311,7 @@ describe('failures', () => {
 
   it('a store outage is a 503 with Retry-After over HTTP', async () => {
     const down = await startLocalServer({
-      handler: createResolverHandler({ store: { get: () => Promise.reject(new Error('ECONNREFUSED')) }, logger: silentLogger() }),
+      route: createResolverRouter({ store: { get: () => Promise.reject(new Error('ECONNREFUSED')) }, logger: silentLogger() }),
       log: new RecordingLog(),
       port: 0,
     });
@@ -351,7 +331,7 @@ describe('failures', () => {
     const taken = (blocker.address() as AddressInfo).port;
     try {
       await expect(
-        startLocalServer({ handler: recordingHandler(new MemorySessionStore(), []), log: new RecordingLog(), host: '127.0.0.1', port: taken }),
+        startLocalServer({ route: recordingRouter(new MemorySessionStore(), []), log: new RecordingLog(), host: '127.0.0.1', port: taken }),
       ).rejects.toMatchObject({ code: 'EADDRINUSE' });
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
@@ -359,7 +339,7 @@ describe('failures', () => {
   });
 
   it('close() stops accepting connections', async () => {
-    const temp = await startLocalServer({ handler: recordingHandler(new MemorySessionStore(ITEMS), []), log: new RecordingLog(), port: 0 });
+    const temp = await startLocalServer({ route: recordingRouter(new MemorySessionStore(ITEMS), []), log: new RecordingLog(), port: 0 });
     const tempPort = (temp.server.address() as AddressInfo).port;
     expect((await call(temp.url, { method: 'GET', path: '/health' })).status).toBe(200);
     await temp.close();
@@ -369,10 +349,10 @@ describe('failures', () => {
 
 describe('IPv6 loopback', () => {
   it('serves on [::1] and reports the IPv6 peer as sourceIp (or refuses cleanly where ::1 is unavailable)', async () => {
-    const seen: APIGatewayProxyEventV2[] = [];
+    const seen: HttpRequest[] = [];
     let v6: RunningServer;
     try {
-      v6 = await startLocalServer({ handler: recordingHandler(new MemorySessionStore(ITEMS), seen), log: new RecordingLog(), host: '::1', port: 0 });
+      v6 = await startLocalServer({ route: recordingRouter(new MemorySessionStore(ITEMS), seen), log: new RecordingLog(), host: '::1', port: 0 });
     } catch (error) {
       // No IPv6 on this host: the adapter must say so with a listen error, not crash.
       expect(['EADDRNOTAVAIL', 'EAFNOSUPPORT']).toContain((error as NodeJS.ErrnoException).code);
@@ -384,7 +364,7 @@ describe('IPv6 loopback', () => {
       const reply = await call(v6.url, { path: '/resolveSession?sessionId=console&transport=HTTP', headers: { 'x-forwarded-for': '203.0.113.1' } });
       expect(reply.status).toBe(200);
       expect(reply.body).toBe(CONSOLE_HTTP);
-      expect(seen[0]!.requestContext.http.sourceIp).toBe('::1');
+      expect(seen[0]!.sourceIp).toBe('::1');
     } finally {
       await v6.close();
     }

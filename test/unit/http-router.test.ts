@@ -60,13 +60,13 @@ describe('routing and the exact answer', () => {
     ['GET /health', 'GET', '/health', 200, '{"status":"ok"}'],
     ['HEAD /health', 'HEAD', '/health', 200, '{"status":"ok"}'],
     ['POST /health', 'POST', '/health', 405, '{"error":"MethodNotAllowedError","message":"method not allowed; use GET or HEAD"}'],
-    ['the root', 'POST', '/', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
-    ['a trailing slash', 'POST', '/resolveSession/?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
-    ['wrong case', 'POST', '/resolvesession?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
-    ['a suffix that is not a segment', 'POST', '/xresolveSession?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
-    ['a longer name', 'POST', '/resolveSessions?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
-    ['health under a prefix', 'GET', '/prod/health', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
-    ['an unknown path with GET', 'GET', '/favicon.ico', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
+    ['the root', 'POST', '/', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
+    ['a trailing slash', 'POST', '/resolveSession/?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
+    ['wrong case', 'POST', '/resolvesession?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
+    ['a suffix that is not a segment', 'POST', '/xresolveSession?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
+    ['a longer name', 'POST', '/resolveSessions?sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
+    ['health under a prefix', 'GET', '/prod/health', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
+    ['an unknown path with GET', 'GET', '/favicon.ico', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
   ])('%s: %s %s -> %s', async (_name, method, target, status, body) => {
     const { route } = setup();
     const response = await route(request(method, target));

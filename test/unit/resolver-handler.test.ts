@@ -72,7 +72,7 @@ describe('contract rows through the handler', () => {
     ['bad clientIpAddress', 'POST', '/resolveSession', 'sessionId=console&transport=HTTP&clientIpAddress=nope', 400, '{"error":"BadRequestError","message":"clientIpAddress must be an IPv4 or IPv6 address"}'],
     ['a lowercase method from a hand-made event', 'post', '/resolveSession', 'sessionId=console&transport=HTTP', 200, CONSOLE_HTTP],
     ['a deep prefix', 'POST', '/stage/v1/resolveSession', 'sessionId=console&transport=HTTP', 200, CONSOLE_HTTP],
-    ['an unknown path', 'POST', '/', 'sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession"}'],
+    ['an unknown path', 'POST', '/', 'sessionId=console&transport=HTTP', 404, '{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}'],
   ])('%s', async (_name, method, path, rawQueryString, statusCode, body) => {
     const { handler } = setup();
     const result = await handler(functionUrlEvent({ method, path, rawQueryString }), lambdaContext());

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError } from '../core/config-errors';
+import type { Log } from '../core/log';
+import { isTokenHash } from '../core/tokens/token';
+import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant';
+import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store';
+
+const GRANT_FILE = 'grant.json';
+const REVOKED_FILE = 'revoked';
+const USE_FILE = /^use-(\d+)$/;
+
+/**
+ * Tokens in a directory, for hosts without AWS: one folder per token hash holding `grant.json`, one
+ * empty `use-N` file per use taken, and `revoked` once revoked. A use is taken by creating the next
+ * `use-N` with O_CREAT|O_EXCL, which the operating system makes atomic: however many processes
+ * (`serve`, a second `serve`, a restarted one) race for the last use, exactly one creates the file.
+ * A grant appears by renaming a complete temporary folder into place, so a reader never sees half of one.
+ */
+export class DirectoryTokenStore implements TokenStore {
+  constructor(
+    readonly dir: string,
+    private readonly log?: Log,
+  ) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new ConfigError(`tokens directory '${dir}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+
+  async get(hash: string): Promise<TokenState | undefined> {
+    if (!isTokenHash(hash)) return undefined;
+    const folder = join(this.dir, hash);
+    let text: string;
+    try {
+      text = await readFile(join(folder, GRANT_FILE), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      this.log?.warn('malformed token grant skipped', { tokenDir: hash.slice(0, 12), reason: 'not valid JSON' });
+      return undefined;
+    }
+    const entries = await readdir(folder);
+    const used = entries.filter((name) => USE_FILE.test(name)).length;
+    const revokedAt = entries.includes(REVOKED_FILE) ? await readRevoked(join(folder, REVOKED_FILE)) : undefined;
+    const grant = raw as Record<string, unknown>;
+    const maxUses = typeof grant.maxUses === 'number' ? grant.maxUses : 0;
+    const parsed = parseTokenState({ ...grant, hash, usesLeft: Math.max(0, maxUses - used), revokedAt });
+    if (!parsed.ok) {
+      this.log?.warn('malformed token grant skipped', { tokenDir: hash.slice(0, 12), reason: parsed.reason });
+      return undefined;
+    }
+    return parsed.state;
+  }
+
+  async consume(hash: string, nowSeconds: number): Promise<ConsumeOutcome> {
+    const state = await this.get(hash);
+    const refusal = stateRefusal(state, nowSeconds);
+    if (refusal) return { ok: false, reason: refusal };
+    for (let n = 1; n <= state!.maxUses; n++) {
+      try {
+        const handle = await open(join(this.dir, hash, `use-${n}`), 'wx', 0o600);
+        await handle.close();
+        return { ok: true, usesLeft: state!.maxUses - n };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        // The folder vanished under us (pruned or deleted by hand): the token is gone.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, reason: 'unknown' };
+        throw error;
+      }
+    }
+    return { ok: false, reason: 'used-up' };
+  }
+
+  async put(grant: TokenGrant): Promise<void> {
+    const temp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    await mkdir(temp, { mode: 0o700 });
+    try {
+      const { hash: _hash, ...content } = grant;
+      await writeFile(join(temp, GRANT_FILE), `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+      // rename(2) onto an existing non-empty folder fails: a hash is never overwritten.
+      await rename(temp, join(this.dir, grant.hash));
+    } catch (error) {
+      await rm(temp, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async revoke(hash: string, at: Date): Promise<boolean> {
+    if (!(await this.get(hash))) return false;
+    try {
+      await writeFile(join(this.dir, hash, REVOKED_FILE), at.toISOString(), { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    return true;
+  }
+
+  async *list(): AsyncIterable<TokenState> {
+    for (const name of (await readdir(this.dir)).sort()) {
+      if (!isTokenHash(name)) continue;
+      const state = await this.get(name);
+      if (state) yield state;
+    }
+  }
+
+  /** Removes grants that expired more than `graceSeconds` ago; returns how many. */
+  async prune(nowSeconds: number, graceSeconds = 86400): Promise<number> {
+    let removed = 0;
+    for await (const state of this.list()) {
+      if (state.expiresAt + graceSeconds <= nowSeconds) {
+        await rm(join(this.dir, state.hash), { recursive: true, force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
+
+async function readRevoked(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim() || new Date(0).toISOString();
+  } catch {
+    return new Date(0).toISOString();
+  }
+}

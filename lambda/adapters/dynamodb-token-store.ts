@@ -1,0 +1,149 @@
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import type { Log } from '../core/log';
+import { isTokenHash } from '../core/tokens/token';
+import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant';
+import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store';
+import type { DynamoApi } from './dynamodb-api';
+import { fromItem } from './dynamodb-session-store';
+
+/** The tokens table's attribute names (partition key `TokenHash`; TTL on `ExpiresAt`). */
+export const TokenAttr = {
+  TokenHash: 'TokenHash',
+  SessionId: 'SessionId',
+  UserName: 'UserName',
+  ExpiresAt: 'ExpiresAt',
+  MaxUses: 'MaxUses',
+  UsesLeft: 'UsesLeft',
+  ClientCidrs: 'ClientCidrs',
+  CreatedAt: 'CreatedAt',
+  RevokedAt: 'RevokedAt',
+} as const;
+
+const CONDITIONAL_FAILED = 'ConditionalCheckFailedException';
+
+/**
+ * Tokens in a DynamoDB table. A use is taken with one conditional UpdateItem (exists, has a use left,
+ * not expired, not revoked), which DynamoDB applies atomically: of many concurrent verifications of a
+ * one-use token exactly one succeeds. Reads are strongly consistent.
+ */
+export class DynamoDbTokenStore implements TokenStore {
+  constructor(
+    private readonly api: DynamoApi,
+    readonly tableName: string,
+    private readonly log?: Log,
+  ) {}
+
+  async get(hash: string): Promise<TokenState | undefined> {
+    if (!isTokenHash(hash)) return undefined;
+    const result = await this.api.call<{ Item?: Record<string, AttributeValue> }>('GetItem', {
+      TableName: this.tableName,
+      Key: { [TokenAttr.TokenHash]: { S: hash } },
+      ConsistentRead: true,
+    });
+    return result.Item ? this.parse(result.Item) : undefined;
+  }
+
+  async consume(hash: string, nowSeconds: number): Promise<ConsumeOutcome> {
+    if (!isTokenHash(hash)) return { ok: false, reason: 'unknown' };
+    try {
+      const result = await this.api.call<{ Attributes?: Record<string, AttributeValue> }>('UpdateItem', {
+        TableName: this.tableName,
+        Key: { [TokenAttr.TokenHash]: { S: hash } },
+        UpdateExpression: 'SET #left = #left - :one',
+        ConditionExpression: 'attribute_exists(#hash) AND #left > :zero AND #exp > :now AND attribute_not_exists(#revoked)',
+        ExpressionAttributeNames: {
+          '#hash': TokenAttr.TokenHash,
+          '#left': TokenAttr.UsesLeft,
+          '#exp': TokenAttr.ExpiresAt,
+          '#revoked': TokenAttr.RevokedAt,
+        },
+        ExpressionAttributeValues: { ':one': { N: '1' }, ':zero': { N: '0' }, ':now': { N: String(nowSeconds) } },
+        ReturnValues: 'UPDATED_NEW',
+      });
+      return { ok: true, usesLeft: Number(result.Attributes?.[TokenAttr.UsesLeft]?.N ?? 0) };
+    } catch (error) {
+      if ((error as Error).name !== CONDITIONAL_FAILED) throw error;
+      // Which condition failed: read it back. If it now looks usable, we lost a race for the last use.
+      const state = await this.get(hash);
+      return { ok: false, reason: stateRefusal(state, nowSeconds) ?? 'used-up' };
+    }
+  }
+
+  async put(grant: TokenGrant): Promise<void> {
+    const item: Record<string, AttributeValue> = {
+      [TokenAttr.TokenHash]: { S: grant.hash },
+      [TokenAttr.SessionId]: { S: grant.sessionId },
+      [TokenAttr.UserName]: { S: grant.user },
+      [TokenAttr.ExpiresAt]: { N: String(grant.expiresAt) },
+      [TokenAttr.MaxUses]: { N: String(grant.maxUses) },
+      [TokenAttr.UsesLeft]: { N: String(grant.maxUses) },
+      [TokenAttr.CreatedAt]: { S: grant.createdAt },
+    };
+    if (grant.clientCidrs) item[TokenAttr.ClientCidrs] = { L: grant.clientCidrs.map((c) => ({ S: c })) };
+    await this.api.call('PutItem', {
+      TableName: this.tableName,
+      Item: item,
+      ConditionExpression: 'attribute_not_exists(#hash)',
+      ExpressionAttributeNames: { '#hash': TokenAttr.TokenHash },
+    });
+  }
+
+  async revoke(hash: string, at: Date): Promise<boolean> {
+    if (!isTokenHash(hash)) return false;
+    try {
+      await this.api.call('UpdateItem', {
+        TableName: this.tableName,
+        Key: { [TokenAttr.TokenHash]: { S: hash } },
+        UpdateExpression: 'SET #revoked = if_not_exists(#revoked, :at)',
+        ConditionExpression: 'attribute_exists(#hash)',
+        ExpressionAttributeNames: { '#hash': TokenAttr.TokenHash, '#revoked': TokenAttr.RevokedAt },
+        ExpressionAttributeValues: { ':at': { S: at.toISOString() } },
+      });
+      return true;
+    } catch (error) {
+      if ((error as Error).name === CONDITIONAL_FAILED) return false;
+      throw error;
+    }
+  }
+
+  async *list(): AsyncIterable<TokenState> {
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page: { Items?: Record<string, AttributeValue>[]; LastEvaluatedKey?: Record<string, AttributeValue> } =
+        await this.api.call('Scan', {
+          TableName: this.tableName,
+          ConsistentRead: true,
+          ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+        });
+      for (const item of page.Items ?? []) {
+        const state = this.parse(item);
+        if (state) yield state;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  }
+
+  close(): void {
+    this.api.close?.();
+  }
+
+  /** A hand-edited item that no longer parses is treated as unknown (and logged), never accepted. */
+  private parse(item: Record<string, AttributeValue>): TokenState | undefined {
+    const raw = fromItem(item);
+    const parsed = parseTokenState({
+      hash: raw[TokenAttr.TokenHash],
+      sessionId: raw[TokenAttr.SessionId],
+      user: raw[TokenAttr.UserName],
+      expiresAt: raw[TokenAttr.ExpiresAt],
+      maxUses: raw[TokenAttr.MaxUses],
+      usesLeft: raw[TokenAttr.UsesLeft],
+      clientCidrs: raw[TokenAttr.ClientCidrs] ?? undefined,
+      createdAt: raw[TokenAttr.CreatedAt],
+      revokedAt: raw[TokenAttr.RevokedAt] ?? undefined,
+    });
+    if (parsed.ok) return parsed.state;
+    const hash = typeof raw[TokenAttr.TokenHash] === 'string' ? (raw[TokenAttr.TokenHash] as string).slice(0, 12) : undefined;
+    this.log?.warn('malformed token item skipped', { tokenId: hash, reason: parsed.reason });
+    return undefined;
+  }
+}

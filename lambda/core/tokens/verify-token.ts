@@ -1,0 +1,176 @@
+import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { CidrSet, parseClientAddress, parseIp } from '../ip';
+import type { Log } from '../log';
+import { describeError, type SessionResolver } from '../resolve';
+import { hashToken, isTokenFormat, tokenIdOf } from './token';
+import { stateRefusal, type ConsumeRefusal, type TokenStore } from './token-store';
+import type { TokenState } from './token-grant';
+
+/** What the DCV server sends (contract section 2), plus the server segment of the verifier URL. */
+export interface VerifyRequest {
+  /** The DCV server's own session id (the resolved record's TargetSessionId), e.g. `console`. */
+  readonly serverSessionId: string;
+  readonly token: string;
+  readonly clientAddress?: string;
+  /** From `…/verifyToken/<server>`: which DCV server asks. Absent on the plain single-server URL. */
+  readonly server?: string;
+}
+
+export type VerifyRefusal =
+  | 'malformed'
+  | ConsumeRefusal
+  | 'wrong-client'
+  | 'session-unavailable'
+  | 'wrong-session'
+  | 'wrong-server';
+
+export type VerifyResult =
+  | { readonly result: 'yes'; readonly user: string; readonly tokenId: string; readonly sessionId: string; readonly usesLeft: number }
+  | { readonly result: 'no'; readonly reason: VerifyRefusal; readonly message: string; readonly tokenId?: string };
+
+export interface TokenVerifierOptions {
+  readonly tokens: TokenStore;
+  readonly sessions: SessionResolver;
+  readonly log: Log;
+  readonly now?: () => number;
+}
+
+/**
+ * Says yes to a token only when every binding holds: the grant exists, is not revoked, expired or used
+ * up; the DCV server's client address is inside the grant's CIDRs (if any); the grant's session still
+ * resolves, to this server session id and (with the per-server URL) to the server that asks. Only then is
+ * one use taken, atomically in the store, so a refused attempt never burns a use. Messages are for
+ * operators and never contain the token.
+ */
+export class TokenVerifier {
+  private readonly tokens: TokenStore;
+  private readonly sessions: SessionResolver;
+  private readonly log: Log;
+  private readonly now: () => number;
+
+  constructor(options: TokenVerifierOptions) {
+    this.tokens = options.tokens;
+    this.sessions = options.sessions;
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+  }
+
+  async verify(request: VerifyRequest, logFields: Record<string, unknown> = {}): Promise<VerifyResult> {
+    if (!isTokenFormat(request.token)) return no('malformed', 'authentication token is not in the issued format');
+    const hash = hashToken(request.token);
+    const tokenId = tokenIdOf(hash);
+    const state = await this.read(hash, { ...logFields, tokenId });
+    const nowSeconds = this.now() / 1000;
+    const refusal = stateRefusal(state, nowSeconds);
+    if (refusal) return no(refusal, consumeMessage(refusal, state), tokenId);
+    const grant = state!;
+
+    const clientProblem = clientRefusal(grant, request.clientAddress);
+    if (clientProblem) return no('wrong-client', clientProblem, tokenId);
+
+    let record;
+    try {
+      record = await this.sessions.findUsable(grant.sessionId, logFields);
+    } catch (error) {
+      if (error instanceof NotFoundError) {
+        return no('session-unavailable', `the token's session is not available: ${error.message}`, tokenId);
+      }
+      throw error;
+    }
+    if (record.targetSessionId !== request.serverSessionId) {
+      return no(
+        'wrong-session',
+        `token is for session '${grant.sessionId}' (server session '${record.targetSessionId}'), not server session '${clip(request.serverSessionId)}'`,
+        tokenId,
+      );
+    }
+    if (request.server !== undefined && !sameEndpoint(request.server, record.dcvServerEndpoint)) {
+      return no(
+        'wrong-server',
+        `token is for session '${grant.sessionId}' on server ${record.dcvServerEndpoint}, not on ${clip(request.server)}`,
+        tokenId,
+      );
+    }
+
+    let outcome;
+    try {
+      outcome = await this.tokens.consume(hash, nowSeconds);
+    } catch (cause) {
+      this.log.error('token store failed', { ...logFields, tokenId, cause: describeError(cause) });
+      throw new ServiceUnavailableError('token store unavailable; try again');
+    }
+    // Lost a race (another connection took the last use) or changed since the read.
+    if (!outcome.ok) return no(outcome.reason, consumeMessage(outcome.reason, grant), tokenId);
+    return { result: 'yes', user: grant.user, tokenId, sessionId: grant.sessionId, usesLeft: outcome.usesLeft };
+  }
+
+  private async read(hash: string, logFields: Record<string, unknown>): Promise<TokenState | undefined> {
+    try {
+      return await this.tokens.get(hash);
+    } catch (cause) {
+      this.log.error('token store failed', { ...logFields, cause: describeError(cause) });
+      throw new ServiceUnavailableError('token store unavailable; try again');
+    }
+  }
+}
+
+function no(reason: VerifyRefusal, message: string, tokenId?: string): VerifyResult {
+  return { result: 'no', reason, message, ...(tokenId ? { tokenId } : {}) };
+}
+
+function consumeMessage(reason: ConsumeRefusal, state: TokenState | undefined): string {
+  switch (reason) {
+    case 'unknown':
+      return 'unknown authentication token (never issued, or removed after it expired); issue a new link';
+    case 'revoked':
+      return 'authentication token was revoked; issue a new link';
+    case 'expired':
+      return `authentication token expired at ${new Date(state!.expiresAt * 1000).toISOString()}; issue a new link`;
+    case 'used-up':
+      return `authentication token has been used ${state!.maxUses} time(s), its maximum; issue a new link`;
+  }
+}
+
+function clientRefusal(grant: TokenState, clientAddress: string | undefined): string | undefined {
+  if (!grant.clientCidrs) return undefined;
+  const ip = clientAddress ? parseClientAddress(clientAddress) : undefined;
+  if (!ip) return 'token is bound to client addresses and the DCV server reported no usable clientAddress';
+  // Grants were validated on read; parse errors cannot happen here.
+  if (!CidrSet.parse(grant.clientCidrs).contains(ip)) {
+    return `client address ${ip.address} is not one this token was issued for`;
+  }
+  return undefined;
+}
+
+/** Host names compare case-insensitively; IP addresses by value (brackets and IPv6 spelling ignored). */
+export function sameEndpoint(a: string, b: string): boolean {
+  const norm = (value: string) => {
+    const bare = value.trim().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').toLowerCase();
+    const ip = parseIp(bare);
+    return ip ? `${ip.family}:${expandIp(ip.address, ip.family)}` : bare;
+  };
+  return norm(a) === norm(b);
+}
+
+/** A canonical form of an address so `2001:db8::1` equals `2001:0db8:0:0:0:0:0:1`. */
+function expandIp(address: string, family: 'ipv4' | 'ipv6'): string {
+  if (family === 'ipv4') return address;
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  // An embedded IPv4 tail counts as two groups.
+  const groups = (parts: string[]) => parts.flatMap((p) => (p.includes('.') ? v4Groups(p) : [p]));
+  const l = groups(left);
+  const r = groups(right);
+  const middle = tail === undefined ? [] : Array(8 - l.length - r.length).fill('0');
+  return [...l, ...middle, ...r].map((g) => parseInt(g, 16).toString(16)).join(':');
+}
+
+function v4Groups(v4: string): string[] {
+  const [a, b, c, d] = v4.split('.').map(Number);
+  return [((a! << 8) | b!).toString(16), ((c! << 8) | d!).toString(16)];
+}
+
+function clip(value: string, max = 64): string {
+  return value.length <= max ? value : `${value.slice(0, max)}…`;
+}
