@@ -36,6 +36,8 @@ export interface DynamoLiteOptions {
   /** First backoff in ms; doubled each retry, with full jitter. @default 25 */
   readonly backoffBaseMs?: number;
   readonly env?: Record<string, string | undefined>;
+  /** The signing clock (tests). @default () => new Date() */
+  readonly now?: () => Date;
 }
 
 /** An error answered by DynamoDB (or a transport failure), shaped like the SDK's service exceptions. */
@@ -193,7 +195,7 @@ export class DynamoLiteClient implements DynamoApi {
   /** SigV4 for one POST to '/' with a JSON body (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html). */
   private sign(target: Target, operation: DynamoOperation, body: string): Record<string, string> {
     const credentials = this.credentials();
-    const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const amzDate = (this.options.now?.() ?? new Date()).toISOString().replace(/[-:]|\.\d{3}/g, '');
     const day = amzDate.slice(0, 8);
     const headers: Record<string, string> = {
       'content-type': 'application/x-amz-json-1.0',
