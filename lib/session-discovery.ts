@@ -1,23 +1,25 @@
 import { fileURLToPath } from 'node:url';
-import { Duration } from 'aws-cdk-lib';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import { Duration, Stack } from 'aws-cdk-lib';
+import { AttributeType, ProjectionType, type CfnTable, type Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Match, Rule, Schedule } from 'aws-cdk-lib/aws-events';
-import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { STATE_CHANGE_DETAIL_TYPE, TAG_CHANGE_DETAIL_TYPE } from '../lambda/core/discovery/discovery-event';
+import { INSTANCE_INDEX_NAME } from '../lambda/core/discovery/table-index';
 import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../lambda/core/discovery/tag-parser';
 import { DcvFunction } from './dcv-function';
 
 const DISCOVERY_ENTRY = fileURLToPath(new URL('../lambda/handlers/discovery.ts', import.meta.url));
 
 export interface SessionDiscoveryProps {
-  /** The session table (partition key SessionId). */
-  readonly table: ITable;
+  /** The session table (partition key SessionId); discovery adds its `InstanceId` index to it. */
+  readonly table: Table;
   /** Tag prefix: instances tagged `<prefix>session-id` register. @default 'dcv:' */
   readonly tagPrefix?: string;
   /** How often the full reconcile repairs anything events missed (whole minutes). @default Duration.minutes(5) */
@@ -30,7 +32,14 @@ export interface SessionDiscoveryProps {
   readonly timeout?: Duration;
   /** @default 512 */
   readonly memorySize?: number;
+  /** How long the event queue gathers instance events into one batch before invoking. @default Duration.seconds(5) */
+  readonly eventBatchWindow?: Duration;
 }
+
+/** Messages per batch (SQS allows up to 10,000 with a batching window; a batch is one describe per 200 ids). */
+export const EVENT_BATCH_SIZE = 100;
+/** Deliveries of an event message before it moves to the dead-letter queue. */
+export const EVENT_RECEIVE_COUNT = 3;
 
 /** EC2 states after which an instance's sessions change; `pending` changes nothing yet. */
 export const DISCOVERY_STATES = ['running', 'stopping', 'stopped', 'shutting-down', 'terminated'];
@@ -42,6 +51,8 @@ export const DISCOVERY_STATES = ['running', 'stopping', 'stopped', 'shutting-dow
 export class SessionDiscovery extends Construct {
   readonly function: DcvFunction;
   readonly deadLetterQueue: Queue;
+  /** Instance state and tag events wait here, so a burst becomes a few batched runs. */
+  readonly eventQueue: Queue;
   readonly rules: { readonly stateChange: Rule; readonly tagChange: Rule; readonly schedule: Rule };
 
   constructor(scope: Construct, id: string, props: SessionDiscoveryProps) {
@@ -78,21 +89,54 @@ export class SessionDiscovery extends Construct {
     });
     // DescribeInstances supports no resource-level permissions: '*' is the only valid resource.
     this.function.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
-    props.table.grant(this.function, 'dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:DeleteItem');
+    // Event runs find an instance's items through a sparse keys-only index instead of scanning the table.
+    props.table.addGlobalSecondaryIndex({
+      indexName: INSTANCE_INDEX_NAME,
+      partitionKey: { name: 'InstanceId', type: AttributeType.STRING },
+      projectionType: ProjectionType.KEYS_ONLY,
+    });
+    // Explicit statements: Table.grant would also cover every index ('/index/*') once the table has one.
+    this.function.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:Scan', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        resources: [props.table.tableArn],
+      }),
+    );
+    this.function.addToRolePolicy(
+      new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${props.table.tableArn}/index/${INSTANCE_INDEX_NAME}`] }),
+    );
 
-    // EventBridge retries delivery (throttled or unavailable Lambda), then dead-letters to the same queue.
-    const target = () =>
-      new LambdaFunction(this.function, {
-        deadLetterQueue: this.deadLetterQueue,
-        retryAttempts: 4,
-        maxEventAge: Duration.hours(1),
-      });
+    // A fleet scale-out sends hundreds of events a minute: they queue up and reach the function in batches
+    // (one describe and one table read per batch, not per event). A message whose run fails is retried
+    // by the queue (partial batch failures: only the failed ones), then moved to the dead-letter queue.
+    const functionTimeout = this.function.timeout ?? Duration.minutes(3);
+    this.eventQueue = new Queue(this, 'Events', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // Lambda requires at least the function timeout; twice leaves room for a slow batch.
+      visibilityTimeout: Duration.seconds(functionTimeout.toSeconds() * 2),
+      retentionPeriod: Duration.days(1),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: EVENT_RECEIVE_COUNT },
+    });
+    this.function.addEventSource(
+      new SqsEventSource(this.eventQueue, {
+        batchSize: EVENT_BATCH_SIZE,
+        maxBatchingWindow: props.eventBatchWindow ?? Duration.seconds(5),
+        reportBatchItemFailures: true,
+        // Bursts are absorbed by batching, not by fanning out: a cap keeps table reads bounded.
+        maxConcurrency: 2,
+      }),
+    );
+
+    // EventBridge retries delivery (throttled or unavailable target), then dead-letters to the same queue.
+    const delivery = { deadLetterQueue: this.deadLetterQueue, retryAttempts: 4, maxEventAge: Duration.hours(1) };
+    const queued = () => new SqsQueue(this.eventQueue, delivery);
 
     this.rules = {
       stateChange: new Rule(this, 'InstanceStateChange', {
         description: 'EC2 instance state changes -> session discovery',
         eventPattern: { source: ['aws.ec2'], detailType: [STATE_CHANGE_DETAIL_TYPE], detail: { state: DISCOVERY_STATES } },
-        targets: [target()],
+        targets: [queued()],
       }),
       tagChange: new Rule(this, 'InstanceTagChange', {
         description: `EC2 instance tag changes under '${tagPrefix}' -> session discovery`,
@@ -106,12 +150,13 @@ export class SessionDiscovery extends Construct {
             'changed-tag-keys': Match.prefix(tagPrefix),
           },
         },
-        targets: [target()],
+        targets: [queued()],
       }),
       schedule: new Rule(this, 'FullReconcile', {
         description: `Full session discovery every ${minutes} minute(s)`,
         schedule: Schedule.rate(every),
-        targets: [target()],
+        // The full reconcile is invoked directly: Lambda retries it, then the on-failure destination.
+        targets: [new LambdaFunction(this.function, delivery)],
       }),
     };
 
@@ -136,6 +181,12 @@ export class SessionDiscovery extends Construct {
             'event and the error; a function-level DLQ would duplicate it with less context.',
         },
         {
+          id: 'Serverless-LambdaEventSourceMappingDestination',
+          reason:
+            'Lambda supports no on-failure destination for SQS event sources; the event queue itself moves a message ' +
+            'that failed 3 receives to the encrypted DeadLetters queue (redrive policy).',
+        },
+        {
           id: 'Serverless-LambdaTracing',
           reason:
             'A run is a handful of DescribeInstances pages and conditional writes, each summarised in one structured ' +
@@ -144,6 +195,19 @@ export class SessionDiscovery extends Construct {
       ],
       true,
     );
+    // CDK's Table.grant() covers '<table>/index/*' in every grant once a table has an index, so adding this
+    // one widens other grants on the table (the resolver's GetItem) to it. An index holds keys only and
+    // item actions do not apply to it; the precise fix is an explicit statement on the table ARN there.
+    const tableId = Stack.of(this).getLogicalId(props.table.node.defaultChild as CfnTable);
+    NagSuppressions.addStackSuppressions(Stack.of(this), [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          `Table.grant() adds '<table>/index/*' once the table has an index; the only index is discovery's keys-only ` +
+          `${INSTANCE_INDEX_NAME} (SessionId, InstanceId), which item actions such as GetItem cannot act on.`,
+        appliesTo: [`Resource::<${tableId}.Arn>/index/*`],
+      },
+    ]);
     NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
       {
         id: 'AwsSolutions-SQS3',

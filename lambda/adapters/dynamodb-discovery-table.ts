@@ -1,14 +1,17 @@
 import {
+  BatchGetItemCommand,
   ConditionalCheckFailedException,
   DeleteItemCommand,
   DynamoDBClient,
+  paginateQuery,
   paginateScan,
   PutItemCommand,
   type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import { boundedHttpHandler } from './sdk-http-handler';
 import type { Change, CurrentItem } from '../core/discovery/reconcile';
-import type { DiscoveryTable, TableSnapshot, WriteOutcome } from '../core/discovery/run-discovery';
+import { forEachLimited, type DiscoveryTable, type ScopedRead, type TableSnapshot, type WriteOutcome } from '../core/discovery/run-discovery';
+import { INSTANCE_INDEX_NAME } from '../core/discovery/table-index';
 import type { Log } from '../core/log';
 import { Attr, parseSessionRecord, type RawItem } from '../core/session-record';
 import { fromItem } from './dynamodb-session-store';
@@ -26,6 +29,9 @@ import { fromItem } from './dynamodb-session-store';
  */
 export interface DiscoveryTableOptions {
   readonly log: Log;
+  /** The sparse `InstanceId` index event runs query. @default INSTANCE_INDEX_NAME */
+  readonly instanceIndex?: string;
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 export const SKIPPED_NEW = 'an item with this SessionId appeared since the table was read; left alone';
@@ -113,37 +119,141 @@ export function unchangedSince(read: Record<string, AttributeValue>): Condition 
   };
 }
 
+type RawItemMap = Record<string, AttributeValue>;
+
+// BatchGetItem takes at most 100 keys a request.
+const BATCH_GET_KEYS = 100;
+const BATCH_GET_ATTEMPTS = 8;
+// Index queries in flight for one event run (one per instance).
+const QUERY_CONCURRENCY = 8;
+
+/** The index is missing or still backfilling (just deployed): DynamoDB answers ValidationException. */
+function isIndexUnavailable(error: unknown): boolean {
+  const e = error as { name?: string; message?: string };
+  return e?.name === 'ValidationException' && /index/i.test(e.message ?? '');
+}
+
 export class DynamoDbDiscoveryTable implements DiscoveryTable {
+  private readonly instanceIndex: string;
+  private readonly sleep: (ms: number) => Promise<void>;
+
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly options: DiscoveryTableOptions,
-  ) {}
+  ) {
+    this.instanceIndex = options.instanceIndex ?? INSTANCE_INDEX_NAME;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
 
   /**
-   * The whole table, one paginated strongly consistent Scan. A `Source = ec2` filter would cost the same
-   * read capacity (filters apply after the read) and would hide the manual ids discovery must not claim.
+   * The whole table, one paginated strongly consistent Scan, a page at a time. A `Source = ec2` filter
+   * would cost the same read capacity (filters apply after the read) and would hide the manual ids
+   * discovery must not claim.
    */
-  async read(): Promise<TableSnapshot> {
-    const current: CurrentItem[] = [];
-    const protectedIds = new Set<string>();
+  async *scan(): AsyncIterable<TableSnapshot> {
+    const pages = paginateScan({ client: this.client }, { TableName: this.tableName, ConsistentRead: true });
+    for await (const page of pages) yield this.snapshotOf(page.Items ?? []);
+  }
+
+  /**
+   * One index Query per instance finds the keys it holds; one strongly consistent BatchGetItem per 100
+   * keys reads those items and the wanted ones. The index is eventually consistent, so it only says
+   * where to look: what is planned on is always the consistent copy, and the conditional writes refuse
+   * anything that changed after it. An item written a moment ago may not be in the index yet; the event
+   * run then leaves it, and the scheduled full reconcile (a consistent Scan) settles it.
+   */
+  async readScoped(request: ScopedRead): Promise<TableSnapshot> {
+    const keys = new Set(request.sessionIds);
+    try {
+      await forEachLimited(request.instanceIds, QUERY_CONCURRENCY, async (instanceId) => {
+        for (const key of await this.keysHeldBy(instanceId)) keys.add(key);
+      });
+    } catch (error) {
+      if (!isIndexUnavailable(error)) throw error;
+      // Just deployed (the index is backfilling) or an older table: correct, at the cost of a Scan.
+      this.options.log.warn('instance index unavailable; scanning the table for this event', {
+        index: this.instanceIndex,
+        reason: (error as Error).message,
+      });
+      return this.scanFor(request);
+    }
+    return this.snapshotOf(await this.batchGet([...keys]));
+  }
+
+  private async keysHeldBy(instanceId: string): Promise<string[]> {
+    const keys: string[] = [];
+    const pages = paginateQuery(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        IndexName: this.instanceIndex,
+        KeyConditionExpression: '#i = :i',
+        ExpressionAttributeNames: { '#i': Attr.InstanceId },
+        ExpressionAttributeValues: { ':i': { S: instanceId } },
+      },
+    );
+    for await (const page of pages) {
+      for (const raw of page.Items ?? []) {
+        const key = raw[Attr.SessionId]?.S;
+        if (key !== undefined) keys.push(key);
+      }
+    }
+    return keys;
+  }
+
+  /** Strongly consistent reads by key; keys DynamoDB leaves unprocessed (throttling) are retried with backoff. */
+  private async batchGet(keys: readonly string[]): Promise<RawItemMap[]> {
+    const items: RawItemMap[] = [];
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += BATCH_GET_KEYS) chunks.push(keys.slice(i, i + BATCH_GET_KEYS));
+    await forEachLimited(chunks, 4, async (chunk) => {
+      let pending: RawItemMap[] = chunk.map((key) => ({ [Attr.SessionId]: { S: key } }));
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt >= BATCH_GET_ATTEMPTS) throw new Error(`BatchGetItem left ${pending.length} key(s) unprocessed after ${attempt} attempts`);
+        if (attempt > 0) await this.sleep(Math.min(2000, 50 * 2 ** attempt));
+        const answer = await this.client.send(
+          new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } } }),
+        );
+        items.push(...(answer.Responses?.[this.tableName] ?? []));
+        pending = answer.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      }
+    });
+    return items;
+  }
+
+  /** The fallback: a full consistent Scan, keeping only what the scoped read asked for. */
+  private async scanFor(request: ScopedRead): Promise<TableSnapshot> {
+    const instances = new Set(request.instanceIds);
+    const keys = new Set(request.sessionIds);
+    const kept: RawItemMap[] = [];
     const pages = paginateScan({ client: this.client }, { TableName: this.tableName, ConsistentRead: true });
     for await (const page of pages) {
       for (const raw of page.Items ?? []) {
-        const sessionId = raw[Attr.SessionId]?.S;
-        if (sessionId === undefined) continue;
-        if (raw[Attr.Source]?.S !== 'ec2') {
-          protectedIds.add(sessionId);
-          continue;
-        }
-        const item = fromItem(raw);
-        const parsed = parseSessionRecord(item);
-        if (!parsed.ok) {
-          // Still discovery's (Source = ec2): it will be rewritten or removed, and the resolver ignores it meanwhile.
-          this.options.log.warn('malformed session item skipped', { sessionId, reason: parsed.reason });
-        }
-        current.push({ sessionId, item, token: raw });
+        const owner = raw[Attr.InstanceId]?.S;
+        if (keys.has(raw[Attr.SessionId]?.S ?? '') || (owner !== undefined && instances.has(owner))) kept.push(raw);
       }
+    }
+    return this.snapshotOf(kept);
+  }
+
+  private snapshotOf(raws: readonly RawItemMap[]): TableSnapshot {
+    const current: CurrentItem[] = [];
+    const protectedIds = new Set<string>();
+    for (const raw of raws) {
+      const sessionId = raw[Attr.SessionId]?.S;
+      if (sessionId === undefined) continue;
+      if (raw[Attr.Source]?.S !== 'ec2') {
+        protectedIds.add(sessionId);
+        continue;
+      }
+      const item = fromItem(raw);
+      const parsed = parseSessionRecord(item);
+      if (!parsed.ok) {
+        // Still discovery's (Source = ec2): it will be rewritten or removed, and the resolver ignores it meanwhile.
+        this.options.log.warn('malformed session item skipped', { sessionId, reason: parsed.reason });
+      }
+      current.push({ sessionId, item, token: raw });
     }
     return { current, protectedIds };
   }

@@ -1,9 +1,9 @@
 import middy from '@middy/core';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { Context } from 'aws-lambda';
-import { parseDiscoveryEvent } from '../core/discovery/discovery-event';
-import type { DiscoveryCounts, DiscoveryService } from '../core/discovery/run-discovery';
+import type { Context, SQSBatchResponse } from 'aws-lambda';
+import { isQueueBatch, parseDiscoveryEvent, parseQueuedRequests } from '../core/discovery/discovery-event';
+import type { DiscoveryCounts, DiscoveryResult, DiscoveryService } from '../core/discovery/run-discovery';
 
 export interface DiscoveryHandlerDeps {
   readonly service: DiscoveryService;
@@ -15,34 +15,85 @@ export interface DiscoveryHandlerResult {
   readonly counts: DiscoveryCounts;
 }
 
-export type DiscoveryHandler = (event: unknown, context: Context) => Promise<DiscoveryHandlerResult>;
+export type DiscoveryHandler = (event: unknown, context: Context) => Promise<DiscoveryHandlerResult | SQSBatchResponse>;
 
 /** Thrown so Lambda's async retries, then the on-failure destination / DLQ, get the event. */
 export class DiscoveryRunFailed extends Error {
   override readonly name = 'DiscoveryRunFailed';
 }
 
+/** Why a run must count as failed (an aborted scan or a failed write), or undefined when it succeeded. */
+function failureOf(result: DiscoveryResult): string | undefined {
+  if (result.abortReason !== undefined) return `discovery aborted, nothing changed: ${result.abortReason}`;
+  if (result.failed.length === 0) return undefined;
+  const first = result.failed[0]!;
+  return `${result.failed.length} write(s) failed (first: ${first.change.kind} '${first.change.sessionId}': ${first.reason})`;
+}
+
 /**
- * EventBridge → discovery. Scheduled events run a full reconcile; instance state and tag events reconcile
- * just the instances they name. An unusable event, an aborted scan or a failed write fails the invocation.
+ * EventBridge → discovery. Scheduled events (invoked directly) run a full reconcile. Instance state and tag
+ * events arrive from the event queue in batches: one run over every instance the batch names (a burst
+ * costs one describe and one table read per batch, not per event). An unusable event, an aborted scan
+ * or a failed write fails the invocation (direct) or just the messages concerned (queue: partial batch
+ * failures, so the queue retries them and then moves them to the dead-letter queue).
  */
 export function createDiscoveryHandler(deps: DiscoveryHandlerDeps): DiscoveryHandler {
-  const handle = async function discoveryHandler(event: unknown): Promise<DiscoveryHandlerResult> {
+  const { service, logger } = deps;
+
+  async function handleBatch(batch: { Records: unknown[] }): Promise<SQSBatchResponse> {
+    const queued = parseQueuedRequests(batch);
+    const failures = new Set<string>();
+    for (const q of queued) {
+      if (!q.ok) {
+        logger.error('unusable discovery event', { messageId: q.messageId, reason: q.reason });
+        failures.add(q.messageId);
+      }
+    }
+    const usable = queued.filter((q) => q.ok);
+    if (usable.length === 0) return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+
+    // A full reconcile (a scheduled event sent through the queue) covers every instance event with it.
+    const full = usable.some((q) => q.request.kind === 'full');
+    const named = new Map<string, string[]>(); // instance id → the messages naming it
+    for (const q of usable) {
+      if (q.request.kind !== 'instances') continue;
+      for (const id of q.request.instanceIds) named.set(id, [...(named.get(id) ?? []), q.messageId]);
+    }
+    const trigger = full ? 'queued full' : `batch of ${usable.length} event(s)`;
+    let result: DiscoveryResult;
+    try {
+      result = full ? await service.reconcileAll(trigger) : await service.reconcileInstances([...named.keys()].sort(), trigger);
+    } catch (error) {
+      logger.error('discovery batch failed', { trigger, reason: (error as Error).message });
+      for (const q of usable) failures.add(q.messageId);
+      return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+    }
+    const failure = failureOf(result);
+    if (failure !== undefined) {
+      // Only the messages whose instances had a failed write go back; a failure no message names
+      // (an aborted scan, a write for another instance) sends the whole batch back.
+      const owners = result.failed.map((f) => (f.change.instanceId === undefined ? undefined : named.get(f.change.instanceId)));
+      const all = full || result.abortReason !== undefined || owners.some((o) => o === undefined);
+      for (const q of usable) if (all) failures.add(q.messageId);
+      if (!all) for (const ids of owners) for (const id of ids!) failures.add(id);
+      logger.error('discovery batch failed', { trigger, reason: failure, retried: failures.size });
+    }
+    logger.info('discovery batch done', { trigger, messages: queued.length, instances: named.size, failed: failures.size });
+    return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+  }
+
+  const handle = async function discoveryHandler(event: unknown): Promise<DiscoveryHandlerResult | SQSBatchResponse> {
+    if (isQueueBatch(event)) return handleBatch(event);
     const request = parseDiscoveryEvent(event);
     const result =
       request.kind === 'full'
-        ? await deps.service.reconcileAll(request.trigger)
-        : await deps.service.reconcileInstances(request.instanceIds, request.trigger);
-    if (result.abortReason !== undefined) throw new DiscoveryRunFailed(`discovery aborted, nothing changed: ${result.abortReason}`);
-    if (result.failed.length > 0) {
-      const first = result.failed[0]!;
-      throw new DiscoveryRunFailed(
-        `${result.failed.length} write(s) failed (first: ${first.change.kind} '${first.change.sessionId}': ${first.reason})`,
-      );
-    }
+        ? await service.reconcileAll(request.trigger)
+        : await service.reconcileInstances(request.instanceIds, request.trigger);
+    const failure = failureOf(result);
+    if (failure !== undefined) throw new DiscoveryRunFailed(failure);
     return { trigger: result.trigger, counts: result.counts };
   };
-  return middy<unknown, DiscoveryHandlerResult>(handle).use(
-    injectLambdaContext(deps.logger, { resetKeys: true }),
+  return middy<unknown, DiscoveryHandlerResult | SQSBatchResponse>(handle).use(
+    injectLambdaContext(logger, { resetKeys: true }),
   ) as unknown as DiscoveryHandler;
 }

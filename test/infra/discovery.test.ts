@@ -75,18 +75,63 @@ describe('SessionDiscovery construct', () => {
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
   });
 
-  it('every rule targets the function with retries and the dead-letter queue', () => {
-    const rules = Object.values(template.findResources('AWS::Events::Rule')) as { Properties: { Targets: Record<string, unknown>[] } }[];
+  it('instance events go to the event queue, the schedule to the function; each with retries and the dead-letter queue', () => {
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as { Properties: { Targets: Record<string, unknown>[]; ScheduleExpression?: string } }[];
     expect(rules).toHaveLength(3);
     for (const rule of rules) {
+      const destination = rule.Properties.ScheduleExpression
+        ? { 'Fn::GetAtt': [expect.stringMatching(/^DiscoveryFunction/), 'Arn'] }
+        : { 'Fn::GetAtt': [expect.stringMatching(/^DiscoveryEvents/), 'Arn'] };
       expect(rule.Properties.Targets).toEqual([
         expect.objectContaining({
-          Arn: { 'Fn::GetAtt': [expect.stringMatching(/^DiscoveryFunction/), 'Arn'] },
+          Arn: destination,
           RetryPolicy: { MaximumRetryAttempts: 4, MaximumEventAgeInSeconds: 3600 },
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [expect.stringMatching(/^DiscoveryDeadLetters/), 'Arn'] } },
         }),
       ]);
     }
+  });
+
+  it('the event queue feeds the function in batches, reports partial batch failures, and dead-letters after 3 receives', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DiscoveryEvents'), 'Arn'] },
+      FunctionName: { Ref: Match.stringLikeRegexp('^DiscoveryFunction') },
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 5,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      VisibilityTimeout: Match.anyValue(),
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DiscoveryDeadLetters'), 'Arn'] }, maxReceiveCount: 3 },
+    });
+    // Lambda refuses a queue whose visibility timeout is shorter than the function's timeout.
+    const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as { Properties: { Timeout: number } };
+    const queue = Object.entries(template.findResources('AWS::SQS::Queue')).find(([id]) => id.startsWith('DiscoveryEvents'))![1] as {
+      Properties: { VisibilityTimeout: number };
+    };
+    expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(fn.Properties.Timeout);
+    // EventBridge may send to it, only from the two instance rules.
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: Match.stringLikeRegexp('^DiscoveryEvents') }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({ Effect: 'Allow', Action: Match.arrayWith(['sqs:SendMessage']), Principal: { Service: 'events.amazonaws.com' } }),
+        ]),
+      },
+    });
+  });
+
+  it('adds the sparse keys-only InstanceId index to the session table', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'SessionId', KeyType: 'HASH' }],
+      AttributeDefinitions: Match.arrayWith([{ AttributeName: 'InstanceId', AttributeType: 'S' }]),
+      GlobalSecondaryIndexes: [
+        { IndexName: 'ByInstanceId', KeySchema: [{ AttributeName: 'InstanceId', KeyType: 'HASH' }], Projection: { ProjectionType: 'KEYS_ONLY' } },
+      ],
+    });
   });
 
   it('failed async invocations: retried twice, then the on-failure destination is the same queue', () => {
@@ -110,14 +155,16 @@ describe('SessionDiscovery construct', () => {
     });
   });
 
-  it('IAM: DescribeInstances on * (EC2 requires it); only Scan/PutItem/DeleteItem on this table; nothing else', () => {
+  it('IAM: DescribeInstances on * (EC2 requires it); Scan/BatchGetItem/PutItem/DeleteItem on this table; Query on its index only', () => {
     const all = statements(template);
     const byAction = (action: string) => all.filter((s) => [s.Action].flat().includes(action));
     expect(byAction('ec2:DescribeInstances')).toEqual([{ Action: 'ec2:DescribeInstances', Effect: 'Allow', Resource: '*' }]);
     const dynamo = all.filter((s) => [s.Action].flat().some((a) => a.startsWith('dynamodb:')));
-    expect(dynamo).toHaveLength(1);
-    expect([dynamo[0]!.Action].flat().sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan']);
-    expect([dynamo[0]!.Resource].flat()).toEqual([{ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] }]);
+    const table = { 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] };
+    expect(dynamo.map((s) => ({ actions: [s.Action].flat().sort(), resources: [s.Resource].flat() }))).toEqual([
+      { actions: ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'], resources: [table] },
+      { actions: ['dynamodb:Query'], resources: [{ 'Fn::Join': ['', [table, '/index/ByInstanceId']] }] },
+    ]);
     // The only '*' resource is DescribeInstances.
     const wildcards = all.filter((s) => JSON.stringify(s.Resource) === '"*"' || JSON.stringify(s.Resource).includes('"*"'));
     expect(wildcards.map((s) => s.Action)).toEqual(['ec2:DescribeInstances']);

@@ -8,6 +8,7 @@ import { parseDiscoverArgs } from '../../lambda/cli/discover-command';
 import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { startEc2QueryServer, type Ec2QueryServer } from '../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { createDiscoveryTable } from '../helpers/discovery-table';
 
 const CLI = fileURLToPath(new URL('../../bin/dcv-resolver.mjs', import.meta.url));
 const TABLE = 'cli-discover';
@@ -49,7 +50,7 @@ async function tableItems() {
 
 beforeAll(async () => {
   dynamo = await startDynalite();
-  await dynamo.createSessionTable(TABLE);
+  await createDiscoveryTable(dynamo.client(), TABLE);
   ec2 = await startEc2QueryServer(fleet);
   // The field report's two hosts, as tags, plus one broken and one stopped instance.
   fleet.put(fleetInstance(1, { privateIp: '10.150.248.180', tags: { 'dcv:session-id': 'console', 'dcv:quic-port': '8443' } }));

@@ -11,9 +11,10 @@ import { EDITED_REASON } from '../../lambda/core/discovery/reconcile';
 import { DiscoveryService, type DiscoveryTable } from '../../lambda/core/discovery/run-discovery';
 import type { RawItem } from '../../lambda/core/session-record';
 import { runFullReconcile, type FullReconcileReport } from '../../lambda/discovery/discovery-runner';
-import { createDiscoveryHandler } from '../../lambda/handlers/discovery-handler';
+import { createDiscoveryHandler, type DiscoveryHandlerResult } from '../../lambda/handlers/discovery-handler';
 import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { createDiscoveryTable } from '../helpers/discovery-table';
 import { RecordingLog } from '../helpers/recording-log';
 
 // A fleet of a few thousand over many pages; kept at this size so the file stays well under a minute.
@@ -62,7 +63,7 @@ function writesSince(before: ReturnType<typeof countWrites>) {
 
 beforeAll(async () => {
   dynamo = await startDynalite();
-  await dynamo.createSessionTable(TABLE);
+  await createDiscoveryTable(dynamo.client(), TABLE);
   db = dynamo.client();
   // Count the writes that actually reach the table, independently of discovery's own counters.
   db.middlewareStack.add(
@@ -176,14 +177,14 @@ describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
 
     const inner = new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() });
     const operatorEditsAfterRead: DiscoveryTable = {
-      async read() {
-        const snapshot = await inner.read();
+      async *scan() {
+        yield* inner.scan();
         // The operator works in the console while discovery is planning.
         await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's304' } }, UpdateExpression: 'SET HttpPort = :p', ExpressionAttributeValues: { ':p': { S: '8444' } } }));
         await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 's301' } }, UpdateExpression: 'SET Enabled = :f', ExpressionAttributeValues: { ':f': { BOOL: false } } }));
         await db.send(new PutItemCommand({ TableName: TABLE, Item: { SessionId: { S: 'late-manual' }, DcvServerEndpoint: { S: '10.1.1.1' }, Source: { S: 'manual' } } }));
-        return snapshot;
       },
+      readScoped: (request) => inner.readScoped(request),
       apply: (change, updatedAt) => inner.apply(change, updatedAt),
     };
     const service = new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { pageSize: PAGE, sleep: noSleep }), operatorEditsAfterRead, { log: new RecordingLog() });
@@ -368,11 +369,14 @@ describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
 
 describe('event-driven reconcile through the Lambda handler', () => {
   const logger = createLogger({ logLevel: 'SILENT' });
-  const handler = () =>
-    createDiscoveryHandler({
+  // Direct invocations (EventBridge → Lambda) answer with the run's counts.
+  const handler = () => {
+    const handle = createDiscoveryHandler({
       service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
       logger,
     });
+    return (event: unknown, ctx: never) => handle(event, ctx) as Promise<DiscoveryHandlerResult>;
+  };
   const context = { functionName: 'discovery', awsRequestId: 'req-1' } as never;
   const stateChange = (id: string, state: string) => ({
     source: 'aws.ec2',
@@ -455,7 +459,13 @@ describe('event-driven reconcile through the Lambda handler', () => {
     const failing = createDiscoveryHandler({
       service: new DiscoveryService(
         new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }),
-        { read: () => new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }).read(), apply: async () => { throw Object.assign(new Error('boom'), { name: 'InternalServerError' }); } },
+        {
+          scan: () => new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }).scan(),
+          readScoped: (request) => new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }).readScoped(request),
+          apply: async () => {
+            throw Object.assign(new Error('boom'), { name: 'InternalServerError' });
+          },
+        },
         { log: new RecordingLog() },
       ),
       logger,
@@ -487,7 +497,7 @@ describe('conditional writes match every attribute type an operator can leave on
     await db.send(new PutItemCommand({ TableName: TABLE, Item: odd('odd-1') }));
     await db.send(new PutItemCommand({ TableName: TABLE, Item: odd('odd-2') }));
     const store = new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() });
-    const snapshot = await store.read();
+    const snapshot = await store.readScoped({ instanceIds: [], sessionIds: ['odd-1', 'odd-2'] });
     const [one, two] = ['odd-1', 'odd-2'].map((id) => snapshot.current.find((c) => c.sessionId === id)!);
     // Edit odd-2 deep inside the map after the read.
     await db.send(new UpdateItemCommand({ TableName: TABLE, Key: { SessionId: { S: 'odd-2' } }, UpdateExpression: 'SET Notes.tickets[1] = :n', ExpressionAttributeValues: { ':n': { N: '3' } } }));

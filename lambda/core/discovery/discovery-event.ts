@@ -61,3 +61,35 @@ export function parseDiscoveryEvent(event: unknown): DiscoveryRequest {
     `unsupported event (source '${String(source).slice(0, 64)}', detail-type '${String(detailType).slice(0, 64)}')`,
   );
 }
+
+/** One SQS message of a batch: the EventBridge event it carries, or why it cannot be used. */
+export type QueuedRequest =
+  | { readonly messageId: string; readonly ok: true; readonly request: DiscoveryRequest }
+  | { readonly messageId: string; readonly ok: false; readonly reason: string };
+
+/** True for the SQS event Lambda delivers from a queue (`Records` from `aws:sqs`). */
+export function isQueueBatch(event: unknown): event is { Records: unknown[] } {
+  const records = record(event)?.Records;
+  return Array.isArray(records) && records.length > 0 && records.every((r) => record(r)?.eventSource === 'aws:sqs');
+}
+
+/** Each message's body is an EventBridge event (the rules' queue target sends the event as is). */
+export function parseQueuedRequests(batch: { Records: unknown[] }): QueuedRequest[] {
+  return batch.Records.map((raw) => {
+    const message = record(raw)!;
+    const messageId = typeof message.messageId === 'string' ? message.messageId : '';
+    try {
+      if (typeof message.body !== 'string') throw new DiscoveryEventError('queue message has no body');
+      let body: unknown;
+      try {
+        body = JSON.parse(message.body);
+      } catch {
+        throw new DiscoveryEventError('queue message body is not JSON');
+      }
+      return { messageId, ok: true, request: parseDiscoveryEvent(body) };
+    } catch (error) {
+      if (!(error instanceof DiscoveryEventError)) throw error;
+      return { messageId, ok: false, reason: error.message };
+    }
+  });
+}

@@ -126,119 +126,147 @@ function removalReason(owner: string | undefined, claims: ReadonlyMap<string, In
 
 const EMPTY_PLAN = { changes: [], conflicts: [], unparsable: [], unchanged: 0 };
 
-export function planReconcile(input: PlanInput): Plan {
-  if (!input.complete) return { aborted: true, ...EMPTY_PLAN };
-  const inScope = (instanceId: string | undefined) =>
-    input.scope === 'full' || (instanceId !== undefined && input.scope.has(instanceId));
+interface Claimant {
+  readonly record: DesiredRecord;
+  readonly instance: InstanceInfo;
+}
 
-  const claimsByInstance = new Map<string, InstanceClaims>();
-  for (const claim of input.claims) claimsByInstance.set(claim.instance.instanceId, claim);
-  const currentById = new Map(input.current.map((c) => [c.sessionId, c]));
-  const edited = new Set(input.current.filter((c) => !isUntouchedSinceDiscovery(c.item)).map((c) => c.sessionId));
+/**
+ * The planner fed one table item at a time, so a full reconcile of a large fleet never holds the table:
+ * an item that is already as wanted is decided on sight and dropped; only the items a write needs (its
+ * exact read copy makes the write conditional) stay until the plan is done. Every claim must be known
+ * first (the duplicate rule needs them all); each table key must be observed at most once.
+ */
+export class ReconcilePlanner {
+  private readonly claimsByInstance = new Map<string, InstanceClaims>();
+  /** Session id → its claimants, winner first. Deleted once an observed item (or a manual id) settles it. */
+  private readonly open = new Map<string, Claimant[]>();
+  private readonly unparsable: Unparsable[] = [];
+  private readonly changes: Change[] = [];
+  private readonly conflicts: Conflict[] = [];
+  private unchanged = 0;
 
-  const unparsable: Unparsable[] = [];
-  const claimants = new Map<string, { record: DesiredRecord; instance: InstanceInfo }[]>();
-  for (const claim of claimsByInstance.values()) {
-    if (!claim.ok) {
-      unparsable.push({ instanceId: claim.instance.instanceId, reason: claim.reason });
-      continue;
+  constructor(
+    claims: readonly InstanceClaims[],
+    private readonly scope: PlanScope,
+  ) {
+    for (const claim of claims) this.claimsByInstance.set(claim.instance.instanceId, claim);
+    for (const claim of this.claimsByInstance.values()) {
+      if (!claim.ok) {
+        this.unparsable.push({ instanceId: claim.instance.instanceId, reason: claim.reason });
+        continue;
+      }
+      for (const record of claim.records) {
+        const list = this.open.get(record.sessionId) ?? [];
+        list.push({ record, instance: claim.instance });
+        this.open.set(record.sessionId, list);
+      }
     }
-    for (const record of claim.records) {
-      const list = claimants.get(record.sessionId) ?? [];
-      list.push({ record, instance: claim.instance });
-      claimants.set(record.sessionId, list);
+    for (const list of this.open.values()) list.sort((a, b) => compareClaimants(a.instance, b.instance));
+  }
+
+  /** Session ids some instance in this run wants. */
+  wantedIds(): IterableIterator<string> {
+    return this.open.keys();
+  }
+
+  private inScope(instanceId: string | undefined): boolean {
+    return this.scope === 'full' || (instanceId !== undefined && this.scope.has(instanceId));
+  }
+
+  /** An item that is not `Source = ec2`: never touched; any instance claiming its id is told so. */
+  observeProtected(sessionId: string): void {
+    const list = this.open.get(sessionId);
+    if (!list) return;
+    this.open.delete(sessionId);
+    for (const { instance } of list) {
+      this.conflicts.push({
+        kind: 'manual',
+        sessionId,
+        instanceId: instance.instanceId,
+        reason: 'a manual item has this session id; the manual item wins',
+      });
     }
   }
 
-  const changes: Change[] = [];
-  const conflicts: Conflict[] = [];
-  const granted = new Set<string>();
-  const reportedEdited = new Set<string>();
-  let unchanged = 0;
-
-  // Once per item, and only when this run concerns it (a full run, its instance in scope, or a claim on its id).
-  const reportEdited = (current: CurrentItem) => {
-    if (reportedEdited.has(current.sessionId)) return;
-    reportedEdited.add(current.sessionId);
-    conflicts.push({ kind: 'edited', sessionId: current.sessionId, instanceId: ownerOf(current) ?? '-', reason: EDITED_REASON });
-  };
-
-  for (const [sessionId, list] of claimants) {
-    list.sort((a, b) => compareClaimants(a.instance, b.instance));
-    if (input.protectedIds.has(sessionId)) {
-      for (const { instance } of list) {
-        conflicts.push({
-          kind: 'manual',
-          sessionId,
-          instanceId: instance.instanceId,
-          reason: 'a manual item has this session id; the manual item wins',
-        });
+  /** A `Source = ec2` item as read. */
+  observe(current: CurrentItem): void {
+    const sessionId = current.sessionId;
+    const list = this.open.get(sessionId);
+    const owner = ownerOf(current);
+    if (!list) {
+      // Nobody in this run wants it: stale if its instance was described.
+      if (!this.inScope(owner)) return;
+      if (!isUntouchedSinceDiscovery(current.item)) {
+        // Never removed, even when its instance is stopped, terminated or gone.
+        this.reportEdited(current);
+        return;
       }
-      continue;
+      this.changes.push({ kind: 'remove', sessionId, instanceId: owner, previous: current, reason: removalReason(owner, this.claimsByInstance) });
+      return;
     }
-    const current = currentById.get(sessionId);
-    if (current && edited.has(sessionId)) {
+    this.open.delete(sessionId);
+    if (!isUntouchedSinceDiscovery(current.item)) {
       // Written or edited by hand: nobody gets it, and it is left exactly as it is.
-      reportEdited(current);
-      continue;
+      this.reportEdited(current);
+      return;
     }
-    const holder = current && ownerOf(current);
-    if (current && !inScope(holder)) {
+    if (!this.inScope(owner)) {
       // Event-driven run: the holder was not described, so who should win is unknown; the scheduled
       // full reconcile decides. Leaving it alone never overwrites a rightful owner.
       for (const { instance } of list) {
-        conflicts.push({
+        this.conflicts.push({
           kind: 'held',
           sessionId,
           instanceId: instance.instanceId,
-          reason: `held by instance ${holder}; the next full reconcile decides`,
+          reason: `held by instance ${owner}; the next full reconcile decides`,
         });
       }
-      continue;
+      return;
     }
+    const wanted = this.grant(sessionId, list);
+    const changed = differingAttributes(current.item, wanted.item);
+    if (changed.length === 0) this.unchanged++;
+    else this.changes.push({ kind: 'change', sessionId, instanceId: wanted.instanceId, item: wanted.item, previous: current, changed });
+  }
+
+  /** Every item observed: ids nobody holds go to their winners. */
+  finish(): Plan {
+    for (const [sessionId, list] of this.open) {
+      const wanted = this.grant(sessionId, list);
+      this.changes.push({ kind: 'add', sessionId, instanceId: wanted.instanceId, item: wanted.item });
+    }
+    this.open.clear();
+    this.changes.sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
+    this.conflicts.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.instanceId.localeCompare(b.instanceId));
+    this.unparsable.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    return { aborted: false, changes: this.changes, conflicts: this.conflicts, unparsable: this.unparsable, unchanged: this.unchanged };
+  }
+
+  /** The winner's record; the others are reported as duplicates. */
+  private grant(sessionId: string, list: readonly Claimant[]): DesiredRecord {
     const [winner, ...losers] = list;
     for (const loser of losers) {
-      conflicts.push({
+      this.conflicts.push({
         kind: 'duplicate',
         sessionId,
         instanceId: loser.instance.instanceId,
         reason: `also claimed by ${winner!.instance.instanceId}, which wins (earlier launch time, then smaller instance id)`,
       });
     }
-    granted.add(sessionId);
-    const wanted = winner!.record;
-    if (!current) {
-      changes.push({ kind: 'add', sessionId, instanceId: wanted.instanceId, item: wanted.item });
-      continue;
-    }
-    const changed = differingAttributes(current.item, wanted.item);
-    if (changed.length === 0) {
-      unchanged++;
-    } else {
-      changes.push({ kind: 'change', sessionId, instanceId: wanted.instanceId, item: wanted.item, previous: current, changed });
-    }
+    return winner!.record;
   }
 
-  for (const current of input.current) {
-    if (granted.has(current.sessionId)) continue;
-    const owner = ownerOf(current);
-    if (!inScope(owner)) continue;
-    if (edited.has(current.sessionId)) {
-      // Never removed, even when its instance is stopped, terminated or gone.
-      reportEdited(current);
-      continue;
-    }
-    changes.push({
-      kind: 'remove',
-      sessionId: current.sessionId,
-      instanceId: owner,
-      previous: current,
-      reason: removalReason(owner, claimsByInstance),
-    });
+  private reportEdited(current: CurrentItem): void {
+    this.conflicts.push({ kind: 'edited', sessionId: current.sessionId, instanceId: ownerOf(current) ?? '-', reason: EDITED_REASON });
   }
+}
 
-  changes.sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0));
-  conflicts.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.instanceId.localeCompare(b.instanceId));
-  unparsable.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
-  return { aborted: false, changes, conflicts, unparsable, unchanged };
+/** The whole plan at once (each table key once in `current` or `protectedIds`). */
+export function planReconcile(input: PlanInput): Plan {
+  if (!input.complete) return { aborted: true, ...EMPTY_PLAN };
+  const planner = new ReconcilePlanner(input.claims, input.scope);
+  for (const sessionId of input.protectedIds) planner.observeProtected(sessionId);
+  for (const current of input.current) planner.observe(current);
+  return planner.finish();
 }

@@ -1,7 +1,7 @@
 import type { Log } from '../log';
 import { Attr } from '../session-record';
-import { planReconcile, type Change, type CurrentItem, type Plan, type PlanScope } from './reconcile';
-import { DEFAULT_TAG_PREFIX, parseInstanceTags, TagName, type InstanceInfo } from './tag-parser';
+import { planReconcile, ReconcilePlanner, type Change, type CurrentItem, type Plan } from './reconcile';
+import { DEFAULT_TAG_PREFIX, parseInstanceTags, TagName, type InstanceClaims, type InstanceInfo } from './tag-parser';
 
 /**
  * Discovery as a service over two ports (EC2 and the table), so the Lambda handler, the CLI and the
@@ -16,15 +16,30 @@ export interface InstanceSource {
   readonly calls: number;
 }
 
+/** Table items as read: `Source = ec2` items in full, every other item's key only (never touched). */
 export interface TableSnapshot {
   readonly current: readonly CurrentItem[];
   readonly protectedIds: ReadonlySet<string>;
 }
 
+export interface ScopedRead {
+  /** Items these instances hold (their `InstanceId`), wherever a lagging index lets us find them. */
+  readonly instanceIds: readonly string[];
+  /** Items with these keys, whoever holds them: read strongly consistent. */
+  readonly sessionIds: readonly string[];
+}
+
 export type WriteOutcome = { readonly status: 'applied' } | { readonly status: 'skipped'; readonly reason: string };
 
 export interface DiscoveryTable {
-  read(): Promise<TableSnapshot>;
+  /** Every item, page by page, strongly consistent (a full reconcile). Throws when a page cannot be read. */
+  scan(): AsyncIterable<TableSnapshot>;
+  /**
+   * Just what an event run needs: the items the named instances hold and the items with the named keys.
+   * Item content is read strongly consistent; finding an instance's items may lag a write by a moment
+   * (an index): such an item is then left for the next full reconcile, never wrongly written.
+   */
+  readScoped(request: ScopedRead): Promise<TableSnapshot>;
   /**
    * One conditional write. Resolves `skipped` when the item is no longer what the plan saw (a manual item
    * appeared, an operator edited it); throws for anything else.
@@ -99,43 +114,53 @@ export class DiscoveryService {
   /** Every tagged instance against every discovered item: the only run that removes items of gone instances. */
   async reconcileAll(trigger = 'full'): Promise<DiscoveryResult> {
     const callsBefore = this.instances.calls;
-    const seen: InstanceInfo[] = [];
+    const claims: InstanceClaims[] = [];
     let abortReason: string | undefined;
     try {
       let pages = 0;
       for await (const page of this.instances.listTagged(`${this.prefix}${TagName.sessionId}`)) {
-        seen.push(...page);
-        this.options.onProgress?.({ phase: 'instances', pages: ++pages, instances: seen.length });
+        // Parsed page by page and kept compact: a big fleet's tags and addresses never pile up.
+        for (const instance of page) claims.push(compactClaims(parseInstanceTags(instance, this.prefix)));
+        this.options.onProgress?.({ phase: 'instances', pages: ++pages, instances: claims.length });
       }
     } catch (error) {
       // The fleet was not fully seen: removing "missing" items now could delete live sessions.
-      abortReason = `instance listing failed after ${seen.length} instances: ${errorText(error)}`;
+      abortReason = `instance listing failed after ${claims.length} instances: ${errorText(error)}`;
       this.options.log.error('discovery aborted; nothing changed', { trigger, reason: abortReason });
     }
     if (abortReason !== undefined) {
       const plan = planReconcile({ claims: [], current: [], protectedIds: new Set(), scope: 'full', complete: false });
       return this.finish(trigger, plan, 0, callsBefore, abortReason);
     }
-    const snapshot = await this.readTable();
-    const claims = seen.map((instance) => parseInstanceTags(instance, this.prefix));
-    const plan = planReconcile({ claims, ...snapshot, scope: 'full', complete: true });
-    return this.finish(trigger, plan, seen.length, callsBefore);
+    const instances = claims.length;
+    const planner = new ReconcilePlanner(claims, 'full');
+    claims.length = 0;
+    let items = 0;
+    // The table streams through the planner: an item already as wanted is dropped as soon as it is seen.
+    for await (const page of this.table.scan()) {
+      for (const sessionId of page.protectedIds) planner.observeProtected(sessionId);
+      for (const current of page.current) planner.observe(current);
+      items += page.current.length + page.protectedIds.size;
+      this.options.onProgress?.({ phase: 'table', items });
+    }
+    return this.finish(trigger, planner.finish(), instances, callsBefore);
   }
 
   /**
    * Only the named instances (an event named them). The event is a hint: the instances are described
-   * again, and an instance EC2 no longer returns has its items removed.
+   * again, and an instance EC2 no longer returns has its items removed. Reads only the items these
+   * instances hold or want, never the whole table.
    */
   async reconcileInstances(instanceIds: readonly string[], trigger = 'event'): Promise<DiscoveryResult> {
     const callsBefore = this.instances.calls;
-    const described = [...(await this.instances.describe(instanceIds))];
-    const snapshot = await this.readTable();
     const scope = new Set(instanceIds);
+    const described = [...(await this.instances.describe(instanceIds))];
     let claims = described.map((instance) => parseInstanceTags(instance, this.prefix));
+    const wanted = wantedIds(claims);
+    let snapshot = await this.readScoped({ instanceIds: [...scope], sessionIds: [...wanted] });
 
     // A session id these instances want may be held by another instance: describe the holders too, so the
     // duplicate rule (earliest launch, then smallest id) decides here exactly as a full run would.
-    const wanted = new Set(claims.flatMap((c) => (c.ok ? c.records.map((r) => r.sessionId) : [])));
     const holders = new Set<string>();
     for (const current of snapshot.current) {
       const holder = current.item[Attr.InstanceId];
@@ -144,15 +169,22 @@ export class DiscoveryService {
     if (holders.size > 0) {
       const more = await this.instances.describe([...holders]);
       described.push(...more);
-      claims = [...claims, ...more.map((instance) => parseInstanceTags(instance, this.prefix))];
+      const moreClaims = more.map((instance) => parseInstanceTags(instance, this.prefix));
+      claims = [...claims, ...moreClaims];
       for (const holder of holders) scope.add(holder);
+      const alreadyRead = new Set([...snapshot.current.map((c) => c.sessionId), ...snapshot.protectedIds]);
+      const extra = await this.readScoped({
+        instanceIds: [...holders],
+        sessionIds: [...wantedIds(moreClaims)].filter((id) => !alreadyRead.has(id)),
+      });
+      snapshot = mergeSnapshots(snapshot, extra);
     }
-    const plan = planReconcile({ claims, ...snapshot, scope: scope as PlanScope, complete: true });
+    const plan = planReconcile({ claims, ...snapshot, scope, complete: true });
     return this.finish(trigger, plan, described.length, callsBefore);
   }
 
-  private async readTable(): Promise<TableSnapshot> {
-    const snapshot = await this.table.read();
+  private async readScoped(request: ScopedRead): Promise<TableSnapshot> {
+    const snapshot = await this.table.readScoped(request);
     this.options.onProgress?.({ phase: 'table', items: snapshot.current.length + snapshot.protectedIds.size });
     return snapshot;
   }
@@ -224,6 +256,34 @@ export class DiscoveryService {
     for (const s of skipped) log.warn('write skipped: item changed since it was read', { trigger, sessionId: s.change.sessionId, reason: s.reason });
     for (const f of failed) log.error('write failed', { trigger, sessionId: f.change.sessionId, kind: f.change.kind, reason: f.reason });
   }
+}
+
+/** The claim without the instance's tags and addresses (already turned into records): what planning needs. */
+export function compactClaims(claims: InstanceClaims): InstanceClaims {
+  const { instanceId, state, launchTime } = claims.instance;
+  const instance: InstanceInfo = launchTime === undefined ? { instanceId, state, tags: NO_TAGS } : { instanceId, state, launchTime, tags: NO_TAGS };
+  return { ...claims, instance };
+}
+
+const NO_TAGS: Readonly<Record<string, string>> = Object.freeze({});
+
+function wantedIds(claims: readonly InstanceClaims[]): Set<string> {
+  return new Set(claims.flatMap((c) => (c.ok ? c.records.map((r) => r.sessionId) : [])));
+}
+
+/** Two reads of the table for one plan: a key read twice takes the later copy (it is the newer). */
+export function mergeSnapshots(first: TableSnapshot, later: TableSnapshot): TableSnapshot {
+  const current = new Map(first.current.map((c) => [c.sessionId, c]));
+  const protectedIds = new Set(first.protectedIds);
+  for (const id of later.protectedIds) {
+    current.delete(id);
+    protectedIds.add(id);
+  }
+  for (const c of later.current) {
+    protectedIds.delete(c.sessionId);
+    current.set(c.sessionId, c);
+  }
+  return { current: [...current.values()], protectedIds };
 }
 
 function compareIds(a: string, b: string): number {
