@@ -6,7 +6,8 @@ import { CliError } from './cli-error';
  * smaller heap for the long-running commands.
  */
 interface CommandModule {
-  readonly usage: string;
+  /** A function when the command has subcommands with their own help (it gets the arguments). */
+  readonly usage: string | ((argv: string[]) => string);
   run(argv: string[]): Promise<void>;
 }
 
@@ -37,6 +38,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.DISCOVER_USAGE, run: m.runDiscover };
     },
   },
+  sessions: {
+    summary: 'list, show, add, enable/disable, remove, import and export session items (table or file)',
+    load: async () => {
+      const m = await import('./sessions-command');
+      return { usage: m.sessionsUsage, run: m.runSessions };
+    },
+  },
   resolve: {
     summary: "send the gateway's exact request to a resolver and check the answer against the contract",
     load: async () => {
@@ -65,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
   const command = await entry.load();
   try {
     if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(command.usage);
+      process.stdout.write(typeof command.usage === 'function' ? command.usage(rest) : command.usage);
       return 0;
     }
     await command.run(rest);
