@@ -52,6 +52,20 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.RESOLVE_USAGE, run: m.runResolve };
     },
   },
+  'gateway-config': {
+    summary: 'print a complete, commented dcv-connection-gateway.conf for this resolver',
+    load: async () => {
+      const m = await import('./gateway-config-command');
+      return { usage: m.GATEWAY_CONFIG_USAGE, run: m.runGatewayConfig };
+    },
+  },
+  doctor: {
+    summary: "check the gateway's and DCV servers' configuration (and probe the resolver); explain connect links",
+    load: async () => {
+      const m = await import('./doctor-command');
+      return { usage: m.DOCTOR_USAGE, run: m.runDoctor };
+    },
+  },
 };
 
 function usage(): string {

@@ -11,7 +11,7 @@ import { silentLog } from '../../lambda/core/log';
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore } from '../../lambda/core/session-store';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
-import { sessionStoreContract, type StoreAdapter } from './session-store.contract';
+import { sessionStoreContract } from './session-store.contract';
 
 /** Every SessionStore adapter, through the one contract. The DynamoDB ones run against dynalite. */
 const TABLE = 'ContractSessions';

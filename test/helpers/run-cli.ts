@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_PATH = fileURLToPath(new URL('../../bin/dcv-resolver.mjs', import.meta.url));
@@ -29,6 +29,35 @@ export function runCli(args: readonly string[], env: Record<string, string | und
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+export interface ServingCli {
+  readonly url: string;
+  stop(): void;
+}
+
+/** `dcv-resolver serve …` as a child process on a free port; resolves with the URL it announces. */
+export function startServe(args: readonly string[]): Promise<ServingCli> {
+  const child = spawn(process.execPath, [CLI_PATH, 'serve', ...args, '--port', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise<ServingCli>((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`serve did not start within 30 s: ${err}`));
+    }, 30_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      err += chunk.toString('utf8');
+      const match = /serving on (http:\/\/\S+) /.exec(err);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ url: match[1]!, stop: () => child.kill('SIGTERM') });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code} before serving: ${err}`));
     });
   });
 }

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,7 +10,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../lambda/cli/cli-error';
 import { parseResolveArgs } from '../../lambda/cli/resolve-command';
-import { CLI_PATH, REPO_ROOT, runCli } from '../helpers/run-cli';
+import { runCli, startServe, type ServingCli } from '../helpers/run-cli';
 import { makeTestCerts, type TestCerts } from '../helpers/test-certs';
 
 const GOOD = { SessionId: 'console', TransportProtocol: 'HTTP', DcvServerEndpoint: '10.0.1.15', Port: 8443, WebUrlPath: '/' };
@@ -48,7 +47,7 @@ async function close(server: Server | undefined): Promise<void> {
 }
 
 describe('resolve against a real `serve` (child process against child process)', () => {
-  let serve: ChildProcess;
+  let serve: ServingCli;
   let url: string;
   let dir: string;
 
@@ -63,23 +62,11 @@ describe('resolve against a real `serve` (child process against child process)',
         { SessionId: 'office', DcvServerEndpoint: '10.150.248.9', AllowedClientCidrs: ['203.0.113.0/24'] },
       ]),
     );
-    serve = spawn(process.execPath, [CLI_PATH, 'serve', '--sessions', sessions, '--port', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    url = await new Promise<string>((resolve, reject) => {
-      let err = '';
-      const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 30_000);
-      serve.stderr!.on('data', (chunk: Buffer) => {
-        err += chunk.toString('utf8');
-        const match = /serving on (http:\/\/\S+) /.exec(err);
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]!);
-        }
-      });
-      serve.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-    });
+    serve = await startServe(['--sessions', sessions]);
+    url = serve.url;
   });
   afterAll(() => {
-    serve?.kill('SIGTERM');
+    serve?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseProbeUrl, probeResolver, type ProbeOptions } from '../adapters/gateway-probe';
+import { connectHelp, connectLinks } from '../core/doctor/connect-links';
+import { diagnose } from '../core/doctor/diagnose';
+import { countBySeverity, sortFindings, type Finding } from '../core/doctor/finding';
+import { probeFindings } from '../core/doctor/probe-findings';
+import { renderFindings } from '../core/doctor/render';
+import { compareBases, resolverBase } from '../core/doctor/resolver-url';
+import { CliError } from './cli-error';
+
+export const DOCTOR_USAGE = `Usage: dcv-resolver doctor --gateway-config FILE [--dcv-config FILE]… [options]
+
+Reads the gateway's dcv-connection-gateway.conf (and DCV servers' dcv.conf files) and reports what stops
+users from connecting, each finding with its severity and a one-line fix; with --resolver-url it also sends
+the resolver the gateway's exact request. Ends with the connect-link format. Exit status 1 when any finding
+is an error, 2 on bad usage.
+
+  --gateway-config FILE  the gateway's configuration (/etc/dcv-connection-gateway/dcv-connection-gateway.conf)
+  --dcv-config FILE      a DCV server's /etc/dcv/dcv.conf (repeatable, one per server)
+  --resolver-url URL     this resolver, as the gateway should reach it: compared with [resolver] url and the
+                         verifiers, and probed
+  --session ID           the session id to probe with (default console)
+  --timeout MS           probe timeout in milliseconds (default 5000)
+  --json                 print one JSON object instead of text
+`;
+
+export interface DoctorOptions {
+  readonly gatewayConfig: string;
+  readonly dcvConfigs: readonly string[];
+  readonly resolverUrl?: string;
+  readonly sessionId: string;
+  readonly timeoutMs: number;
+  readonly json: boolean;
+}
+
+export function parseDoctorArgs(argv: string[]): DoctorOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        'gateway-config': { type: 'string' },
+        'dcv-config': { type: 'string', multiple: true, default: [] },
+        'resolver-url': { type: 'string' },
+        session: { type: 'string', default: 'console' },
+        timeout: { type: 'string', default: '5000' },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new CliError(`${(error as Error).message}\n\n${DOCTOR_USAGE}`, 2);
+  }
+  if (!values['gateway-config']) throw new CliError(`--gateway-config FILE is required\n\n${DOCTOR_USAGE}`, 2);
+  const resolverUrl = values['resolver-url'];
+  if (resolverUrl !== undefined) {
+    try {
+      parseProbeUrl(resolverUrl);
+    } catch (error) {
+      throw new CliError(`--resolver-url ${(error as Error).message}`, 2);
+    }
+  }
+  if (values.session === '') throw new CliError('--session must not be empty', 2);
+  const timeoutMs = Number(values.timeout);
+  if (!/^\d+$/.test(values.timeout) || timeoutMs < 1 || timeoutMs > 120_000) {
+    throw new CliError(`--timeout must be 1–120000 milliseconds, not '${values.timeout}'`, 2);
+  }
+  return { gatewayConfig: values['gateway-config'], dcvConfigs: values['dcv-config'], resolverUrl, sessionId: values.session, timeoutMs, json: values.json };
+}
+
+function readText(option: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`${option}: cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 2);
+  }
+}
+
+/**
+ * Probe the way the gateway would: when --resolver-url is the gateway's own resolver, with its [resolver]
+ * ca-file, client certificate and tls-strict (files readable from here only when run on the gateway host).
+ */
+function gatewayTls(resolver: Readonly<Record<string, unknown>> | undefined, notes: Finding[]): Partial<ProbeOptions> {
+  if (!resolver) return {};
+  const read = (key: string): Buffer | undefined => {
+    const file = resolver[key];
+    if (typeof file !== 'string') return undefined;
+    try {
+      return readFileSync(file);
+    } catch {
+      notes.push({ rule: 'probe.tls-file-unreadable', severity: 'info', file: 'resolver', key: `[resolver] ${key}`, message: `cannot read ${file} from here; probing without it`, fix: 'run the doctor on the gateway host to probe with the gateway’s certificates' });
+      return undefined;
+    }
+  };
+  const ca = read('ca-file');
+  const cert = read('cert-file');
+  const key = read('cert-key-file');
+  return { ca, clientCert: cert && key ? { cert, key } : undefined, tlsStrict: resolver['tls-strict'] !== false };
+}
+
+export async function runDoctor(argv: string[]): Promise<void> {
+  const options = parseDoctorArgs(argv);
+  const gateway = { file: options.gatewayConfig, text: readText('--gateway-config', options.gatewayConfig) };
+  const dcv = options.dcvConfigs.map((file) => ({ file, text: readText('--dcv-config', file) }));
+  const resolverUrl = options.resolverUrl === undefined ? undefined : parseProbeUrl(options.resolverUrl);
+  const diagnosis = diagnose({ gateway, dcv, resolverUrl });
+  let findings = diagnosis.findings;
+
+  if (resolverUrl && options.resolverUrl !== undefined) {
+    const notes: Finding[] = [];
+    const sameAsGateway =
+      diagnosis.gatewayResolverUrl !== undefined && compareBases(resolverBase(resolverUrl), resolverBase(diagnosis.gatewayResolverUrl)) === 'same';
+    const result = await probeResolver({
+      resolverUrl: options.resolverUrl,
+      query: { sessionId: options.sessionId, transport: 'HTTP' },
+      timeoutMs: options.timeoutMs,
+      ...(sameAsGateway ? gatewayTls(diagnosis.gatewayResolver, notes) : {}),
+    });
+    findings = sortFindings([...findings, ...notes, ...probeFindings(options.resolverUrl, options.sessionId, result)]);
+  }
+
+  const counts = countBySeverity(findings);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ ok: counts.error === 0, counts, findings, connectLinks: connectLinks(diagnosis.port) }, null, 2)}\n`);
+  } else {
+    const dcvList = dcv.length === 0 ? 'none given' : dcv.map((d) => d.file).join(', ');
+    process.stdout.write(
+      `dcv-resolver doctor\n  gateway config:     ${gateway.file}\n  DCV server configs: ${dcvList}\n` +
+        `${options.resolverUrl ? `  resolver probed:    ${options.resolverUrl} (session '${options.sessionId}')\n` : ''}\n` +
+        `${renderFindings(findings)}\n${connectHelp(diagnosis.port)}`,
+    );
+  }
+  if (counts.error > 0) {
+    throw new CliError(`${counts.error} error${counts.error === 1 ? '' : 's'}: users cannot connect (or not safely) until ${counts.error === 1 ? 'it is' : 'they are'} fixed`);
+  }
+}

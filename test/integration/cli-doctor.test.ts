@@ -1,0 +1,170 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CliError } from '../../lambda/cli/cli-error';
+import { parseDoctorArgs } from '../../lambda/cli/doctor-command';
+import { runCli, startServe, type ServingCli } from '../helpers/run-cli';
+
+const FIX = 'test/fixtures/doctor';
+const doctor = (args: string[]) => runCli(['doctor', ...args]);
+
+describe.concurrent('doctor as a child process: output and exit codes', () => {
+  it('a clean gateway and DCV server: no findings, the connect links, exit 0', async () => {
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/clean.toml`, '--dcv-config', `${FIX}/dcv/clean.conf`]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`gateway config:     ${FIX}/gateway/clean.toml\n  DCV server configs: ${FIX}/dcv/clean.conf\n`);
+    expect(run.stdout).toContain('No findings.\n');
+    expect(run.stdout).toContain('browser:        https://<gateway-host>:8443/?authToken=<token>#<sessionId>');
+    expect(run.stdout).toContain('native client:  dcv://<gateway-host>:8443/?authToken=<token>#<sessionId>');
+    expect(run.stdout).toContain('Why a link without a token fails with 404 on /auth');
+    expect(run.stderr).toBe('');
+  });
+
+  it('the field report’s configuration: names what it got wrong, explains the /auth 404, exit 1', async () => {
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/field-report.toml`, '--dcv-config', `${FIX}/dcv/field-report.conf`]);
+    expect(run.code).toBe(1);
+    const findings = run.stdout.split('\n').filter((line) => /^(ERROR|WARNING|NOTE) /.test(line));
+    expect(findings).toEqual([
+      `ERROR    ${FIX}/dcv/field-report.conf [security] auth-token-verifier: no auth-token-verifier: this server cannot check the token in a connect link, and the gateway does not support connecting without one`,
+      `WARNING  ${FIX}/gateway/field-report.toml [resolver] tls-strict: tls-strict = false has no effect on a plain http:// url, and once the url is https:// it accepts any certificate`,
+      `WARNING  ${FIX}/gateway/field-report.toml [dcv] tls-strict: tls-strict = false: the gateway accepts any certificate from the DCV servers, so anyone on the path can impersonate them`,
+      `NOTE     ${FIX}/gateway/field-report.toml [web-resources] url: a separate web server on this host (http://localhost:8080) serves the web client; the gateway can serve the files itself`,
+      `NOTE     ${FIX}/gateway/field-report.toml [log] level: level = 'trace' is meant for troubleshooting: large logs, with session ids and addresses`,
+    ]);
+    expect(run.stdout).toContain('fix: add [security] auth-token-verifier="http://127.0.0.1:9000/verifyToken/<DcvServerEndpoint of this server>" and restart dcvserver');
+    expect(run.stdout).toContain('1 error, 2 warnings, 2 notes');
+    expect(run.stdout).toContain('A link such as https://<gateway-host>:8443/?sessionId=console loads the web client');
+    expect(run.stderr).toBe('dcv-resolver doctor: 1 error: users cannot connect (or not safely) until it is fixed\n');
+  });
+
+  it.each([
+    ['resolver-url-missing', 'resolver.url-missing'],
+    ['resolver-url-suffix', 'resolver.url-resolvesession-suffix'],
+    ['web-resources-missing', 'web-resources.missing'],
+    ['toml-syntax', 'gateway.toml-syntax'],
+  ])('an error rule (%s) exits 1', async (name, rule) => {
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/${name}.toml`, '--json']);
+    expect(run.code).toBe(1);
+    const out = JSON.parse(run.stdout) as { ok: boolean; findings: { rule: string }[] };
+    expect(out.ok).toBe(false);
+    expect(out.findings.map((f) => f.rule)).toEqual([rule]);
+  });
+
+  it('warnings and notes only: exit 0', async () => {
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/dcv-tls-strict-false.toml`, '--dcv-config', `${FIX}/dcv/verifier-no-server.conf`]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('0 errors, 2 warnings, 0 notes');
+  });
+
+  it('--json: findings with severity and fix, counts, the links', async () => {
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/clean.toml`, '--dcv-config', `${FIX}/dcv/verifier-other-host.conf`, '--json']);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toEqual({
+      ok: false,
+      counts: { error: 1, warning: 0, info: 0 },
+      findings: [
+        {
+          rule: 'dcv.verifier-elsewhere',
+          severity: 'error',
+          file: `${FIX}/dcv/verifier-other-host.conf`,
+          key: '[security] auth-token-verifier (line 3)',
+          message: "the verifier https://other-resolver.example.internal is not the resolver (https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f, from the gateway's [resolver] url): tokens issued for it are refused here",
+          fix: 'write [security] auth-token-verifier="https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f/verifyToken/<DcvServerEndpoint of this server>"',
+        },
+      ],
+      connectLinks: { browser: 'https://<gateway-host>:8443/?authToken=<token>#<sessionId>', native: 'dcv://<gateway-host>:8443/?authToken=<token>#<sessionId>' },
+    });
+  });
+
+  it('usage errors exit 2', async () => {
+    const none = await doctor([]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/^dcv-resolver doctor: --gateway-config FILE is required\n\nUsage: dcv-resolver doctor/);
+    const missing = await doctor(['--gateway-config', `${FIX}/gateway/nope.toml`]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(`dcv-resolver doctor: --gateway-config: cannot read '${FIX}/gateway/nope.toml': ENOENT\n`);
+  });
+});
+
+describe('doctor --resolver-url probes with the gateway’s exact request', () => {
+  let serve: ServingCli;
+  let wrong: Server;
+  let wrongUrl: string;
+  let dir: string;
+  /** The clean gateway, pointed at a loopback resolver (serve on the gateway host). */
+  let gatewayConfig: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dcv-doctor-'));
+    serve = await startServe(['--sessions', 'sessions.example.json']);
+    wrong = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ SessionId: 'console', TransportProtocol: 'HTTP', DcvServerEndpoint: '10.0.1.15', Port: '8443', WebUrlPath: '/' }));
+    });
+    await new Promise<void>((resolve) => wrong.listen(0, '127.0.0.1', resolve));
+    wrongUrl = `http://127.0.0.1:${(wrong.address() as AddressInfo).port}`;
+    gatewayConfig = join(dir, 'gateway.toml');
+    writeFileSync(
+      gatewayConfig,
+      "[gateway]\nweb-listen-endpoints = ['0.0.0.0:8443']\ncert-file = '/c.pem'\ncert-key-file = '/c.key'\n\n[resolver]\nurl = 'http://127.0.0.1:9000'\n\n[web-resources]\nlocal-resources-path = '/usr/share/dcv/www'\n",
+    );
+  });
+  afterAll(async () => {
+    serve?.stop();
+    wrong?.closeAllConnections();
+    await new Promise<void>((resolve) => (wrong ? wrong.close(() => resolve()) : resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a resolver that honours the contract: the answer as a note, exit 0', async () => {
+    const run = await doctor(['--gateway-config', gatewayConfig, '--resolver-url', serve.url]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`resolver probed:    ${serve.url} (session 'console')`);
+    expect(run.stdout).toMatch(new RegExp(`NOTE     resolver POST ${serve.url.replace(/\./g, '\\.')}/resolveSession\\?sessionId=console: 200 in [\\d.]+ ms: 'console' → 10\\.150\\.248\\.180:8443, server session 'console'`));
+  });
+
+  it('an unknown --session: 404 is a note, exit 0', async () => {
+    const run = await doctor(['--gateway-config', gatewayConfig, '--resolver-url', serve.url, '--session', 'ghost', '--json']);
+    expect(run.code).toBe(0);
+    expect((JSON.parse(run.stdout) as { findings: { rule: string }[] }).findings.map((f) => f.rule)).toEqual(['probe.not-found']);
+  });
+
+  it('a resolver that breaks the contract: an error per violation, exit 1', async () => {
+    const run = await doctor(['--gateway-config', gatewayConfig, '--resolver-url', wrongUrl, '--json']);
+    expect(run.code).toBe(1);
+    const findings = (JSON.parse(run.stdout) as { findings: { rule: string; severity: string; message: string }[] }).findings;
+    expect(findings).toEqual([expect.objectContaining({ rule: 'probe.port', severity: 'error', message: 'Port must be a JSON integer 1–65535, got the string "8443"' })]);
+  });
+
+  it('nothing answering: an error, exit 1', async () => {
+    const run = await doctor(['--gateway-config', gatewayConfig, '--resolver-url', 'http://127.0.0.1:1', '--timeout', '2000']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/ERROR    resolver POST http:\/\/127\.0\.0\.1:1\/resolveSession\?sessionId=console: no answer after [\d.]+ ms: connect ECONNREFUSED/);
+  });
+});
+
+describe('doctor arguments (in-process)', () => {
+  it.each([
+    ['a bad --resolver-url', ['--gateway-config', 'g', '--resolver-url', 'ftp://x'], /^--resolver-url must be http:\/\/ or https:\/\//],
+    ['an empty --session', ['--gateway-config', 'g', '--session', ''], /^--session must not be empty$/],
+    ['a bad --timeout', ['--gateway-config', 'g', '--timeout', 'soon'], /^--timeout must be 1–120000 milliseconds/],
+    ['a positional argument', ['--gateway-config', 'g', 'extra'], /Unexpected argument 'extra'/],
+  ])('%s -> exit 2', (_name, args, message) => {
+    let error: unknown;
+    try {
+      parseDoctorArgs(args);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).exitCode).toBe(2);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it('repeatable --dcv-config', () => {
+    expect(parseDoctorArgs(['--gateway-config', 'g', '--dcv-config', 'a', '--dcv-config', 'b']).dcvConfigs).toEqual(['a', 'b']);
+  });
+});

@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { connectHelp, gatewayPort } from '../../lambda/core/doctor/connect-links';
+import { diagnose } from '../../lambda/core/doctor/diagnose';
+import { probeFindings } from '../../lambda/core/doctor/probe-findings';
+
+const FIXTURES = fileURLToPath(new URL('../fixtures/doctor/', import.meta.url));
+const read = (path: string) => readFileSync(`${FIXTURES}${path}`, 'utf8');
+const gateway = (name: string) => ({ file: `${name}.toml`, text: read(`gateway/${name}.toml`) });
+const dcv = (name: string) => ({ file: `${name}.conf`, text: read(`dcv/${name}.conf`) });
+const rules = (findings: readonly { severity: string; rule: string }[]) => findings.map((f) => `${f.severity}:${f.rule}`);
+
+describe('doctor: one gateway fixture per rule (each is the clean config with one thing wrong)', () => {
+  it.each([
+    ['clean', []],
+    ['resolver-url-missing', ['error:resolver.url-missing']],
+    ['resolver-url-invalid', ['error:resolver.url-invalid']],
+    ['resolver-url-trailing-slash', ['error:resolver.url-trailing-slash']],
+    ['resolver-url-bare-slash', ['warning:resolver.url-trailing-slash']],
+    ['resolver-url-suffix', ['error:resolver.url-resolvesession-suffix']],
+    ['resolver-plain-http', ['error:resolver.plain-http']],
+    ['resolver-tls-strict-false', ['warning:tls.tls-strict-false']],
+    ['dcv-tls-strict-false', ['warning:tls.tls-strict-false']],
+    ['tls-strict-string', ['error:tls.tls-strict-type']],
+    ['cert-unpaired', ['error:tls.cert-unpaired']],
+    ['gateway-self-signed', ['info:gateway.self-signed']],
+    ['web-resources-missing', ['error:web-resources.missing']],
+    ['web-resources-both', ['warning:web-resources.both']],
+    ['web-resources-local-server', ['info:web-resources.local-server']],
+    ['function-url-no-prefix', ['warning:resolver.function-url-no-prefix']],
+    ['listen-missing', ['error:gateway.listen-missing']],
+    ['log-verbose', ['info:log.verbose']],
+    ['toml-syntax', ['error:gateway.toml-syntax']],
+  ])('%s', (name, expected) => {
+    expect(rules(diagnose({ gateway: gateway(name), dcv: [] }).findings)).toEqual(expected);
+  });
+
+  it.each([
+    ['resolver-url-trailing-slash', "write url = 'https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f'", /asks for \/3f9c0b1e0d8a4e6f\/\/resolveSession, which misses the path prefix/],
+    ['resolver-url-suffix', "write url = 'https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f'", /appends it again/],
+    ['resolver-plain-http', 'use https:// (serve --tls-cert/--tls-key), or run the resolver or proxy on this host and use http://127.0.0.1', /plain http:\/\/ to 10\.0\.0\.5/],
+    ['cert-unpaired', 'add cert-key-file (the matching private key) or remove cert-file', /cert-file without cert-key-file/],
+    ['web-resources-missing', "install nice-dcv-web-viewer on the gateway and add [web-resources] local-resources-path = '/usr/share/dcv/www'", /browsers get 404/],
+    ['toml-syntax', "quote strings ('…'), write lists as ['a', 'b'], one key = value per line", /not valid TOML \(line 6, column \d+\)/],
+  ])('%s: the message says what, the fix says how', (name, fix, message) => {
+    const [finding] = diagnose({ gateway: gateway(name), dcv: [] }).findings;
+    expect(finding!.fix).toBe(fix);
+    expect(finding!.message).toMatch(message);
+    expect(finding!.file).toBe(`${name}.toml`);
+  });
+
+  it('tls-strict = false on an http:// resolver says it has no effect there', () => {
+    const text = read('gateway/clean.toml').replace("url = 'https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f'", "url = 'http://127.0.0.1:9000'\ntls-strict = false");
+    const [finding] = diagnose({ gateway: { file: 'g', text }, dcv: [] }).findings;
+    expect(finding).toMatchObject({ rule: 'tls.tls-strict-false', key: '[resolver] tls-strict', message: expect.stringMatching(/no effect on a plain http:\/\/ url/) });
+  });
+
+  it('--resolver-url: a gateway pointing elsewhere is named; a loopback gateway url (the proxy) is not', () => {
+    const elsewhere = diagnose({ gateway: gateway('clean'), dcv: [], resolverUrl: new URL('https://abc.lambda-url.eu-west-1.on.aws/prefix') });
+    expect(rules(elsewhere.findings)).toEqual(['warning:resolver.not-this-resolver']);
+    const proxy = read('gateway/clean.toml').replace("url = 'https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f'", "url = 'http://127.0.0.1:9000'");
+    expect(diagnose({ gateway: { file: 'g', text: proxy }, dcv: [], resolverUrl: new URL('http://localhost:9100') }).findings).toEqual([]);
+  });
+});
+
+describe('doctor: one dcv.conf fixture per rule (checked against the clean gateway’s resolver)', () => {
+  it.each([
+    ['clean', []],
+    ['field-report', ['error:dcv.verifier-missing']],
+    ['verifier-wrong-section', ['error:dcv.verifier-wrong-section']],
+    ['verifier-elsewhere', ['error:dcv.verifier-elsewhere']],
+    ['verifier-other-host', ['error:dcv.verifier-elsewhere']],
+    ['verifier-no-server', ['warning:dcv.verifier-no-server']],
+    ['verifier-plain-http', ['error:dcv.verifier-plain-http', 'error:dcv.verifier-elsewhere']],
+    ['verifier-loopback-proxy', ['info:dcv.verifier-unverifiable']],
+    ['web-url-path', ['error:dcv.web-url-path']],
+    ['quirky', ['info:dcv.unparsed-line']],
+  ])('%s', (name, expected) => {
+    expect(rules(diagnose({ gateway: gateway('clean'), dcv: [dcv(name)] }).findings)).toEqual(expected);
+  });
+
+  it('the missing-verifier fix is the exact [security] line for this resolver', () => {
+    const [finding] = diagnose({ gateway: gateway('clean'), dcv: [dcv('field-report')] }).findings;
+    expect(finding!.fix).toBe('add [security] auth-token-verifier="https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f/verifyToken/<DcvServerEndpoint of this server>" and restart dcvserver');
+  });
+
+  it('a loopback verifier against a loopback resolver (the iam proxy layout) is fine', () => {
+    const proxyGateway = read('gateway/clean.toml').replace("url = 'https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f'", "url = 'http://127.0.0.1:9000/3f9c0b1e0d8a4e6f'");
+    expect(diagnose({ gateway: { file: 'g', text: proxyGateway }, dcv: [dcv('verifier-loopback-proxy')] }).findings).toEqual([]);
+  });
+
+  it('--resolver-url is the reference when given (the gateway url is not)', () => {
+    const findings = diagnose({ gateway: gateway('clean'), dcv: [dcv('verifier-other-host')], resolverUrl: new URL('https://other-resolver.example.internal') }).findings;
+    expect(rules(findings)).toEqual(['warning:resolver.not-this-resolver']);
+  });
+
+  it('several servers: each file is named in its findings', () => {
+    const findings = diagnose({ gateway: gateway('clean'), dcv: [dcv('clean'), dcv('web-url-path'), dcv('verifier-no-server')] }).findings;
+    expect(findings.map((f) => f.file)).toEqual(['web-url-path.conf', 'verifier-no-server.conf']);
+  });
+});
+
+describe('doctor on the field report’s configuration (seed-report-ja.md) names what it got wrong', () => {
+  const diagnosis = diagnose({ gateway: gateway('field-report'), dcv: [dcv('field-report')] });
+
+  it('errors first: the DCV server has no token verifier', () => {
+    expect(rules(diagnosis.findings)).toEqual([
+      'error:dcv.verifier-missing',
+      'warning:tls.tls-strict-false',
+      'warning:tls.tls-strict-false',
+      'info:web-resources.local-server',
+      'info:log.verbose',
+    ]);
+    expect(diagnosis.findings.map((f) => f.key)).toEqual([
+      '[security] auth-token-verifier',
+      '[resolver] tls-strict',
+      '[dcv] tls-strict',
+      '[web-resources] url',
+      '[log] level',
+    ]);
+  });
+
+  it('and the 404 on /auth is explained by the link, not a gateway limitation', () => {
+    const help = connectHelp(diagnosis.port);
+    expect(help).toContain('browser:        https://<gateway-host>:8443/?authToken=<token>#<sessionId>');
+    expect(help).toContain('native client:  dcv://<gateway-host>:8443/?authToken=<token>#<sessionId>');
+    expect(help).toContain('https://<gateway-host>:8443/?sessionId=console loads the web client');
+    expect(help).toContain('It is not a gateway limitation: the gateway does not support connecting without an\n  authentication token.');
+  });
+});
+
+describe('doctor helpers', () => {
+  it.each([
+    [['0.0.0.0:8443'], '8443'],
+    [['[::]:8445', '0.0.0.0:8443'], '8445'],
+    [[], '8443'],
+    [undefined, '8443'],
+  ])('gatewayPort(%j) = %s', (endpoints, port) => {
+    expect(gatewayPort(endpoints)).toBe(port);
+  });
+
+  it.each([
+    ['no answer', { answered: false as const, error: 'connect ECONNREFUSED 127.0.0.1:9000', latencyMs: 1 }, ['error:probe.no-answer']],
+    ['a violation', { answered: true as const, status: 200, latencyMs: 2, violations: [{ rule: 'port', message: 'Port must be…' }] }, ['error:probe.port']],
+    ['a good 200', { answered: true as const, status: 200, latencyMs: 2, violations: [], answer: { DcvServerEndpoint: 'h', Port: 8443, SessionId: 'console' } }, ['info:probe.ok']],
+    ['a 404', { answered: true as const, status: 404, latencyMs: 2, violations: [] }, ['info:probe.not-found']],
+    ['a 400 to the gateway’s own request', { answered: true as const, status: 400, latencyMs: 2, violations: [] }, ['error:probe.bad-request']],
+  ])('probe findings: %s', (_name, outcome, expected) => {
+    expect(rules(probeFindings('http://127.0.0.1:9000', 'console', outcome))).toEqual(expected);
+  });
+});

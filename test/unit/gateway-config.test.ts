@@ -1,0 +1,56 @@
+import { parse } from 'smol-toml';
+import { describe, expect, it } from 'vitest';
+import { diagnose } from '../../lambda/core/doctor/diagnose';
+import { DECIDE, renderGatewayConfig, tomlString, WEB_CLIENT_PATH } from '../../lambda/core/gateway-config';
+
+describe('renderGatewayConfig', () => {
+  it('parses as TOML with every section and the documented keys', () => {
+    const config = parse(renderGatewayConfig({ resolverUrl: 'http://127.0.0.1:9000' }));
+    expect(config).toEqual({
+      gateway: { 'web-listen-endpoints': ['0.0.0.0:8443'], 'quic-listen-endpoints': ['0.0.0.0:8443'] },
+      resolver: { url: 'http://127.0.0.1:9000' },
+      'web-resources': { 'local-resources-path': WEB_CLIENT_PATH },
+      dcv: {},
+      'health-check': { 'bind-addr': '127.0.0.1', port: 8989 },
+      log: { level: 'info' },
+    });
+  });
+
+  it('adds the resolver TLS keys only when given', () => {
+    const config = parse(
+      renderGatewayConfig({ resolverUrl: 'https://r.example:8445/p', caFile: '/etc/ca.pem', certFile: '/etc/c.pem', certKeyFile: '/etc/c.key' }),
+    ) as { resolver: Record<string, unknown> };
+    expect(config.resolver).toEqual({ url: 'https://r.example:8445/p', 'ca-file': '/etc/ca.pem', 'cert-file': '/etc/c.pem', 'cert-key-file': '/etc/c.key' });
+  });
+
+  it('marks the operator’s decisions', () => {
+    const text = renderGatewayConfig({ resolverUrl: 'http://127.0.0.1:9000' });
+    const decisions = text.split('\n').filter((line) => line.startsWith(DECIDE));
+    expect(decisions.length).toBe(5);
+    expect(text).toContain('https://<gateway-host>:8443/?authToken=<token>#<sessionId>');
+  });
+
+  it('works on a CDK token string (plain concatenation, the token survives as one literal string)', () => {
+    const token = '${Token[TOKEN.1234]}';
+    const text = renderGatewayConfig({ resolverUrl: token });
+    expect(text).toContain(`url = '${token}'`);
+    expect((parse(text) as { resolver: { url: string } }).resolver.url).toBe(token);
+  });
+
+  it('a doctor run on its output finds no error (only the self-signed certificate note)', () => {
+    const text = renderGatewayConfig({ resolverUrl: 'https://abc.lambda-url.eu-west-1.on.aws/3f9c' });
+    expect(diagnose({ gateway: { file: 'g', text }, dcv: [] }).findings.map((f) => f.rule)).toEqual(['gateway.self-signed']);
+  });
+});
+
+describe('tomlString', () => {
+  it.each([
+    ['/usr/share/dcv/www', "'/usr/share/dcv/www'"],
+    ["/opt/o'brien/ca.pem", '"/opt/o\'brien/ca.pem"'],
+    ['C:\\certs\\"x"', "'C:\\certs\\\"x\"'"],
+    ["a'b\\c\nd", '"a\'b\\\\c\\nd"'],
+  ])('%j → %s, which parses back to the same string', (value, toml) => {
+    expect(tomlString(value)).toBe(toml);
+    expect((parse(`v = ${toml}`) as { v: string }).v).toBe(value);
+  });
+});
