@@ -2,7 +2,7 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { readResolverFunctionConfig } from '../config';
 import { createLiteDynamoApi } from '../adapters/dynamodb-lite';
 import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store';
-import { LambdaLog } from '../adapters/logger';
+import { LambdaLog } from '../adapters/lambda-log';
 import { createResolverHandler } from './resolver-handler';
 
 // Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
