@@ -48,6 +48,8 @@ export function validatePathPrefix(prefix: string | undefined, what = 'path pref
 
 export interface ResolverFunctionConfig {
   readonly tableName: string;
+  /** The verifier's tokens table; absent: POST …/verifyToken answers 404. */
+  readonly tokensTableName?: string;
   readonly allowedSources?: CidrSet;
   readonly pathPrefix?: string;
 }
@@ -55,6 +57,7 @@ export interface ResolverFunctionConfig {
 export function readResolverFunctionConfig(env: Env): ResolverFunctionConfig {
   return {
     tableName: requiredString(env, 'TABLE_NAME'),
+    tokensTableName: optionalString(env, 'TOKENS_TABLE_NAME'),
     allowedSources: optionalCidrs(env, 'ALLOWED_SOURCE_CIDRS'),
     pathPrefix: validatePathPrefix(optionalString(env, 'PATH_PREFIX'), 'PATH_PREFIX'),
   };

@@ -4,7 +4,7 @@ import { isTokenHash } from '../core/tokens/token';
 import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant';
 import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store';
 import type { DynamoApi } from './dynamodb-api';
-import { fromItem } from './dynamodb-session-store';
+import { fromItem } from './dynamodb-lite-session-store';
 
 /** The tokens table's attribute names (partition key `TokenHash`; TTL on `ExpiresAt`). */
 export const TokenAttr = {

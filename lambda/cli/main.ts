@@ -31,6 +31,13 @@ const COMMANDS: Record<string, Command> = {
       return { usage: m.PROXY_USAGE, run: m.runProxy };
     },
   },
+  token: {
+    summary: 'issue connect links (tokens) for the gateway, list and revoke them',
+    load: async () => {
+      const m = await import('./token-command');
+      return { usage: m.TOKEN_USAGE, run: m.runToken };
+    },
+  },
   discover: {
     summary: 'register running EC2 instances tagged dcv:session-id in the table (and remove stale ones)',
     load: async () => {

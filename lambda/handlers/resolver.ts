@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { readResolverFunctionConfig } from '../config';
 import { createLiteDynamoApi } from '../adapters/dynamodb-lite';
 import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store';
+import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
 import { LambdaLog } from '../adapters/lambda-log';
 import { createResolverHandler } from './resolver-handler';
 
@@ -11,8 +12,12 @@ import { createResolverHandler } from './resolver-handler';
 const config = readResolverFunctionConfig(process.env);
 const log = new LambdaLog();
 
+const dynamo = createLiteDynamoApi();
+
 const resolve = createResolverHandler({
-  store: new DynamoApiSessionStore(createLiteDynamoApi(), config.tableName),
+  store: new DynamoApiSessionStore(dynamo, config.tableName),
+  // The DCV servers' verifier (POST …/verifyToken/<server>) shares the function, its client and its allow-list.
+  tokens: config.tokensTableName ? new DynamoDbTokenStore(dynamo, config.tokensTableName, log) : undefined,
   logger: log,
   allowedSources: config.allowedSources,
   pathPrefix: config.pathPrefix,

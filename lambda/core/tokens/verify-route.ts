@@ -42,7 +42,7 @@ export async function handleVerifyToken(
       return xmlResponse(200, authYesXml(result.user));
     }
     fields.reason = result.reason;
-    fields.message = result.message;
+    fields.detail = result.message;
     return xmlResponse(200, authNoXml(result.message));
   } catch (error) {
     if (!(error instanceof HttpError)) throw error;
