@@ -1,5 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../lambda/cli/cli-error';
 import { parseDoctorArgs } from '../../lambda/cli/doctor-command';
 import { runCli, startServe, type ServingCli } from '../helpers/run-cli';
+import { makeTestCerts, type TestCerts } from '../helpers/test-certs';
 
 const FIX = 'test/fixtures/doctor';
 const doctor = (args: string[]) => runCli(['doctor', ...args]);
@@ -143,6 +145,40 @@ describe('doctor --resolver-url probes with the gateway’s exact request', () =
     const run = await doctor(['--gateway-config', gatewayConfig, '--resolver-url', 'http://127.0.0.1:1', '--timeout', '2000']);
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/ERROR    resolver POST http:\/\/127\.0\.0\.1:1\/resolveSession\?sessionId=console: no answer after [\d.]+ ms: connect ECONNREFUSED/);
+  });
+});
+
+describe('doctor probes an https resolver with the gateway’s own [resolver] ca-file', () => {
+  let certs: TestCerts;
+  let server: Server;
+  let url: string;
+  const config = (extra: string) =>
+    `[gateway]\nweb-listen-endpoints = ['0.0.0.0:8443']\ncert-file = '/c.pem'\ncert-key-file = '/c.key'\n\n[resolver]\nurl = '${url}'\n${extra}\n[web-resources]\nlocal-resources-path = '/usr/share/dcv/www'\n`;
+
+  beforeAll(async () => {
+    certs = makeTestCerts();
+    server = createHttpsServer({ cert: readFileSync(certs.files.serverCert), key: readFileSync(certs.files.serverKey) }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ SessionId: 'console', TransportProtocol: 'HTTP', DcvServerEndpoint: '10.0.1.15', Port: 8443, WebUrlPath: '/' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    certs?.remove();
+  });
+
+  it.each([
+    ['with its ca-file the answer is checked: exit 0', true, 0, ['probe.ok']],
+    ['without it the certificate is refused, as the gateway would: exit 1', false, 1, ['probe.no-answer']],
+  ])('%s', async (_name, withCa, code, expected) => {
+    const file = join(certs.dir, `gateway-${code}.toml`);
+    writeFileSync(file, config(withCa ? `ca-file = '${certs.files.ca}'\n` : ''));
+    const run = await doctor(['--gateway-config', file, '--resolver-url', url, '--json']);
+    expect(run.code).toBe(code);
+    expect((JSON.parse(run.stdout) as { findings: { rule: string }[] }).findings.map((f) => f.rule)).toEqual(expected);
   });
 });
 
