@@ -2,7 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { build } from 'esbuild';
+import { sdkDynamoApi } from '../lambda/adapters/dynamodb-api';
+import { DynamoDbTokenStore, TokenAttr } from '../lambda/adapters/dynamodb-token-store';
+import { authYesXml } from '../lambda/core/tokens/auth-xml';
+import { issueToken } from '../lambda/core/tokens/issue-token';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
 import { node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
@@ -14,11 +19,14 @@ import { node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDyn
  *   - the floor (bench/coldstart-floor.mjs): node:http + node:crypto, one hand-signed GetItem to
  *     dynalite, the item read: the least any resolver must do before its first answer;
  *   - the resolver bundle: import + first answer (a real, checked GetItem against dynalite on loopback);
+ *   - the same bundle: import + first token verification (POST …/verifyToken/<server>: the session's
+ *     GetItem and the token's conditional UpdateItem, both on dynalite), the DCV server's cold path;
  *   - the discovery bundle: import only (its work needs EC2).
  * All contenders of both runtimes run in one rotation per round, so a busy moment hits them alike.
  * Args: [iterations].
  */
 const iterations = Number(process.argv[2] ?? 21);
+const OFFLINE_CLIENT = { region: OFFLINE_AWS_ENV.AWS_REGION, credentials: { accessKeyId: OFFLINE_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: OFFLINE_AWS_ENV.AWS_SECRET_ACCESS_KEY } };
 
 // Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
 const BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
@@ -83,7 +91,7 @@ process.exit(0);
 `;
 const BARE = "const u = process.cpuUsage(); process.stderr.write('cpu=' + (u.user + u.system) + '\\n');";
 
-type Kind = 'bare' | 'floor' | 'answer' | 'import';
+type Kind = 'bare' | 'floor' | 'answer' | 'verify' | 'import';
 
 interface Contender {
   readonly runtime: string;
@@ -127,11 +135,29 @@ const floor = join(ROOT, 'bench', 'coldstart-floor.mjs');
 if (!existsSync(floor)) throw new Error(`missing ${floor}`);
 const TABLE = 'ColdSessions';
 const dynalite = await startDynaliteChild(TABLE, [SESSION]);
+const TOKENS_TABLE = 'ColdTokens';
+const BENCH_USER = 'bench-user';
+const sdk = new DynamoDBClient({ ...OFFLINE_CLIENT, endpoint: dynalite.endpoint });
+await sdk.send(
+  new CreateTableCommand({
+    TableName: TOKENS_TABLE,
+    AttributeDefinitions: [{ AttributeName: TokenAttr.TokenHash, AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: TokenAttr.TokenHash, KeyType: 'HASH' }],
+    BillingMode: 'PAY_PER_REQUEST',
+  }),
+);
+/** A token for the bench session with uses to spare for every timed run and the first correctness run. */
+async function benchToken(): Promise<string> {
+  if (iterations + 1 > 100) throw new Error('at most 99 iterations: a token allows 100 uses');
+  const tokens = new DynamoDbTokenStore(sdkDynamoApi(sdk), TOKENS_TABLE);
+  return (await issueToken({ tokens }, { sessionId: SESSION.SessionId, user: BENCH_USER, maxUses: 100, ttlSeconds: 3600 })).token;
+}
 try {
   const awsEnv = {
     PATH: process.env.PATH,
     ...OFFLINE_AWS_ENV,
     TABLE_NAME: TABLE,
+    TOKENS_TABLE_NAME: TOKENS_TABLE, // the stack's default: the verifier is on
     AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
     AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:9', // loopback discard port: never a real address
   };
@@ -165,6 +191,22 @@ try {
         }),
         BENCH_EXPECT: HIT_BODY,
       });
+      if (b.name === 'resolver') {
+        // The DCV server's question, as a Function URL delivers it: one token per runtime (each run uses it once).
+        const token = await benchToken();
+        const path = `/verifyToken/${SESSION.DcvServerEndpoint}`;
+        add('resolver bundle as deployed: import + first verifyToken', 'verify', [driver, b.file, 'answer'], {
+          ...awsEnv,
+          BENCH_EVENT: JSON.stringify({
+            version: '2.0', routeKey: '$default', rawPath: path, rawQueryString: '',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            requestContext: { http: { method: 'POST', path, sourceIp: '198.51.100.7' }, requestId: 'v1' },
+            body: new URLSearchParams({ sessionId: SESSION.SessionId, authenticationToken: token, clientAddress: '203.0.113.10' }).toString(),
+            isBase64Encoded: false,
+          }),
+          BENCH_EXPECT: authYesXml(BENCH_USER),
+        });
+      }
     }
   }
   // Correctness first: every contender must succeed once before anything is timed.
@@ -197,6 +239,7 @@ try {
   });
   await report({ iterations, runtimes: runtimes.map(({ name, version }) => ({ name, version })), bundles, timings } satisfies ColdStartResult);
 } finally {
+  sdk.destroy();
   dynalite.stop();
   rmSync(work, { recursive: true, force: true });
 }
