@@ -37,6 +37,16 @@ describe('renderGatewayConfig', () => {
     expect((parse(text) as { resolver: { url: string } }).resolver.url).toBe(token);
   });
 
+  it('stays well under 4 KB with every option and a long URL (it is also a stack output value)', () => {
+    const text = renderGatewayConfig({
+      resolverUrl: `https://${'a'.repeat(32)}.lambda-url.ap-southeast-2.on.aws/${'f'.repeat(128)}`,
+      caFile: '/etc/dcv-connection-gateway/resolver-ca.pem',
+      certFile: '/etc/dcv-connection-gateway/resolver-client.pem',
+      certKeyFile: '/etc/dcv-connection-gateway/resolver-client.key',
+    });
+    expect(Buffer.byteLength(text)).toBeLessThan(4000);
+  });
+
   it('a doctor run on its output finds no error (only the self-signed certificate note)', () => {
     const text = renderGatewayConfig({ resolverUrl: 'https://abc.lambda-url.eu-west-1.on.aws/3f9c' });
     expect(diagnose({ gateway: { file: 'g', text }, dcv: [] }).findings.map((f) => f.rule)).toEqual(['gateway.self-signed']);
