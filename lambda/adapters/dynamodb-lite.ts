@@ -102,6 +102,19 @@ export class DynamoLiteClient implements DynamoApi {
     }
   }
 
+  /**
+   * Init-phase work, for a Lambda entry to call at module load (Lambda runs init with a CPU burst, the
+   * first invocation with the function's share): read the configuration and load node:http(s) (with
+   * TLS, for a real endpoint). Never throws: a bad configuration is reported by the first call.
+   */
+  warm(): void {
+    try {
+      void this.loadTransport(this.resolveTarget().url).catch(() => undefined);
+    } catch {
+      // resolveTarget's error is thrown again, to the caller, by the first call.
+    }
+  }
+
   close(): void {
     void this.transport?.then((t) => t.agent.destroy());
   }

@@ -13,6 +13,8 @@ const config = readResolverFunctionConfig(process.env);
 const log = new LambdaLog();
 
 const dynamo = createLiteDynamoApi();
+// Load node:https and TLS now, in the init phase, not in the first request.
+dynamo.warm();
 
 const resolve = createResolverHandler({
   store: new DynamoApiSessionStore(dynamo, config.tableName),

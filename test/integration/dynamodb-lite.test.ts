@@ -250,3 +250,15 @@ describe('configuration', () => {
     await expect(client.call('GetItem', { TableName: TABLE, Key: {} })).rejects.toMatchObject({ name: 'ConfigError', message: expect.stringMatching(/http\(s\)/) });
   });
 });
+
+describe('warm (init-phase work)', () => {
+  it('prepares the client so the first call needs no more loading, and never throws', async () => {
+    const client = new DynamoLiteClient({ env: { AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint } });
+    client.warm();
+    expect(await client.call('DescribeTable', { TableName: TABLE })).toMatchObject({ Table: { TableName: TABLE } });
+    client.close();
+    const broken = new DynamoLiteClient({ env: { AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' } });
+    expect(() => broken.warm()).not.toThrow();
+    await expect(broken.call('GetItem', { TableName: TABLE, Key: {} })).rejects.toMatchObject({ name: 'ConfigError' });
+  });
+});
