@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchWriteItemCommand, PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { TableSessionAdminStore, toAttributes } from '../../lambda/adapters/session-admin-table';
@@ -20,6 +20,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'bin/dcv-resolver.mjs');
 /** Bound on any single wait for a child process. */
 const WAIT_MS = 30_000;
+// Each test spawns the CLI several times (about a second each here, several on a loaded 2-core runner).
+vi.setConfig({ testTimeout: 240_000 });
 
 let dynamo: LocalDynamo;
 let ec2: Ec2QueryServer;
