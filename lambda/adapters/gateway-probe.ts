@@ -81,18 +81,18 @@ export async function probeResolver(options: ProbeOptions): Promise<ProbeResult>
   const canonical = canonicalQuery(target.search.slice(1));
   // The path exactly as the gateway builds it (URL normalisation would hide a '//resolveSession').
   const path = target.pathname;
+  const url = `${target.origin}${path}?${canonical.text}`;
   let headers: Record<string, string> = { ...GATEWAY_HEADERS };
   if (options.signer) {
-    const signed = await signFunctionUrlRequest(options.signer, target, {
-      method: 'POST',
-      path,
-      query: canonical.signed,
-      headers,
-      body: Buffer.alloc(0),
-    });
-    headers = signed.headers;
+    try {
+      const signed = await signFunctionUrlRequest(options.signer, target, { method: 'POST', path, query: canonical.signed, headers, body: Buffer.alloc(0) });
+      headers = signed.headers;
+    } catch (error) {
+      // Usually credentials that expired or cannot be refreshed: nothing was sent.
+      const request: ProbeRequest = { method: 'POST', url, headers: { ...headers } };
+      return { answered: false, request, error: `cannot sign the request: ${(error as Error).message}`, latencyMs: 0 };
+    }
   }
-  const url = `${target.origin}${path}?${canonical.text}`;
   const request: ProbeRequest = { method: 'POST', url, headers: { ...headers } };
   const started = performance.now();
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;

@@ -9,6 +9,8 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../lambda/cli/cli-error';
+import { probeResolver } from '../../lambda/adapters/gateway-probe';
+import { createFunctionUrlSigner } from '../../lambda/adapters/sigv4-proxy';
 import { parseResolveArgs } from '../../lambda/cli/resolve-command';
 import { runCli, startServe, type ServingCli } from '../helpers/run-cli';
 import { makeTestCerts, type TestCerts } from '../helpers/test-certs';
@@ -274,6 +276,14 @@ describe('resolve --sign against a loopback server that verifies SigV4 (standing
     expect(verdicts).toEqual([verdict]);
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/✗ answered 403, not 200, 400 or 404: an access layer refused the request/);
+  });
+
+  it('credentials that fail at signing time: no answer, nothing sent (in-process)', async () => {
+    verdicts.length = 0;
+    const signer = createFunctionUrlSigner(() => Promise.reject(new Error('the session token expired')), 'eu-west-1');
+    const result = await probeResolver({ resolverUrl: base, query: { sessionId: 'console', transport: 'HTTP' }, signer });
+    expect(result).toMatchObject({ answered: false, error: 'cannot sign the request: the session token expired' });
+    expect(verdicts).toEqual([]);
   });
 
   it('--sign without any credentials: exit 1 before anything is sent', async () => {
