@@ -24,7 +24,7 @@ export function connectHelp(port: string): string {
     '',
     'Why a link without a token fails with 404 on /auth',
     `  A link such as https://<gateway-host>:${port}/?sessionId=console loads the web client (the gateway serves`,
-    '  [web-resources] for any page), but the client then opens wss://<gateway-host>/auth with no token and no',
+    `  [web-resources] for any page), but the client then opens wss://<gateway-host>:${port}/auth with no token and no`,
     '  session id after "#": the gateway has nothing to route, so it answers that request like an unknown web',
     '  resource, with 404. It is not a gateway limitation: the gateway does not support connecting without an',
     '  authentication token. Put the token in ?authToken= and the session id after "#"; the gateway resolves',
