@@ -76,7 +76,8 @@ const COMMANDS: Record<string, Command> = {
 };
 
 function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
   return `Usage: dcv-resolver <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'dcv-resolver <command> --help' for a command's options.\n`;
 }
 
