@@ -134,6 +134,11 @@ describe('resolve against a deliberately wrong resolver: each violation detected
     server = recordingServer((req, res) => {
       const id = new URL(req.url!, 'http://x').searchParams.get('sessionId') ?? '';
       if (id === 'hang') return; // never answers: the timeout must fire
+      if (id === 'huge') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(`{"SessionId":"${'x'.repeat(100_000)}"}`);
+        return;
+      }
       const answer = answers[id] ?? { status: 404, headers: {}, body: '' };
       res.writeHead(answer.status, answer.headers);
       res.end(answer.body);
@@ -188,6 +193,12 @@ describe('resolve against a deliberately wrong resolver: each violation detected
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/no answer after \d+(\.\d)? ms: no answer within 300 ms/);
     expect(run.stderr).toContain(`dcv-resolver resolve: no answer from ${base}: no answer within 300 ms`);
+  });
+
+  it('an answer over 64 KiB is cut off, not buffered: exit 1', async () => {
+    const run = await runCli(['resolve', '--url', base, '--session', 'huge']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/no answer after [\d.]+ ms: the answer is larger than 65536 bytes/);
   });
 
   it('nothing listening: exit 1 with the connection error', async () => {
