@@ -1,10 +1,13 @@
 // The cold-start floor: the least a fresh process must do before its first answer. Load node:http and
 // node:crypto, sign one strongly consistent GetItem with SigV4 by hand, send it, read the item. No
 // retries, no timeouts, no validation: nothing a real resolver could do without.
-// Env: AWS_ENDPOINT_URL_DYNAMODB (http://host:port), TABLE_NAME, AWS_REGION, AWS_ACCESS_KEY_ID,
+// Env: FLOOR_LOAD (see below), AWS_ENDPOINT_URL_DYNAMODB (http://host:port), TABLE_NAME, AWS_REGION, AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, BENCH_SESSION (the key to read).
-import { request } from 'node:http';
-import { createHash, createHmac } from 'node:crypto';
+// FLOOR_LOAD=builtin loads the two modules with process.getBuiltinModule instead of ES imports: on Node 22
+// an ES import of node:http builds its namespace, whose WebSocket getters load undici (~45 ms).
+const builtin = process.env.FLOOR_LOAD === 'builtin';
+const { request } = builtin ? process.getBuiltinModule('node:http') : await import('node:http');
+const { createHash, createHmac } = builtin ? process.getBuiltinModule('node:crypto') : await import('node:crypto');
 
 const env = process.env;
 const url = new URL(env.AWS_ENDPOINT_URL_DYNAMODB);

@@ -17,7 +17,9 @@ import { node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDyn
  * Lambda runtime) and on the Node running the bench (20), fresh processes are timed from spawn to exit:
  *   - bare `node -e 0`;
  *   - the floor (bench/coldstart-floor.mjs): node:http + node:crypto, one hand-signed GetItem to
- *     dynalite, the item read: the least any resolver must do before its first answer;
+ *     dynalite, the item read: the least any resolver must do before its first answer; and the lean
+ *     floor, the same script loading both modules with process.getBuiltinModule (on Node 22 an ES
+ *     import of node:http also loads undici: ~45 ms the floor pays and a resolver need not);
  *   - the resolver bundle: import + first answer (a real, checked GetItem against dynalite on loopback);
  *   - the same bundle: import + first token verification (POST …/verifyToken/<server>: the session's
  *     GetItem and the token's conditional UpdateItem, both on dynalite), the DCV server's cold path;
@@ -91,7 +93,7 @@ process.exit(0);
 `;
 const BARE = "const u = process.cpuUsage(); process.stderr.write('cpu=' + (u.user + u.system) + '\\n');";
 
-type Kind = 'bare' | 'floor' | 'answer' | 'verify' | 'import';
+type Kind = 'bare' | 'floor' | 'leanFloor' | 'answer' | 'verify' | 'import';
 
 interface Contender {
   readonly runtime: string;
@@ -113,6 +115,8 @@ export interface ColdStartTiming {
   /** Median wall time over the floor's median wall time, same runtime, same run. */
   readonly ratioToFloor: number;
   readonly cpuRatioToFloor: number;
+  /** Against the lean floor (no undici behind an ES import of node:http on Node 22). */
+  readonly ratioToLeanFloor: number;
 }
 
 export interface ColdStartResult {
@@ -177,6 +181,7 @@ try {
     // The bare start only reports its CPU time: as close to `node -e 0` as a measurement can be.
     add('bare node -e', 'bare', ['-e', BARE], { PATH: process.env.PATH });
     add('floor: node:http + node:crypto, hand-signed GetItem', 'floor', [floor], { ...awsEnv, BENCH_SESSION: SESSION.SessionId });
+    add('lean floor: same, modules by process.getBuiltinModule', 'leanFloor', [floor], { ...awsEnv, BENCH_SESSION: SESSION.SessionId, FLOOR_LOAD: 'builtin' });
     for (const b of built) {
       // Only the resolver has a request to answer without EC2; other entries are timed to import.
       const kind: Kind = b.name === 'resolver' ? 'answer' : 'import';
@@ -235,6 +240,7 @@ try {
       ratioToBare: ratio(ms.median, spread(of('bare').times, 1).median),
       ratioToFloor: ratio(ms.median, floorMs),
       cpuRatioToFloor: ratio(cpuMs.median, spread(of('floor').cpu, 1).median),
+      ratioToLeanFloor: ratio(ms.median, spread(of('leanFloor').times, 1).median),
     };
   });
   await report({ iterations, runtimes: runtimes.map(({ name, version }) => ({ name, version })), bundles, timings } satisfies ColdStartResult);

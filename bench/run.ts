@@ -89,7 +89,7 @@ if (r.handler?.results) {
 }
 if (r.coldstart?.timings) {
   for (const t of r.coldstart.timings.filter((x: Any) => x.name.startsWith('resolver bundle'))) {
-    targets.push({ target: `${t.runtime}: ${t.name.replace(' bundle as deployed: ', ' cold ')} ≤ 1.25 × floor`, value: `${t.ratioToFloor} × wall (${t.ms.median} / ${(t.ms.median / t.ratioToFloor).toFixed(1)} ms), ${t.cpuRatioToFloor} × CPU`, met: t.ratioToFloor <= 1.25 });
+    targets.push({ target: `${t.runtime}: ${t.name.replace(' bundle as deployed: ', ' cold ')} ≤ 1.25 × floor`, value: `${t.ratioToFloor} × wall (${t.ms.median} / ${(t.ms.median / t.ratioToFloor).toFixed(1)} ms), ${t.cpuRatioToFloor} × CPU; ${t.ratioToLeanFloor} × the lean floor`, met: t.ratioToFloor <= 1.25 });
   }
 }
 if (r.discovery?.runs) {
@@ -125,9 +125,9 @@ if (r.coldstart?.timings) {
   row('---', '---:', '---');
   for (const b of r.coldstart.bundles) row(b.entry, String(b.bytes), b.sourceMaps ? 'yes' : 'no');
   lines.push('');
-  row('runtime', 'process', 'wall ms', '× bare', '× floor', 'CPU ms', 'CPU × floor');
-  row('---', '---', '---:', '---:', '---:', '---:', '---:');
-  for (const t of r.coldstart.timings) row(t.runtime, t.name, fmt(t.ms), String(t.ratioToBare), String(t.ratioToFloor), fmt(t.cpuMs), String(t.cpuRatioToFloor));
+  row('runtime', 'process', 'wall ms', '× bare', '× floor', '× lean floor', 'CPU ms', 'CPU × floor');
+  row('---', '---', '---:', '---:', '---:', '---:', '---:', '---:');
+  for (const t of r.coldstart.timings) row(t.runtime, t.name, fmt(t.ms), String(t.ratioToBare), String(t.ratioToFloor), String(t.ratioToLeanFloor), fmt(t.cpuMs), String(t.cpuRatioToFloor));
 }
 if (r.discovery?.runs) {
   lines.push('', 'Discovery full reconcile (EC2 mocked at the SDK, 1,000 per page; dynalite table in its own process)', '');

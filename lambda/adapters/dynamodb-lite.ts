@@ -152,10 +152,16 @@ export class DynamoLiteClient implements DynamoApi {
     return { accessKeyId, secretAccessKey, sessionToken: this.env.AWS_SESSION_TOKEN || undefined };
   }
 
-  /** node:https (and TLS) is loaded only for an https endpoint: a loopback test endpoint needs node:http alone. */
+  /**
+   * node:https (and TLS) is loaded only for an https endpoint: a loopback test endpoint needs node:http
+   * alone. process.getBuiltinModule, not an ES import: on Node 22 an ES import of node:http(s) builds its
+   * whole namespace, whose WebSocket getters load undici (~45 ms of a cold start, for nothing used here).
+   */
   private loadTransport(url: URL): Promise<Transport> {
     return (this.transport ??= (async () => {
-      const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+      const https = url.protocol === 'https:';
+      const mod = (process.getBuiltinModule?.(https ? 'node:https' : 'node:http') ??
+        (await (https ? import('node:https') : import('node:http')))) as typeof import('node:http');
       // Keep-alive: the warm path reuses one TLS connection instead of a handshake per lookup.
       const agent = new mod.Agent({ keepAlive: true, maxSockets: 50 });
       return { request: mod.request as Transport['request'], agent };
