@@ -1,29 +1,47 @@
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, EC2Client, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
-import { createDiscoveryDynamoClient } from '../lambda/adapters/dynamodb-discovery-table';
+import type { DynamoApi, DynamoOperation } from '../lambda/adapters/dynamodb-api';
+import { createDiscoveryDynamoApi, createDiscoveryDynamoClient, DynamoDbDiscoveryTable } from '../lambda/adapters/dynamodb-discovery-table';
+import { Ec2InstanceSource } from '../lambda/adapters/ec2-instance-source';
 import { createLogger } from '../lambda/adapters/logger';
+import { silentLog } from '../lambda/core/log';
+import { DiscoveryService } from '../lambda/core/discovery/run-discovery';
 import { runFullReconcile, type FullReconcileReport } from '../lambda/discovery/discovery-runner';
+import { createDiscoveryHandler } from '../lambda/handlers/discovery-handler';
+import { recreateAsDiscoveryTable } from '../test/helpers/discovery-table';
+import { lambdaContext } from '../test/helpers/function-url-event';
 import { applyOfflineAwsEnv, cpuSeconds, progress, report, spread, startDynaliteChild, type Spread } from './lib';
 
 /**
  * 4. Discovery at fleet scale: a full reconcile of N tagged instances into an empty dynalite table, then
- * the same fleet again (nothing changed: it must write nothing). EC2 is mocked at the SDK
- * (aws-sdk-client-mock) with EC2's paging: 1,000 instances per page, one reservation per instance.
- * Args: [size:repeats,…], e.g. 1000:3,10000:3,50000:1 (the biggest fleet once: it takes minutes).
+ * the same fleet again (nothing changed: it must write nothing), then on that table what events cost:
+ * one state-change event, the same event the old way (a full Scan, as before the InstanceId index),
+ * and a burst of state-change events delivered in queue batches as the event source mapping would.
+ * EC2 is mocked at the SDK (aws-sdk-client-mock) with EC2's paging: 1,000 instances per page, one
+ * reservation per instance; the fleet is computed per page, never held, so the measured heap is
+ * discovery's. Args: [size:repeats,…] [burst events], e.g. 1000:3,10000:3,50000:1 300.
  */
 const plan = (process.argv[2] ?? '1000:3,10000:3,50000:1').split(',').map((entry) => {
   const [size, repeats] = entry.split(':');
   return { size: Number(size), repeats: Number(repeats ?? 1) };
 });
+const BURST = Number(process.argv[3] ?? 300);
+/** A burst of BURST events in a minute reaches the function in batches of what a 5 s window gathers. */
+const BURST_WINDOW_SECONDS = 5;
+const BURST_BATCH = Math.max(1, Math.round((BURST / 60) * BURST_WINDOW_SECONDS));
 const TABLE = 'DiscoverySessions';
 const PAGE = 1000;
 
-function instance(n: number): Instance {
+function instanceId(n: number): string {
+  return `i-${n.toString(16).padStart(17, '0')}`;
+}
+
+function instance(n: number, state: string): Instance {
   const ip = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
   return {
-    InstanceId: `i-${n.toString(16).padStart(17, '0')}`,
-    State: { Name: 'running', Code: 16 },
+    InstanceId: instanceId(n),
+    State: { Name: state as 'running', Code: 16 },
     LaunchTime: new Date(Date.UTC(2025, 0, 1) + n * 1000),
     PrivateIpAddress: ip,
     PrivateDnsName: `ip-${ip.replaceAll('.', '-')}.ec2.internal`,
@@ -36,20 +54,27 @@ function instance(n: number): Instance {
   };
 }
 
-/** DescribeInstances over a fixed fleet: the tag-key filter, MaxResults/NextToken paging. */
-function mockEc2(fleet: readonly Instance[]): { calls: () => number; restore: () => void } {
+/**
+ * DescribeInstances over instances 1…size, every one tagged: the tag-key filter pages through all of
+ * them (MaxResults/NextToken), the instance-id filter returns the named ones. `states` overrides.
+ */
+function mockEc2(size: number, states: Map<number, string>): { calls: () => number; restore: () => void } {
   let calls = 0;
   const mock = mockClient(EC2Client);
+  const numberOf = (id: string) => parseInt(id.slice(2), 16);
   mock.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) => {
     calls++;
-    const keys = new Set(input.Filters?.find((f) => f.Name === 'tag-key')?.Values ?? []);
-    const matches = keys.size ? fleet.filter((i) => i.Tags?.some((t) => keys.has(t.Key!))) : fleet;
+    const ids = input.Filters?.find((f) => f.Name === 'instance-id')?.Values;
+    if (ids) {
+      const found = ids.map(numberOf).filter((n) => n >= 1 && n <= size);
+      return { Reservations: found.map((n) => ({ ReservationId: `r-${n}`, Instances: [instance(n, states.get(n) ?? 'running')] })) };
+    }
     const start = input.NextToken ? Number(input.NextToken) : 0;
-    const size = Math.min(input.MaxResults ?? PAGE, PAGE);
-    const page = matches.slice(start, start + size);
+    const count = Math.min(input.MaxResults ?? PAGE, PAGE, size - start);
+    const page = Array.from({ length: count }, (_, i) => start + i + 1);
     return {
-      Reservations: page.map((i) => ({ ReservationId: `r-${i.InstanceId}`, Instances: [i] })),
-      NextToken: start + size < matches.length ? String(start + size) : undefined,
+      Reservations: page.map((n) => ({ ReservationId: `r-${n}`, Instances: [instance(n, states.get(n) ?? 'running')] })),
+      NextToken: start + count < size ? String(start + count) : undefined,
     };
   });
   return { calls: () => calls, restore: () => mock.restore() };
@@ -72,6 +97,29 @@ async function withPeakMemory<T>(work: () => Promise<T>): Promise<{ value: T; pe
     return { value, peakHeapMiB: Number((heap / 2 ** 20).toFixed(0)), peakRssMiB: Number((rss / 2 ** 20).toFixed(0)) };
   } finally {
     clearInterval(timer);
+  }
+}
+
+/** DynamoDB requests by operation, counted at the client seam (what is sent; the client's own retries not included). */
+class CountingApi implements DynamoApi {
+  private counts: Record<string, number> = {};
+
+  constructor(private readonly inner: DynamoApi) {}
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  call<T = Record<string, any>>(operation: DynamoOperation, input: Record<string, unknown>): Promise<T> {
+    this.counts[operation] = (this.counts[operation] ?? 0) + 1;
+    return this.inner.call<T>(operation, input);
+  }
+
+  take(): Record<string, number> {
+    const counts = this.counts;
+    this.counts = {};
+    return counts;
+  }
+
+  close(): void {
+    this.inner.close?.();
   }
 }
 
@@ -107,17 +155,36 @@ export interface DiscoveryRun {
   readonly ec2Pages: number;
   readonly peakHeapMiB: number;
   readonly peakRssMiB: number;
+  /** Heap in use before the run (modules, clients): the run's own share is the peak minus this. */
+  readonly heapBeforeMiB: number;
   readonly discoveryCpuSeconds: Spread;
   readonly dynaliteCpuSeconds: Spread;
+}
+
+export interface EventCost {
+  readonly instances: number;
+  readonly case: string;
+  /** Lambda invocations (one per event, or one per queue batch). */
+  readonly invocations: number;
+  readonly events: number;
+  readonly seconds: number;
+  /** DynamoDB requests by operation, EC2 DescribeInstances calls. */
+  readonly requests: Record<string, number>;
+  readonly ec2Calls: number;
+  readonly removed: number;
 }
 
 function check(condition: boolean, message: string): void {
   if (!condition) throw new Error(`discovery bench: ${message}`);
 }
 
+function heapMiB(): number {
+  return Number((process.memoryUsage().heapUsed / 2 ** 20).toFixed(0));
+}
+
 async function reconcile(
   size: number,
-  dynamodb: DynamoDBClient,
+  dynamodb: DynamoApi,
   ec2: EC2Client,
   dynalitePid: number,
   expectWrites: boolean,
@@ -149,7 +216,7 @@ async function reconcile(
   };
 }
 
-function summarise(instances: number, run: DiscoveryRun['run'], records: RunRecord[]): DiscoveryRun {
+function summarise(instances: number, run: DiscoveryRun['run'], records: RunRecord[], heapBeforeMiB: number): DiscoveryRun {
   const last = records.at(-1)!;
   return {
     instances,
@@ -161,38 +228,111 @@ function summarise(instances: number, run: DiscoveryRun['run'], records: RunReco
     ec2Pages: Math.ceil(instances / PAGE),
     peakHeapMiB: Math.max(...records.map((r) => r.peakHeapMiB)),
     peakRssMiB: Math.max(...records.map((r) => r.peakRssMiB)),
+    heapBeforeMiB,
     discoveryCpuSeconds: spread(records.map((r) => r.discoveryCpuSeconds), 2),
     dynaliteCpuSeconds: spread(records.map((r) => r.dynaliteCpuSeconds), 2),
   };
 }
 
+const stateChange = (n: number, state: string) => ({
+  version: '0',
+  source: 'aws.ec2',
+  'detail-type': 'EC2 Instance State-change Notification',
+  resources: [`arn:aws:ec2:us-east-1:123456789012:instance/${instanceId(n)}`],
+  detail: { 'instance-id': instanceId(n), state },
+});
+
+/** What events cost on a table of `size` items: instances size, size-1, … are stopped one by one. */
+async function measureEvents(size: number, counter: CountingApi, states: Map<number, string>, ec2Calls: () => number): Promise<EventCost[]> {
+  const logger = createLogger({ logLevel: 'WARN' });
+  const service = (instanceIndex?: string) =>
+    new DiscoveryService(
+      new Ec2InstanceSource(new EC2Client({})),
+      new DynamoDbDiscoveryTable(counter, TABLE, { log: silentLog, ...(instanceIndex ? { instanceIndex } : {}) }),
+      { log: silentLog },
+    );
+  const costs: EventCost[] = [];
+  let next = size;
+  const measure = async (name: string, invocations: { events: unknown[]; direct: boolean }[], instanceIndex?: string) => {
+    const handler = createDiscoveryHandler({ service: service(instanceIndex), logger });
+    counter.take();
+    const ec2Before = ec2Calls();
+    const started = performance.now();
+    let removed = 0;
+    for (const { events, direct } of invocations) {
+      if (direct) {
+        const result = (await handler(events[0], lambdaContext())) as { counts: { removed: number } };
+        removed += result.counts.removed;
+      } else {
+        const batch = {
+          Records: events.map((event, i) => ({ messageId: `m-${i}`, eventSource: 'aws:sqs', body: JSON.stringify(event) })),
+        };
+        const answer = (await handler(batch, lambdaContext())) as { batchItemFailures: unknown[] };
+        check(answer.batchItemFailures.length === 0, `${name}: ${answer.batchItemFailures.length} message(s) failed`);
+        removed += events.length;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const eventCount = invocations.reduce((t, i) => t + i.events.length, 0);
+    costs.push({ instances: size, case: name, invocations: invocations.length, events: eventCount, seconds: Number(seconds.toFixed(3)), requests: counter.take(), ec2Calls: ec2Calls() - ec2Before, removed });
+    progress(`discovery ${size}: ${name}: ${seconds.toFixed(2)} s, ${JSON.stringify(costs.at(-1)!.requests)}`);
+  };
+  const stop = () => {
+    const n = next--;
+    states.set(n, 'stopped');
+    return stateChange(n, 'stopped');
+  };
+
+  // One event, as deployed: the index finds the instance's items; no Scan.
+  await measure('one state-change event (InstanceId index)', [{ events: [stop()], direct: true }]);
+  // The same, the way event runs read before the index (and still do while it backfills): a full Scan.
+  await measure('one state-change event (full Scan, as before)', [{ events: [stop()], direct: true }], 'NoSuchIndex');
+  // A burst: BURST events in a minute, gathered by the queue's batching window into batches.
+  const batches: { events: unknown[]; direct: boolean }[] = [];
+  for (let left = BURST; left > 0; left -= BURST_BATCH) {
+    batches.push({ events: Array.from({ length: Math.min(BURST_BATCH, left) }, stop), direct: false });
+  }
+  await measure(`burst of ${BURST} state-change events in queue batches of ${BURST_BATCH}`, batches);
+  for (const cost of costs) check(cost.removed === cost.events, `${cost.case}: removed ${cost.removed} items for ${cost.events} stopped instances`);
+  return costs;
+}
+
 applyOfflineAwsEnv();
 const runs: DiscoveryRun[] = [];
+const events: EventCost[] = [];
 for (const { size, repeats } of plan) {
-  const fleet = Array.from({ length: size }, (_, n) => instance(n + 1));
-  const ec2Mock = mockEc2(fleet);
+  const states = new Map<number, string>();
+  const ec2Mock = mockEc2(size, states);
   const fromEmpty: RunRecord[] = [];
   const unchanged: RunRecord[] = [];
+  let heapBefore = 0;
   try {
     for (let r = 0; r < repeats; r++) {
+      states.clear();
       // A fresh dynalite per repeat: an empty table, and no heap carried over from the previous size.
       const dynalite = await startDynaliteChild(TABLE);
       process.env.AWS_ENDPOINT_URL_DYNAMODB = dynalite.endpoint;
-      const dynamodb = createDiscoveryDynamoClient();
+      // The function's client (lean, signed); the SDK client only sets up and checks the table.
+      const api = new CountingApi(createDiscoveryDynamoApi());
+      const admin = createDiscoveryDynamoClient();
       const ec2 = new EC2Client({});
       try {
-        fromEmpty.push(await reconcile(size, dynamodb, ec2, dynalite.process.pid!, true));
-        check((await countItems(dynamodb)) === size, `table does not hold ${size} items after the first run`);
-        unchanged.push(await reconcile(size, dynamodb, ec2, dynalite.process.pid!, false));
+        await recreateAsDiscoveryTable(admin, TABLE);
+        heapBefore = heapMiB();
+        fromEmpty.push(await reconcile(size, api, ec2, dynalite.process.pid!, true));
+        check((await countItems(admin)) === size, `table does not hold ${size} items after the first run`);
+        unchanged.push(await reconcile(size, api, ec2, dynalite.process.pid!, false));
         progress(`discovery ${size}: repeat ${r + 1}/${repeats}: ${fromEmpty.at(-1)!.seconds.toFixed(1)} s, then ${unchanged.at(-1)!.seconds.toFixed(1)} s`);
+        if (r === repeats - 1 && BURST > 0) events.push(...(await measureEvents(size, api, states, ec2Mock.calls)));
       } finally {
-        dynamodb.destroy();
+        api.close?.();
+        admin.destroy();
         dynalite.stop();
       }
     }
   } finally {
     ec2Mock.restore();
   }
-  runs.push(summarise(size, 'from empty', fromEmpty), summarise(size, 'unchanged', unchanged));
+  runs.push(summarise(size, 'from empty', fromEmpty, heapBefore), summarise(size, 'unchanged', unchanged, heapBefore));
 }
-await report({ plan, pageSize: PAGE, runs });
+await report({ plan, pageSize: PAGE, burst: { events: BURST, windowSeconds: BURST_WINDOW_SECONDS, batch: BURST_BATCH }, runs, events });

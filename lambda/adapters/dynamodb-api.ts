@@ -1,4 +1,5 @@
 import {
+  BatchGetItemCommand,
   DeleteItemCommand,
   DescribeTableCommand,
   GetItemCommand,
@@ -15,7 +16,7 @@ import {
  * (discovery, the CLI, `serve`) and, where cold start matters, a lean signed client. Errors carry the
  * service's error type as `name` (e.g. 'ConditionalCheckFailedException'), as the SDK's do.
  */
-export type DynamoOperation = 'GetItem' | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'Scan' | 'Query' | 'DescribeTable';
+export type DynamoOperation = 'GetItem' | 'BatchGetItem' | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'Scan' | 'Query' | 'DescribeTable';
 
 export interface DynamoApi {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,6 +26,7 @@ export interface DynamoApi {
 
 const COMMANDS = {
   GetItem: GetItemCommand,
+  BatchGetItem: BatchGetItemCommand,
   PutItem: PutItemCommand,
   UpdateItem: UpdateItemCommand,
   DeleteItem: DeleteItemCommand,

@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { DynamoApi } from '../adapters/dynamodb-api';
 import { DynamoDbDiscoveryTable } from '../adapters/dynamodb-discovery-table';
 import { Ec2InstanceSource, type Ec2InstanceSourceOptions } from '../adapters/ec2-instance-source';
 import { DiscoveryService, type DiscoveryOptions, type DiscoveryResult } from '../core/discovery/run-discovery';
@@ -11,7 +12,8 @@ import { silentLog } from '../core/log';
  */
 export interface DiscoveryClients {
   readonly ec2: EC2Client;
-  readonly dynamodb: DynamoDBClient;
+  /** An SDK client (the CLI, tests) or any DynamoApi (the function's lean client). */
+  readonly dynamodb: DynamoDBClient | DynamoApi;
 }
 
 export interface DiscoverySetup extends Partial<DiscoveryOptions> {

@@ -1,4 +1,4 @@
-import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table';
+import { createDiscoveryDynamoApi } from '../adapters/dynamodb-discovery-table';
 import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source';
 import { createLogger } from '../adapters/logger';
 import { readDiscoveryFunctionConfig } from '../discovery/discovery-config';
@@ -11,7 +11,7 @@ const logger = createLogger();
 
 export const handler = createDiscoveryHandler({
   service: createDiscoveryService(
-    { ec2: createDiscoveryEc2Client(), dynamodb: createDiscoveryDynamoClient() },
+    { ec2: createDiscoveryEc2Client(), dynamodb: createDiscoveryDynamoApi() },
     { tableName: config.tableName, tagPrefix: config.tagPrefix, log: logger },
   ),
   logger,
