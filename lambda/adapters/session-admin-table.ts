@@ -57,7 +57,8 @@ const MAX_CONDITION_LENGTH = 3500;
 
 /**
  * "Still exactly as read": one comparison per attribute; lists compare by size and element (which DynamoDB
- * and the local emulators evaluate alike), string sets by size and membership. For a huge item (hundreds
+ * and the local emulators evaluate alike), string sets by size and membership, maps and other sets by
+ * size (the record has none; an operator could add one in the console). For a huge item (hundreds
  * of CIDRs) only scalars and sizes are compared, which still catches any edit made through this command
  * or discovery (both change UpdatedAt).
  */
