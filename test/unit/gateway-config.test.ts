@@ -1,3 +1,5 @@
+import { App, CfnOutput, CfnParameter, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { parse } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../lambda/core/doctor/diagnose';
@@ -35,6 +37,17 @@ describe('renderGatewayConfig', () => {
     const text = renderGatewayConfig({ resolverUrl: token });
     expect(text).toContain(`url = '${token}'`);
     expect((parse(text) as { resolver: { url: string } }).resolver.url).toBe(token);
+  });
+
+  it('in a stack output around a deployed URL token, CloudFormation gets one Fn::Join that renders the same text', () => {
+    const stack = new Stack(new App(), 'GatewayConfigOutput');
+    const url = new CfnParameter(stack, 'ResolverUrl').valueAsString; // an unresolved token, as the Function URL is
+    new CfnOutput(stack, 'GatewayConfig', { value: renderGatewayConfig({ resolverUrl: url }) });
+    const value = Template.fromStack(stack).toJSON().Outputs.GatewayConfig.Value as { 'Fn::Join': [string, unknown[]] };
+    // What CloudFormation will print, with the URL's intrinsic standing in as a marker:
+    const [separator, parts] = value['Fn::Join'];
+    const rendered = parts.map((part) => (typeof part === 'string' ? part : 'URL')).join(separator);
+    expect(rendered).toBe(renderGatewayConfig({ resolverUrl: 'URL' }));
   });
 
   it('stays well under 4 KB with every option and a long URL (it is also a stack output value)', () => {
