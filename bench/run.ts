@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { fmt, machine, ROOT, runBenchChild, type Spread } from './lib';
 
 /**
- * `npm run bench [-- --only handler,server,coldstart,discovery] [--quick] [--out FILE]`
+ * `npm run bench [-- --only handler,server,coldstart,discovery] [--quick] [--discovery-100k] [--out FILE]`
  *
  * Each measurement runs in its own child process; loopback only; every load is bounded in count and
  * time. A full run writes bench/results.json. Numbers are reported, never gated on: the exit code is
@@ -18,12 +18,14 @@ const { values } = parseArgs({
   options: {
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    // Adds discovery's 100,000-instance runs (minutes of CPU; one at a time on a shared machine).
+    'discovery-100k': { type: 'boolean', default: false },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--only ${CASES.join(',')}] [--quick] [--out FILE]\n`);
+  process.stdout.write(`usage: npm run bench -- [--only ${CASES.join(',')}] [--quick] [--discovery-100k] [--out FILE]\n`);
   process.exit(0);
 }
 const selected = (values.only ? values.only.split(',').map((s) => s.trim()) : [...CASES]) as CaseName[];
@@ -39,7 +41,12 @@ const PLAN: Record<CaseName, [string, string[], number]> = {
   handler: ['handler.ts', quick ? ['2', '200'] : ['5', '400'], 180_000],
   server: ['server.ts', quick ? ['1', '3'] : ['3', '5'], 180_000],
   coldstart: ['coldstart.ts', quick ? ['5'] : ['21'], 300_000],
-  discovery: ['discovery.ts', quick ? ['1000:1,10000:1'] : ['1000:3,10000:3,50000:1'], 600_000],
+  // [fleet sizes:repeats, burst events]; events are measured on each size's last table.
+  discovery: [
+    'discovery.ts',
+    [`${quick ? '1000:1,10000:1' : '1000:3,10000:3,50000:1'}${values['discovery-100k'] ? ',100000:1' : ''}`, '300'],
+    values['discovery-100k'] ? 2_400_000 : 600_000,
+  ],
 };
 
 const started = new Date();
@@ -93,12 +100,26 @@ if (r.coldstart?.timings) {
   }
 }
 if (r.discovery?.runs) {
-  const full = r.discovery.runs.find((x: Any) => x.instances === 10_000 && x.run === 'from empty');
+  const run = (instances: number, kind: string) => r.discovery.runs.find((x: Any) => x.instances === instances && x.run === kind);
+  const full = run(10_000, 'from empty');
   const again = r.discovery.runs.filter((x: Any) => x.run === 'unchanged');
   if (full) targets.push({ target: 'reconcile 10,000 from empty < 30 s', value: `${full.seconds.median} s`, met: full.seconds.median < 30 });
   if (again.length) {
     const writes = again.reduce((t: number, x: Any) => t + x.writes, 0);
     targets.push({ target: 'unchanged reconcile: zero writes', value: String(writes), met: writes === 0 });
+  }
+  const big = run(100_000, 'from empty');
+  const bigAgain = run(100_000, 'unchanged');
+  if (big) targets.push({ target: 'reconcile 100,000 from empty < 120 s', value: `${big.seconds.median} s`, met: big.seconds.median < 120 });
+  if (bigAgain) targets.push({ target: 'reconcile 100,000 unchanged < 15 s, 0 writes', value: `${bigAgain.seconds.median} s, ${bigAgain.writes} writes`, met: bigAgain.seconds.median < 15 && bigAgain.writes === 0 });
+  if (big && bigAgain) {
+    const heap = Math.max(big.peakHeapMiB, bigAgain.peakHeapMiB);
+    targets.push({ target: 'reconcile 100,000: peak heap < 300 MiB', value: `${heap} MiB`, met: heap < 300 });
+  }
+  const single = (r.discovery.events ?? []).filter((x: Any) => x.case.includes('(InstanceId index)'));
+  for (const e of single) {
+    const requests = Object.values(e.requests as Record<string, number>).reduce((t, n) => t + n, 0);
+    targets.push({ target: `event run on ${e.instances} items: no Scan, a handful of requests`, value: `${JSON.stringify(e.requests)}`, met: !e.requests.Scan && requests <= 6 });
   }
 }
 
@@ -145,6 +166,14 @@ if (r.discovery?.runs) {
       String(x.peakRssMiB),
       `${x.discoveryCpuSeconds.median.toFixed(1)} / ${x.dynaliteCpuSeconds.median.toFixed(1)}`,
     );
+  }
+}
+if (r.discovery?.events?.length) {
+  lines.push('', 'Discovery events on the reconciled table (DynamoDB requests by operation; EC2 DescribeInstances calls)', '');
+  row('items', 'case', 'invocations', 'events', 'seconds', 'DynamoDB requests', 'EC2 calls');
+  row('---:', '---', '---:', '---:', '---:', '---', '---:');
+  for (const e of r.discovery.events) {
+    row(String(e.instances), e.case, String(e.invocations), String(e.events), e.seconds.toFixed(2), Object.entries(e.requests).map(([k, v]) => `${k} ${v}`).join(', '), String(e.ec2Calls));
   }
 }
 if (targets.length) {
