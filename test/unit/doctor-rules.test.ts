@@ -50,6 +50,12 @@ describe('doctor: one gateway fixture per rule (each is the clean config with on
     expect(finding!.file).toBe(`${name}.toml`);
   });
 
+  it('web-listen-endpoints as a string, not a list', () => {
+    const text = read('gateway/clean.toml').replace("web-listen-endpoints = ['0.0.0.0:8443']", "web-listen-endpoints = '0.0.0.0:8443'");
+    const [finding] = diagnose({ gateway: { file: 'g', text }, dcv: [] }).findings;
+    expect(finding).toMatchObject({ rule: 'gateway.listen-missing', severity: 'error', message: 'web-listen-endpoints must be a list, not "0.0.0.0:8443"', fix: "write web-listen-endpoints = ['0.0.0.0:8443']" });
+  });
+
   it('tls-strict = false on an http:// resolver says it has no effect there', () => {
     const text = read('gateway/clean.toml').replace("url = 'https://resolver.example.internal:8445/3f9c0b1e0d8a4e6f'", "url = 'http://127.0.0.1:9000'\ntls-strict = false");
     const [finding] = diagnose({ gateway: { file: 'g', text }, dcv: [] }).findings;

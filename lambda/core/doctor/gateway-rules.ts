@@ -34,6 +34,9 @@ function checkListeners(ctx: GatewayContext): Finding[] {
   const gateway = table(ctx.config, 'gateway');
   const endpoints = gateway?.['web-listen-endpoints'];
   if (Array.isArray(endpoints) && endpoints.length > 0) return [];
+  if (endpoints !== undefined && !Array.isArray(endpoints)) {
+    return [finding(ctx, 'gateway.listen-missing', 'error', '[gateway] web-listen-endpoints', `web-listen-endpoints must be a list, not ${JSON.stringify(endpoints)}`, `write web-listen-endpoints = [${JSON.stringify(String(endpoints)).replace(/"/g, "'")}]`)];
+  }
   if (gateway?.['bind-addr'] !== undefined) {
     return [finding(ctx, 'gateway.bind-addr-deprecated', 'warning', '[gateway] bind-addr', 'bind-addr is deprecated', "use web-listen-endpoints = ['0.0.0.0:8443'] instead")];
   }
