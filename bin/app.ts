@@ -16,6 +16,8 @@ try {
 new DcvResolverStack(app, settings.stackName, {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   tableName: settings.tableName,
+  verifier: settings.verifier,
+  tokensTableName: settings.tokensTableName,
   resolverMemorySize: settings.resolverMemorySize,
   resolverTimeout: settings.resolverTimeoutSeconds ? Duration.seconds(settings.resolverTimeoutSeconds) : undefined,
   bundleAwsSdk: settings.bundleAwsSdk,

@@ -8,12 +8,20 @@ import { acknowledgeResolverFindings } from './nag-acknowledgements';
 /** Where `dcv-resolver proxy` listens by default; the gateway's url in `iam` mode. */
 export const PROXY_DEFAULT_LISTEN = '127.0.0.1:9000';
 
+/** Stands for each DCV server's own DcvServerEndpoint in the verifier URL output. */
+export const DCV_SERVER_PLACEHOLDER = '<DcvServerEndpoint>';
+
 /**
  * Puts the resolver behind a Function URL in the chosen access mode and writes the outputs the operator
  * pastes into the gateway's configuration (outputs keep the stack-level ids `GatewayResolverUrl`,
  * `GatewayResolverConfig`, `ResolverFunctionUrl` in both modes).
  */
-export function exposeResolver(stack: Stack, resolver: DcvFunction, access: AccessSettings): FunctionUrl {
+export function exposeResolver(
+  stack: Stack,
+  resolver: DcvFunction,
+  access: AccessSettings,
+  options: { readonly verifier?: boolean } = {},
+): FunctionUrl {
   // The handler reads these once at cold start (lambda/config.ts); absent means "no list" / "no prefix".
   if (access.allowedSourceCidrs) resolver.addEnvironment('ALLOWED_SOURCE_CIDRS', access.allowedSourceCidrs.join(','));
   if (access.pathPrefix) resolver.addEnvironment('PATH_PREFIX', access.pathPrefix);
@@ -53,5 +61,17 @@ export function exposeResolver(stack: Stack, resolver: DcvFunction, access: Acce
     value: Fn.join('', ["[resolver]\nurl = '", gatewayUrl, "'\n"]),
     description: 'Paste into /etc/dcv-connection-gateway/dcv-connection-gateway.conf',
   });
+  if (options.verifier) {
+    // Same origin and prefix as the resolver; the last segment names the DCV server that asks, so a
+    // token issued for one host is refused on another (README "Connecting a browser").
+    const verifierUrl = Fn.join('', [gatewayUrl, `/verifyToken/${DCV_SERVER_PLACEHOLDER}`]);
+    new CfnOutput(stack, 'DcvServerVerifierConfig', {
+      value: Fn.join('', ['[security]\nauth-token-verifier="', verifierUrl, '"\n']),
+      description:
+        access.accessMode === 'iam'
+          ? `Each DCV server's /etc/dcv/dcv.conf, with ${DCV_SERVER_PLACEHOLDER} replaced by its DcvServerEndpoint; run the ProxyCommand on every DCV host too (it cannot sign either)`
+          : `Each DCV server's /etc/dcv/dcv.conf, with ${DCV_SERVER_PLACEHOLDER} replaced by its DcvServerEndpoint; its address must be in allowedSourceCidrs`,
+    });
+  }
   return url;
 }

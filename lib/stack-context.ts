@@ -8,6 +8,9 @@ import { resolveAccessSettings, type AccessSettings } from './access-settings';
 export interface StackContext extends AccessSettings {
   readonly stackName: string;
   readonly tableName?: string;
+  /** The token verifier and its table on/off (default on), and the tokens table's name. */
+  readonly verifier?: boolean;
+  readonly tokensTableName?: string;
   readonly resolverMemorySize?: number;
   readonly resolverTimeoutSeconds?: number;
   readonly bundleAwsSdk?: boolean;
@@ -82,6 +85,8 @@ export function readStackContext(lookup: Lookup): StackContext {
     ...access,
     stackName: text(lookup, 'stackName') ?? 'DcvSessionResolver',
     tableName: text(lookup, 'tableName'),
+    verifier: contextBool(lookup, 'verifier'),
+    tokensTableName: text(lookup, 'tokensTableName'),
     resolverMemorySize: contextInt(lookup, 'resolverMemorySize', 128, 10240),
     resolverTimeoutSeconds: contextInt(lookup, 'resolverTimeoutSeconds', 1, 900),
     bundleAwsSdk: contextBool(lookup, 'bundleAwsSdk'),

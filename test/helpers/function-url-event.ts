@@ -21,6 +21,8 @@ export interface EventOptions {
   readonly sourceIp?: string;
   readonly headers?: Record<string, string>;
   readonly body?: string;
+  /** The body is base64 (Function URLs deliver non-text bodies, forms among them, this way). */
+  readonly isBase64Encoded?: boolean;
 }
 
 /** Lambda joins repeated query keys with commas in queryStringParameters; mirror that. */
@@ -50,6 +52,7 @@ export function functionUrlEvent(options: EventOptions = {}): APIGatewayProxyEve
     headers: { ...event.headers, ...options.headers },
   };
   if (options.body !== undefined) result.body = options.body;
+  if (options.isBase64Encoded !== undefined) result.isBase64Encoded = options.isBase64Encoded;
   return result;
 }
 

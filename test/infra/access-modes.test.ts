@@ -118,8 +118,13 @@ describe('network mode (allow-list and prefix)', () => {
     const perms = permissionsByFunction(template);
     const byPrefix = (prefix: string) => perms.get([...perms.keys()].find((id) => id.startsWith(prefix))!)!;
     const resolver = byPrefix('Resolver');
-    expect(resolver.actions).toEqual(['dynamodb:GetItem', 'logs:CreateLogStream', 'logs:PutLogEvents']);
+    expect([...new Set(resolver.actions)]).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem', 'logs:CreateLogStream', 'logs:PutLogEvents']);
     expect(resolver.statements).toContainEqual({ actions: ['dynamodb:GetItem'], resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] }] });
+    // The verifier: read a grant, take a use (one conditional update), on the tokens table only.
+    expect(resolver.statements).toContainEqual({
+      actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^Tokens/), 'Arn'] }],
+    });
     expect(resolver.statements).toContainEqual({
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^ResolverLogs/), 'Arn'] }],

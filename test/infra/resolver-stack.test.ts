@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { App, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
@@ -9,6 +9,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack } from '../../lib/dcv-resolver-stack';
+import { hashToken, mintToken } from '../../lambda/core/tokens/token';
 import { contextBool, contextInt, readStackContext } from '../../lib/stack-context';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { functionUrlEvent, lambdaContext, loadFunctionUrlEvent } from '../helpers/function-url-event';
@@ -44,6 +45,7 @@ afterAll(() => {
 
 const logicalId = (construct: { node: { defaultChild?: unknown } }) => stack.getLogicalId(construct.node.defaultChild as CfnFunction);
 const tableId = () => logicalId(stack.table);
+const tokensTableId = () => logicalId(stack.tokensTable!);
 const resolverId = () => logicalId(stack.resolver);
 const resolverProps = () => resources[resolverId()]!.Properties as Json;
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
@@ -74,6 +76,44 @@ describe('the session table', () => {
   });
 });
 
+describe('the tokens table', () => {
+  it('is keyed on TokenHash (string): only hashes of tokens are stored', () => {
+    const props = resources[tokensTableId()]!.Properties as Json;
+    expect(resources[tokensTableId()]!.Type).toBe('AWS::DynamoDB::Table');
+    expect(props.KeySchema).toEqual([{ AttributeName: 'TokenHash', KeyType: 'HASH' }]);
+    expect(props.AttributeDefinitions).toEqual([{ AttributeName: 'TokenHash', AttributeType: 'S' }]);
+  });
+
+  it('is on-demand, with point-in-time recovery, TTL on ExpiresAt, and retained', () => {
+    expect(resources[tokensTableId()]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        TimeToLiveSpecification: { AttributeName: 'ExpiresAt', Enabled: true },
+      },
+    });
+    expect(resources[tokensTableId()]!.Properties).not.toHaveProperty('TableName');
+  });
+
+  it('is named after the session table when that has a name, or as given; and can be left out', () => {
+    // Bundling skipped: template-only assertions. One app per stack: an app synthesizes once.
+    const app = () => new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const named = Template.fromStack(new DcvResolverStack(app(), 'Named', { allowAnySource: true, tableName: 'DcvSessions' }));
+    named.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'DcvSessions-tokens', KeySchema: [{ AttributeName: 'TokenHash', KeyType: 'HASH' }] });
+    const given = Template.fromStack(new DcvResolverStack(app(), 'Given', { allowAnySource: true, tokensTableName: 'Links' }));
+    given.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'Links' });
+    const off = new DcvResolverStack(app(), 'Off', { allowAnySource: true, verifier: false });
+    const offTemplate = Template.fromStack(off);
+    offTemplate.resourceCountIs('AWS::DynamoDB::Table', 1);
+    expect(off.tokensTable).toBeUndefined();
+    const offFn = offTemplate.toJSON().Resources[off.getLogicalId(off.resolver.node.defaultChild as CfnFunction)].Properties as Json;
+    expect(offFn.Environment.Variables).not.toHaveProperty('TOKENS_TABLE_NAME');
+    expect(offTemplate.toJSON().Outputs).not.toHaveProperty('DcvServerVerifierConfig');
+  });
+});
+
 describe('the resolver function', () => {
   it('runs Node.js 22 on arm64 with the bundled index.handler', () => {
     expect(resolverProps()).toMatchObject({
@@ -88,6 +128,7 @@ describe('the resolver function', () => {
   it('is told its table and the allowed sources through the environment', () => {
     expect(resolverProps().Environment.Variables).toMatchObject({
       TABLE_NAME: { Ref: tableId() },
+      TOKENS_TABLE_NAME: { Ref: tokensTableId() },
       ALLOWED_SOURCE_CIDRS: ALLOWED_SOURCES.join(','),
     });
   });
@@ -106,7 +147,7 @@ describe('the resolver function', () => {
     expect(resources[logGroupId]).toMatchObject({ Type: 'AWS::Logs::LogGroup', Properties: { RetentionInDays: 30 } });
   });
 
-  it('may read exactly one thing: dynamodb:GetItem on the session table ARN', () => {
+  it('may read sessions (GetItem) and read and take a use of a token (GetItem, UpdateItem), nothing more', () => {
     const roleId = resolverProps().Role['Fn::GetAtt'][0] as string;
     expect(resources[roleId]!.Properties.ManagedPolicyArns ?? []).toEqual([]);
     const statements = ofType('AWS::IAM::Policy')
@@ -115,7 +156,14 @@ describe('the resolver function', () => {
     const asList = (v: unknown) => [v].flat();
 
     const dynamo = statements.filter((s) => asList(s.Action).some((a) => String(a).startsWith('dynamodb:')));
-    expect(dynamo).toEqual([{ Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: [{ 'Fn::GetAtt': [tableId(), 'Arn'] }] }]);
+    expect(dynamo).toHaveLength(2);
+    // Table ARNs only: not the session table's indexes (discovery's), which the resolver never reads.
+    expect(dynamo).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: { 'Fn::GetAtt': [tableId(), 'Arn'] } });
+    expect(dynamo).toContainEqual({
+      Effect: 'Allow',
+      Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      Resource: { 'Fn::GetAtt': [tokensTableId(), 'Arn'] },
+    });
 
     // Everything else the role may do is writing its own logs; nothing on '*'.
     const logGroupId = resolverProps().LoggingConfig.LogGroup.Ref as string;
@@ -162,7 +210,11 @@ describe('outputs', () => {
     const outputs = (template.toJSON() as { Outputs: Record<string, Json> }).Outputs;
     expect(outputs).toHaveProperty(name);
     const urlId = ofType('AWS::Lambda::Url')[0]![0];
-    return evaluate(outputs[name]!.Value, { [`${urlId}.FunctionUrl`]: DEPLOYED_URL, [tableId()]: 'DcvSessionResolver-Sessions8896A56D-1ABC' });
+    return evaluate(outputs[name]!.Value, {
+      [`${urlId}.FunctionUrl`]: DEPLOYED_URL,
+      [tableId()]: 'DcvSessionResolver-Sessions8896A56D-1ABC',
+      [tokensTableId()]: 'DcvSessionResolver-Tokens1234-1ABC',
+    });
   }
 
   it.each([
@@ -171,6 +223,12 @@ describe('outputs', () => {
     // No trailing slash: the gateway appends /resolveSession itself.
     ['GatewayResolverUrl', 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws'],
     ['GatewayResolverConfig', "[resolver]\nurl = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws'\n"],
+    ['TokenTableName', 'DcvSessionResolver-Tokens1234-1ABC'],
+    // Each DCV server puts its own endpoint in place of the placeholder (README "Connecting a browser").
+    [
+      'DcvServerVerifierConfig',
+      '[security]\nauth-token-verifier="https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws/verifyToken/<DcvServerEndpoint>"\n',
+    ],
   ])('%s', (name, expected) => {
     expect(output(name)).toBe(expected);
   });
@@ -237,6 +295,8 @@ describe('stack context (cdk.json / -c) validation', () => {
 
 describe('the deployed artifact (the esbuild bundle this stack ships)', () => {
   const TABLE = 'DcvSessionResolver-Sessions';
+  const TOKENS = 'DcvSessionResolver-Tokens';
+  const TOKEN = mintToken();
   let dynamo: LocalDynamo;
   let handler: (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
   const saved: Record<string, string | undefined> = {};
@@ -250,9 +310,32 @@ describe('the deployed artifact (the esbuild bundle this stack ships)', () => {
       Item: { SessionId: { S: 'console' }, DcvServerEndpoint: { S: '10.0.1.15' }, HttpPort: { S: '8443' }, QuicPort: { N: '4443' }, WebUrlPath: { S: '/' } },
     }));
     await client.send(new PutItemCommand({ TableName: TABLE, Item: { SessionId: { S: 'broken' }, DcvServerEndpoint: { S: '10.0.1.16' }, HttpPort: { N: '0' } } }));
+    await client.send(new CreateTableCommand({
+      TableName: TOKENS,
+      AttributeDefinitions: [{ AttributeName: 'TokenHash', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'TokenHash', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+    }));
+    await client.send(new PutItemCommand({
+      TableName: TOKENS,
+      Item: {
+        TokenHash: { S: hashToken(TOKEN) },
+        SessionId: { S: 'console' },
+        UserName: { S: 'alice & <bob>' },
+        ExpiresAt: { N: String(Math.floor(Date.now() / 1000) + 600) },
+        MaxUses: { N: '1' },
+        UsesLeft: { N: '1' },
+        CreatedAt: { S: new Date().toISOString() },
+      },
+    }));
 
     // The function's environment exactly as the template sets it, with the table's deployed name.
-    const env: Record<string, string> = { ...resolverProps().Environment.Variables, TABLE_NAME: TABLE, AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint };
+    const env: Record<string, string> = {
+      ...resolverProps().Environment.Variables,
+      TABLE_NAME: TABLE,
+      TOKENS_TABLE_NAME: TOKENS,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    };
     delete env.NODE_OPTIONS; // process-level flags; --enable-source-maps changes nothing here
     for (const [key, value] of Object.entries(env)) {
       saved[key] = process.env[key];
@@ -286,5 +369,32 @@ describe('the deployed artifact (the esbuild bundle this stack ships)', () => {
   ])('%s', async (_name, event, statusCode, body, extraHeaders) => {
     const result = await handler(event(), lambdaContext());
     expect(result).toEqual({ statusCode, headers: { ...JSON_HEADERS, ...extraHeaders }, body });
+  });
+
+  it('verifies a connect token for the DCV server once (a base64 form body, as Function URLs deliver it), then refuses it', async () => {
+    const form = (server: string) =>
+      functionUrlEvent({
+        path: `/verifyToken/${server}`,
+        rawQueryString: '',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: Buffer.from(`sessionId=console&authenticationToken=${TOKEN}&clientAddress=203.0.113.25`).toString('base64'),
+        isBase64Encoded: true,
+      });
+    const XML = { 'Content-Type': 'text/xml; charset=utf-8', 'Cache-Control': 'no-store' };
+    // Another server asking about this token (cross-server replay) is refused without spending it.
+    expect(await handler(form('10.0.2.20'), lambdaContext())).toEqual({
+      statusCode: 200,
+      headers: XML,
+      body: `<auth result="no"><message>token is for session &apos;console&apos; on server 10.0.1.15, not on 10.0.2.20</message></auth>`,
+    });
+    expect(await handler(form('10.0.1.15'), lambdaContext())).toEqual({
+      statusCode: 200,
+      headers: XML,
+      body: '<auth result="yes"><username>alice &amp; &lt;bob&gt;</username></auth>',
+    });
+    const again = await handler(form('10.0.1.15'), lambdaContext());
+    expect(again.body).toBe('<auth result="no"><message>authentication token has been used 1 time(s), its maximum; issue a new link</message></auth>');
+    const item = await dynamo.client().send(new GetItemCommand({ TableName: TOKENS, Key: { TokenHash: { S: hashToken(TOKEN) } }, ConsistentRead: true }));
+    expect(item.Item?.UsesLeft).toEqual({ N: '0' });
   });
 });
