@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, EC2Client, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -255,19 +256,21 @@ async function measureEvents(size: number, counter: CountingApi, states: Map<num
   let next = size;
   const measure = async (name: string, invocations: { events: unknown[]; direct: boolean }[], instanceIndex?: string) => {
     const handler = createDiscoveryHandler({ service: service(instanceIndex), logger });
+    // The discovery function's timeout, not the resolver's few seconds (middy aborts just before it).
+    const context = { ...lambdaContext(), getRemainingTimeInMillis: () => 600_000 };
     counter.take();
     const ec2Before = ec2Calls();
     const started = performance.now();
     let removed = 0;
     for (const { events, direct } of invocations) {
       if (direct) {
-        const result = (await handler(events[0], lambdaContext())) as { counts: { removed: number } };
+        const result = (await handler(events[0], context)) as { counts: { removed: number } };
         removed += result.counts.removed;
       } else {
         const batch = {
           Records: events.map((event, i) => ({ messageId: `m-${i}`, eventSource: 'aws:sqs', body: JSON.stringify(event) })),
         };
-        const answer = (await handler(batch, lambdaContext())) as { batchItemFailures: unknown[] };
+        const answer = (await handler(batch, context)) as { batchItemFailures: unknown[] };
         check(answer.batchItemFailures.length === 0, `${name}: ${answer.batchItemFailures.length} message(s) failed`);
         removed += events.length;
       }
@@ -322,7 +325,12 @@ for (const { size, repeats } of plan) {
         fromEmpty.push(await reconcile(size, api, ec2, dynalite.process.pid!, true));
         check((await countItems(admin)) === size, `table does not hold ${size} items after the first run`);
         unchanged.push(await reconcile(size, api, ec2, dynalite.process.pid!, false));
-        progress(`discovery ${size}: repeat ${r + 1}/${repeats}: ${fromEmpty.at(-1)!.seconds.toFixed(1)} s, then ${unchanged.at(-1)!.seconds.toFixed(1)} s`);
+        const [a, b] = [fromEmpty.at(-1)!, unchanged.at(-1)!];
+        progress(
+          `discovery ${size}: repeat ${r + 1}/${repeats}: from empty ${a.seconds.toFixed(1)} s (CPU ${a.discoveryCpuSeconds.toFixed(1)} + dynalite ${a.dynaliteCpuSeconds.toFixed(1)} s, ` +
+            `heap ${a.peakHeapMiB} MiB, RSS ${a.peakRssMiB} MiB), unchanged ${b.seconds.toFixed(1)} s (CPU ${b.discoveryCpuSeconds.toFixed(1)} + ${b.dynaliteCpuSeconds.toFixed(1)} s, ` +
+            `heap ${b.peakHeapMiB} MiB, ${b.writes} writes); load ${loadavg().map((v) => v.toFixed(1)).join(' ')}`,
+        );
         if (r === repeats - 1 && BURST > 0) events.push(...(await measureEvents(size, api, states, ec2Mock.calls)));
       } finally {
         api.close?.();
