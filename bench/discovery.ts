@@ -1,4 +1,6 @@
 import { loadavg } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeInstancesCommand, EC2Client, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -81,8 +83,13 @@ function mockEc2(size: number, states: Map<number, string>): { calls: () => numb
   return { calls: () => calls, restore: () => mock.restore() };
 }
 
+// A full collection before each measured run, so one run's garbage is not counted in the next one's peak.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
 /** Peak heap and RSS while `work` runs, sampled every 100 ms (process.memoryUsage() is not free). */
 async function withPeakMemory<T>(work: () => Promise<T>): Promise<{ value: T; peakHeapMiB: number; peakRssMiB: number }> {
+  collectGarbage();
   let heap = 0;
   let rss = 0;
   const sample = () => {

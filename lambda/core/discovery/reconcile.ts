@@ -225,6 +225,12 @@ export class ReconcilePlanner {
       return;
     }
     const wanted = this.grant(sessionId, list);
+    // Untouched and fingerprinted alike: the same content (the common case of a full run, decided without
+    // comparing attribute by attribute).
+    if (current.item[Attr.DiscoveredHash] === wanted.item[Attr.DiscoveredHash]) {
+      this.unchanged++;
+      return;
+    }
     const changed = differingAttributes(current.item, wanted.item);
     if (changed.length === 0) this.unchanged++;
     else this.changes.push({ kind: 'change', sessionId, instanceId: wanted.instanceId, item: wanted.item, previous: current, changed });
