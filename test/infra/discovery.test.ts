@@ -41,11 +41,12 @@ describe('SessionDiscovery construct', () => {
     ({ template, stack } = synth({}, true));
   });
 
-  it('a Node.js 22 arm64 function configured with the table and the tag prefix', () => {
+  it('a Node.js 22 arm64 function configured with the table and the tag prefix, sized from the 100,000-instance bench', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
-      Timeout: 180,
+      Timeout: 600,
+      MemorySize: 1024,
       Environment: { Variables: Match.objectLike({ TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') }, TAG_PREFIX: 'dcv:', NODE_OPTIONS: '--enable-source-maps' }) },
     });
   });
@@ -103,7 +104,7 @@ describe('SessionDiscovery construct', () => {
     });
     template.hasResourceProperties('AWS::SQS::Queue', {
       SqsManagedSseEnabled: true,
-      VisibilityTimeout: Match.anyValue(),
+      VisibilityTimeout: 1200,
       RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DiscoveryDeadLetters'), 'Arn'] }, maxReceiveCount: 3 },
     });
     // Lambda refuses a queue whose visibility timeout is shorter than the function's timeout.
@@ -183,6 +184,14 @@ describe('SessionDiscovery construct', () => {
 });
 
 describe('SessionDiscovery props', () => {
+  it('a shorter timeout and batch window carry over to the event queue and its mapping', () => {
+    const { template } = synth({ timeout: Duration.minutes(2), memorySize: 512, eventBatchWindow: Duration.seconds(1) });
+    template.hasResourceProperties('AWS::Lambda::Function', { Timeout: 120, MemorySize: 512 });
+    template.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 240, RedrivePolicy: Match.anyValue() });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 1 });
+  });
+
+
   it.each([
     [{ tagPrefix: 'aws:x' }, /reserved/],
     [{ tagPrefix: '' }, /must not be empty/],
