@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../core/config-errors';
@@ -20,12 +20,15 @@ const USE_FILE = /^use-(\d+)$/;
  * A grant appears by renaming a complete temporary folder into place, so a reader never sees half of one.
  */
 export class DirectoryTokenStore implements TokenStore {
+  /** `create: false` (listing, revoking) refuses a folder that does not exist rather than making it. */
   constructor(
     readonly dir: string,
     private readonly log?: Log,
+    options: { readonly create?: boolean } = {},
   ) {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (options.create ?? true) mkdirSync(dir, { recursive: true, mode: 0o700 });
+      else if (!statSync(dir).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
     } catch (error) {
       throw new ConfigError(`tokens directory '${dir}': ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }

@@ -50,14 +50,19 @@ export class DynamoDbTokenStore implements TokenStore {
         TableName: this.tableName,
         Key: { [TokenAttr.TokenHash]: { S: hash } },
         UpdateExpression: 'SET #left = #left - :one',
-        ConditionExpression: 'attribute_exists(#hash) AND #left > :zero AND #exp > :now AND attribute_not_exists(#revoked)',
+        // The type checks keep a hand-edited item that get() would refuse from being consumed here.
+        ConditionExpression:
+          'attribute_exists(#hash) AND #left > :zero AND #exp > :now AND attribute_not_exists(#revoked) ' +
+          'AND attribute_type(#user, :s) AND attribute_type(#session, :s)',
         ExpressionAttributeNames: {
           '#hash': TokenAttr.TokenHash,
+          '#user': TokenAttr.UserName,
+          '#session': TokenAttr.SessionId,
           '#left': TokenAttr.UsesLeft,
           '#exp': TokenAttr.ExpiresAt,
           '#revoked': TokenAttr.RevokedAt,
         },
-        ExpressionAttributeValues: { ':one': { N: '1' }, ':zero': { N: '0' }, ':now': { N: String(nowSeconds) } },
+        ExpressionAttributeValues: { ':one': { N: '1' }, ':zero': { N: '0' }, ':now': { N: String(nowSeconds) }, ':s': { S: 'S' } },
         ReturnValues: 'UPDATED_NEW',
       });
       return { ok: true, usesLeft: Number(result.Attributes?.[TokenAttr.UsesLeft]?.N ?? 0) };

@@ -18,7 +18,7 @@ function stripMappedV4(address: string | undefined): string | undefined {
  * The router's request straight from node:http: the same fields the Lambda adapter reads from a
  * Function URL event (sourceIp from the socket, never X-Forwarded-For), without building the event.
  */
-export function requestFromIncoming(req: IncomingMessage, body: string): HttpRequest {
+export function requestFromIncoming(req: IncomingMessage, body: string, bodyTooLarge = false): HttpRequest {
   const { path, query } = splitTarget(req.url);
   const contentType = req.headers['content-type'];
   return {
@@ -29,6 +29,7 @@ export function requestFromIncoming(req: IncomingMessage, body: string): HttpReq
     requestId: randomUUID(),
     body,
     ...(contentType === undefined ? {} : { contentType }),
+    ...(bodyTooLarge ? { bodyTooLarge: MAX_BODY_BYTES } : {}),
   };
 }
 
@@ -64,20 +65,23 @@ export function createLocalServer(options: LocalServerOptions): Server {
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_BODY_BYTES) {
-      sendJsonError(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_BODY_BYTES} bytes`);
-      req.resume();
-      return;
-    }
-    const respond = (body: string): void => {
-      route(requestFromIncoming(req, body)).then(
-        (result) => send(res, result.statusCode, result.headers, result.body, req.method === 'HEAD'),
+    // Too large: the router still answers (403 for a refused source, 413 in the route's own format),
+    // without the body, and the connection closes since the rest of the body is never read.
+    const respond = (body: string, tooLarge = false): void => {
+      route(requestFromIncoming(req, body, tooLarge)).then(
+        (result) =>
+          send(res, result.statusCode, tooLarge ? { ...result.headers, Connection: 'close' } : result.headers, result.body, req.method === 'HEAD'),
         (error: unknown) => {
           log.error('handler failed', { message: (error as Error)?.message });
           sendJsonError(res, 500, 'InternalError', 'internal error');
         },
       );
     };
+    if (declared > MAX_BODY_BYTES) {
+      req.resume();
+      respond('', true);
+      return;
+    }
     // HTTP/1.1: without Content-Length or Transfer-Encoding a request has no body. The gateway's
     // lookups are such requests: answer at once instead of waiting a tick for the stream's 'end'.
     if (req.headers['transfer-encoding'] === undefined && declared === 0) {
@@ -87,7 +91,7 @@ export function createLocalServer(options: LocalServerOptions): Server {
     }
     readBoundedBody(req, MAX_BODY_BYTES, {
       onBody: (body) => respond(body.length === 0 ? '' : body.toString('utf8')),
-      onTooLarge: () => sendJsonError(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_BODY_BYTES} bytes`),
+      onTooLarge: () => respond('', true),
     });
     req.on('error', () => res.destroy());
   }

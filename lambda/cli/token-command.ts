@@ -100,10 +100,11 @@ function storeArgs(values: Record<string, unknown>): StoreArgs {
   return args;
 }
 
-function openStores(args: StoreArgs, log: Log): Stores {
+/** `create` makes a missing tokens directory (token create); listing and revoking refuse one. */
+function openStores(args: StoreArgs, log: Log, create = false): Stores {
   try {
     if (args.tokensDir) {
-      const tokens = new DirectoryTokenStore(args.tokensDir, log);
+      const tokens = new DirectoryTokenStore(args.tokensDir, log, { create });
       const sessions = args.sessions ? new FileSessionStore(args.sessions, { log }) : undefined;
       return { tokens, sessions, where: `directory ${args.tokensDir}`, close: async () => sessions?.close() };
     }
@@ -169,7 +170,7 @@ async function runCreate(argv: string[]): Promise<void> {
     if (!/^\d{1,3}$/.test(maxUsesText)) throw new CliError(`--max-uses must be a whole number, not '${maxUsesText}'`, 2);
     maxUses = Number(maxUsesText);
   }
-  const stores = openStores(storeArgs(values), stderrLog);
+  const stores = openStores(storeArgs(values), stderrLog, true);
   try {
     if (!stores.sessions) {
       process.stderr.write('dcv-resolver token: no --sessions FILE given: the session id was not checked\n');

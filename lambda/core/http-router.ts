@@ -1,9 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError } from './errors';
+import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from './errors';
 import { parseIp, type CidrSet } from './ip';
 import type { Log } from './log';
 import { describeError, parseResolveQuery, type SessionResolver } from './resolve';
-import { handleVerifyToken, VERIFY_METHODS } from './tokens/verify-route';
+import { handleVerifyToken } from './tokens/verify-route';
 import type { TokenVerifier } from './tokens/verify-token';
 
 /**
@@ -23,6 +23,8 @@ export interface HttpRequest {
   readonly body?: string;
   /** The Content-Type header, as received. */
   readonly contentType?: string;
+  /** The adapter refused to read a body over this many bytes; the route answers 413 in its own format. */
+  readonly bodyTooLarge?: number;
 }
 
 export interface HttpResponse {
@@ -103,6 +105,7 @@ export function createRouter(options: RouterOptions): Router {
 
   async function handleResolve(request: HttpRequest, fields: Record<string, unknown>): Promise<HttpResponse> {
     if (request.method !== 'POST') throw new MethodNotAllowedError(RESOLVE_METHODS);
+    if (request.bodyTooLarge) throw new PayloadTooLargeError(`request body must be at most ${request.bodyTooLarge} bytes`);
     const params = new URLSearchParams(request.rawQueryString);
     fields.sessionId = clip(params.get('sessionId') ?? undefined);
     fields.transport = clip(params.get('transport') ?? undefined, 8);
@@ -127,11 +130,10 @@ export function createRouter(options: RouterOptions): Router {
       if (route === 'resolveSession') {
         response = await handleResolve(request, fields);
       } else if (route === 'verifyToken') {
-        if (request.method !== 'POST') throw new MethodNotAllowedError(VERIFY_METHODS);
-        if (!verifier) {
-          throw new NotFoundError('token verification is not enabled on this resolver (serve: --tokens-dir or --tokens-table)');
-        }
+        // Every answer on this path is the DCV server's XML, refusals included.
         response = await handleVerifyToken(verifier, request, VERIFY_PATH.exec(path!)![1], fields);
+      } else if (request.bodyTooLarge) {
+        throw new PayloadTooLargeError(`request body must be at most ${request.bodyTooLarge} bytes`);
       } else if (route === 'health') {
         if (!(HEALTH_METHODS as readonly string[]).includes(request.method)) {
           throw new MethodNotAllowedError(HEALTH_METHODS);

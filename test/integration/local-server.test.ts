@@ -186,7 +186,7 @@ describe('the gateway’s request over real HTTP', () => {
 });
 
 describe('request bodies are bounded', () => {
-  it(`refuses a declared Content-Length over ${MAX_BODY_BYTES} bytes with 413, without calling the handler`, async () => {
+  it(`refuses a declared Content-Length over ${MAX_BODY_BYTES} bytes with 413, without reading it or asking the store`, async () => {
     const response = await raw(
       port,
       `POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nContent-Length: ${MAX_BODY_BYTES + 1}\r\n\r\n`,
@@ -194,7 +194,9 @@ describe('request bodies are bounded', () => {
     expect(response).toMatch(/^HTTP\/1\.1 413 /);
     expect(response).toMatch(/\r\ncontent-type: application\/json\r\n/i);
     expect(response.endsWith(`\r\n\r\n{"error":"PayloadTooLargeError","message":"request body must be at most ${MAX_BODY_BYTES} bytes"}`)).toBe(true);
-    expect(events).toEqual([]);
+    expect(response).toMatch(/\r\nconnection: close\r\n/i);
+    expect(events.map((e) => [e.body, e.bodyTooLarge])).toEqual([['', MAX_BODY_BYTES]]);
+    expect(storeCalls).toEqual([]);
   });
 
   it('refuses a chunked body that grows past the limit with 413', async () => {
@@ -207,7 +209,8 @@ describe('request bodies are bounded', () => {
     expect(reply.status).toBe(413);
     expect(reply.headers['content-type']).toBe('application/json');
     expect(JSON.parse(reply.body)).toEqual({ error: 'PayloadTooLargeError', message: `request body must be at most ${MAX_BODY_BYTES} bytes` });
-    expect(events).toEqual([]);
+    expect(events.map((e) => e.bodyTooLarge)).toEqual([MAX_BODY_BYTES]);
+    expect(storeCalls).toEqual([]);
   });
 
   it('accepts (and ignores) a body of exactly the limit', async () => {

@@ -14,13 +14,16 @@ export interface ConnectLinks {
 
 /** Validates a gateway address as operators write it; returns its origin plus path, without a trailing '/'. */
 export function parseGatewayUrl(text: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text.trim())) {
+    throw new BadRequestError(`gateway URL '${text}' must start with https:// (e.g. https://gw.example.com:8443)`);
+  }
   let url: URL;
   try {
     url = new URL(text.trim());
   } catch {
     throw new BadRequestError(`gateway URL '${text}' is not a URL (expected https://HOST[:PORT])`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+  if (url.protocol !== 'https:') {
     throw new BadRequestError(`gateway URL must start with https:// (the gateway serves TLS), not ${url.protocol}//`);
   }
   if (url.username || url.password) throw new BadRequestError('gateway URL must not contain a user name or password');

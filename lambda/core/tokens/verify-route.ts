@@ -1,4 +1,4 @@
-import { BadRequestError, HttpError, PayloadTooLargeError } from '../errors';
+import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors';
 import type { HttpRequest, HttpResponse } from '../http-router';
 import { hasControlChars, MAX_SESSION_ID_LENGTH } from '../session-record';
 import { authNoXml, authYesXml } from './auth-xml';
@@ -24,12 +24,14 @@ function xmlResponse(statusCode: number, body: string, headers: Record<string, s
  * one: nothing but a verified token ever gets `yes`.
  */
 export async function handleVerifyToken(
-  verifier: TokenVerifier,
+  verifier: TokenVerifier | undefined,
   request: HttpRequest,
   serverSegment: string | undefined,
   fields: Record<string, unknown>,
 ): Promise<HttpResponse> {
   try {
+    if (request.method !== 'POST') throw new MethodNotAllowedError(VERIFY_METHODS);
+    if (!verifier) throw new NotFoundError('token verification is not enabled on this resolver (serve: --tokens-dir or --tokens-table)');
     const verifyRequest = parseVerifyRequest(request, serverSegment);
     fields.sessionId = verifyRequest.serverSessionId.slice(0, 64);
     if (verifyRequest.server !== undefined) fields.server = verifyRequest.server.slice(0, 64);
@@ -55,7 +57,7 @@ export async function handleVerifyToken(
 /** Reads the DCV server's form strictly: one of each field, bounded, no control characters. */
 export function parseVerifyRequest(request: HttpRequest, serverSegment: string | undefined): VerifyRequest {
   const body = request.body ?? '';
-  if (Buffer.byteLength(body) > MAX_VERIFY_BODY_BYTES) {
+  if (request.bodyTooLarge || Buffer.byteLength(body) > MAX_VERIFY_BODY_BYTES) {
     throw new PayloadTooLargeError(`verification request body must be at most ${MAX_VERIFY_BODY_BYTES} bytes`);
   }
   const type = request.contentType?.split(';')[0]!.trim().toLowerCase();
@@ -63,6 +65,8 @@ export function parseVerifyRequest(request: HttpRequest, serverSegment: string |
     throw new HttpError(415, `verification requests must be ${FORM_TYPE}, not ${type.slice(0, 64)}`);
   }
   if (body.includes('\uFFFD')) throw new BadRequestError('verification request body is not valid UTF-8');
+  // URLSearchParams keeps a broken escape such as %ZZ literally; a DCV server never sends one.
+  if (/%(?![0-9A-Fa-f]{2})/.test(body)) throw new BadRequestError('verification request body is not valid percent-encoding');
   const form = new URLSearchParams(body);
   const serverSessionId = field(form, 'sessionId', MAX_SESSION_ID_LENGTH);
   const token = field(form, 'authenticationToken', MAX_TOKEN_LENGTH);
