@@ -5,13 +5,13 @@ import { parseArgs } from 'node:util';
 import { fmt, machine, ROOT, runBenchChild, type Spread } from './lib';
 
 /**
- * `npm run bench [-- --only handler,server,coldstart,discovery] [--quick] [--discovery-100k] [--out FILE]`
+ * `npm run bench [-- --only handler,server,verify,coldstart,discovery] [--quick] [--discovery-100k] [--out FILE]`
  *
  * Each measurement runs in its own child process; loopback only; every load is bounded in count and
  * time. A full run writes bench/results.json. Numbers are reported, never gated on: the exit code is
  * non-zero only when a benchmark could not run or an answer was wrong.
  */
-const CASES = ['handler', 'server', 'coldstart', 'discovery'] as const;
+const CASES = ['handler', 'server', 'verify', 'coldstart', 'discovery'] as const;
 type CaseName = (typeof CASES)[number];
 
 const { values } = parseArgs({
@@ -40,6 +40,8 @@ const outFile = values.out ?? (values.only || quick ? undefined : join(ROOT, 'be
 const PLAN: Record<CaseName, [string, string[], number]> = {
   handler: ['handler.ts', quick ? ['2', '200'] : ['5', '400'], 180_000],
   server: ['server.ts', quick ? ['1', '3'] : ['3', '5'], 180_000],
+  // [rounds, verifications per round]: each a yes that takes a real use of a token.
+  verify: ['verify.ts', quick ? ['1', '500'] : ['3', '2000'], 180_000],
   coldstart: ['coldstart.ts', quick ? ['5'] : ['21'], 300_000],
   // [fleet sizes:repeats, burst events]; events are measured on each size's last table.
   discovery: [

@@ -18,6 +18,7 @@ const USE_FILE = /^use-(\d+)$/;
  * `use-N` with O_CREAT|O_EXCL, which the operating system makes atomic: however many processes
  * (`serve`, a second `serve`, a restarted one) race for the last use, exactly one creates the file.
  * A grant appears by renaming a complete temporary folder into place, so a reader never sees half of one.
+ * Taking a use costs two small reads and one file creation, whatever the number of uses already taken.
  */
 export class DirectoryTokenStore implements TokenStore {
   /** `create: false` (listing, revoking) refuses a folder that does not exist rather than making it. */
@@ -68,7 +69,9 @@ export class DirectoryTokenStore implements TokenStore {
     const state = await this.get(hash);
     const refusal = stateRefusal(state, nowSeconds);
     if (refusal) return { ok: false, reason: refusal };
-    for (let n = 1; n <= state!.maxUses; n++) {
+    // Use files always form a prefix use-1…use-k (each taker creates the lowest free number at or above
+    // what it saw), so start after the count just read; a racer that got there first only moves us up.
+    for (let n = state!.maxUses - state!.usesLeft + 1; n <= state!.maxUses; n++) {
       try {
         const handle = await open(join(this.dir, hash, `use-${n}`), 'wx', 0o600);
         await handle.close();
