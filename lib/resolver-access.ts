@@ -1,6 +1,7 @@
 import { CfnOutput, Fn, type Stack } from 'aws-cdk-lib';
 import { ArnPrincipal } from 'aws-cdk-lib/aws-iam';
 import { FunctionUrlAuthType, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
+import { GATEWAY_CONFIG_PATH, renderGatewayConfig } from '../lambda/core/gateway-config';
 import type { AccessSettings } from './access-settings';
 import type { DcvFunction } from './dcv-function';
 import { acknowledgeResolverFindings } from './nag-acknowledgements';
@@ -60,6 +61,11 @@ export function exposeResolver(
   new CfnOutput(stack, 'GatewayResolverConfig', {
     value: Fn.join('', ["[resolver]\nurl = '", gatewayUrl, "'\n"]),
     description: 'Paste into /etc/dcv-connection-gateway/dcv-connection-gateway.conf',
+  });
+  new CfnOutput(stack, 'GatewayConfig', {
+    // The whole file (dcv-resolver gateway-config renders the same): '# DECIDE:' marks the operator's choices.
+    value: renderGatewayConfig({ resolverUrl: gatewayUrl }),
+    description: `A complete, commented ${GATEWAY_CONFIG_PATH} for this resolver`,
   });
   if (options.verifier) {
     // Same origin and prefix as the resolver; the last segment names the DCV server that asks, so a

@@ -10,6 +10,8 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack } from '../../lib/dcv-resolver-stack';
 import { hashToken, mintToken } from '../../lambda/core/tokens/token';
+import { renderGatewayConfig } from '../../lambda/core/gateway-config';
+import { parse as parseToml } from 'smol-toml';
 import { contextBool, contextInt, readStackContext } from '../../lib/stack-context';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { functionUrlEvent, lambdaContext, loadFunctionUrlEvent } from '../helpers/function-url-event';
@@ -231,6 +233,14 @@ describe('outputs', () => {
     ],
   ])('%s', (name, expected) => {
     expect(output(name)).toBe(expected);
+  });
+
+  it('GatewayConfig: the complete gateway file for the deployed URL, as `gateway-config --url` prints it', () => {
+    const text = output('GatewayConfig') as string;
+    const gatewayUrl = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws';
+    expect(text).toBe(renderGatewayConfig({ resolverUrl: gatewayUrl }));
+    const parsed = parseToml(text) as { resolver: { url: string } };
+    expect(parsed.resolver.url).toBe(gatewayUrl);
   });
 });
 
