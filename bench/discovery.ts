@@ -2,8 +2,7 @@ import { loadavg } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
-import { DescribeInstancesCommand, EC2Client, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
-import { mockClient } from 'aws-sdk-client-mock';
+import { EC2Client, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import type { DynamoApi, DynamoOperation } from '../lambda/adapters/dynamodb-api';
 import { createDiscoveryDynamoApi, createDiscoveryDynamoClient, DynamoDbDiscoveryTable } from '../lambda/adapters/dynamodb-discovery-table';
 import { Ec2InstanceSource } from '../lambda/adapters/ec2-instance-source';
@@ -21,7 +20,7 @@ import { applyOfflineAwsEnv, cpuSeconds, progress, report, spread, startDynalite
  * the same fleet again (nothing changed: it must write nothing), then on that table what events cost:
  * one state-change event, the same event the old way (a full Scan, as before the InstanceId index),
  * and a burst of state-change events delivered in queue batches as the event source mapping would.
- * EC2 is mocked at the SDK (aws-sdk-client-mock) with EC2's paging: 1,000 instances per page, one
+ * EC2 is faked at the SDK (a middleware answers DescribeInstances) with EC2's paging: 1,000 instances per page, one
  * reservation per instance; the fleet is computed per page, never held, so the measured heap is
  * discovery's. Args: [size:repeats,…] [burst events], e.g. 1000:3,10000:3,50000:1 300.
  */
@@ -58,14 +57,15 @@ function instance(n: number, state: string): Instance {
 }
 
 /**
- * DescribeInstances over instances 1…size, every one tagged: the tag-key filter pages through all of
- * them (MaxResults/NextToken), the instance-id filter returns the named ones. `states` overrides.
+ * An EC2 client answering DescribeInstances over instances 1…size, every one tagged, from a middleware
+ * (no request leaves the process): the tag-key filter pages through all of them (MaxResults/NextToken),
+ * the instance-id filter returns the named ones. `states` overrides. Not aws-sdk-client-mock: its stub
+ * records every call and answer, which at 100,000 instances would be most of the measured heap.
  */
-function mockEc2(size: number, states: Map<number, string>): { calls: () => number; restore: () => void } {
+function fakeEc2(size: number, states: Map<number, string>): { client: EC2Client; calls: () => number } {
   let calls = 0;
-  const mock = mockClient(EC2Client);
   const numberOf = (id: string) => parseInt(id.slice(2), 16);
-  mock.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) => {
+  const answer = (input: DescribeInstancesCommandInput) => {
     calls++;
     const ids = input.Filters?.find((f) => f.Name === 'instance-id')?.Values;
     if (ids) {
@@ -79,8 +79,13 @@ function mockEc2(size: number, states: Map<number, string>): { calls: () => numb
       Reservations: page.map((n) => ({ ReservationId: `r-${n}`, Instances: [instance(n, states.get(n) ?? 'running')] })),
       NextToken: start + count < size ? String(start + count) : undefined,
     };
-  });
-  return { calls: () => calls, restore: () => mock.restore() };
+  };
+  const client = new EC2Client({});
+  client.middlewareStack.add(
+    () => async (args) => ({ output: { ...answer(args.input as DescribeInstancesCommandInput), $metadata: {} }, response: {} }) as never,
+    { step: 'initialize', name: 'benchFakeDescribeInstances', priority: 'high' },
+  );
+  return { client, calls: () => calls };
 }
 
 // A full collection before each measured run, so one run's garbage is not counted in the next one's peak.
@@ -251,11 +256,11 @@ const stateChange = (n: number, state: string) => ({
 });
 
 /** What events cost on a table of `size` items: instances size, size-1, … are stopped one by one. */
-async function measureEvents(size: number, counter: CountingApi, states: Map<number, string>, ec2Calls: () => number): Promise<EventCost[]> {
+async function measureEvents(size: number, counter: CountingApi, states: Map<number, string>, ec2: EC2Client, ec2Calls: () => number): Promise<EventCost[]> {
   const logger = createLogger({ logLevel: 'WARN' });
   const service = (instanceIndex?: string) =>
     new DiscoveryService(
-      new Ec2InstanceSource(new EC2Client({})),
+      new Ec2InstanceSource(ec2),
       new DynamoDbDiscoveryTable(counter, TABLE, { log: silentLog, ...(instanceIndex ? { instanceIndex } : {}) }),
       { log: silentLog },
     );
@@ -312,7 +317,7 @@ const runs: DiscoveryRun[] = [];
 const events: EventCost[] = [];
 for (const { size, repeats } of plan) {
   const states = new Map<number, string>();
-  const ec2Mock = mockEc2(size, states);
+  const fake = fakeEc2(size, states);
   const fromEmpty: RunRecord[] = [];
   const unchanged: RunRecord[] = [];
   let heapBefore = 0;
@@ -325,7 +330,7 @@ for (const { size, repeats } of plan) {
       // The function's client (lean, signed); the SDK client only sets up and checks the table.
       const api = new CountingApi(createDiscoveryDynamoApi());
       const admin = createDiscoveryDynamoClient();
-      const ec2 = new EC2Client({});
+      const ec2 = fake.client;
       try {
         await recreateAsDiscoveryTable(admin, TABLE);
         heapBefore = heapMiB();
@@ -338,7 +343,7 @@ for (const { size, repeats } of plan) {
             `heap ${a.peakHeapMiB} MiB, RSS ${a.peakRssMiB} MiB), unchanged ${b.seconds.toFixed(1)} s (CPU ${b.discoveryCpuSeconds.toFixed(1)} + ${b.dynaliteCpuSeconds.toFixed(1)} s, ` +
             `heap ${b.peakHeapMiB} MiB, ${b.writes} writes); load ${loadavg().map((v) => v.toFixed(1)).join(' ')}`,
         );
-        if (r === repeats - 1 && BURST > 0) events.push(...(await measureEvents(size, api, states, ec2Mock.calls)));
+        if (r === repeats - 1 && BURST > 0) events.push(...(await measureEvents(size, api, states, ec2, fake.calls)));
       } finally {
         api.close?.();
         admin.destroy();
@@ -346,7 +351,7 @@ for (const { size, repeats } of plan) {
       }
     }
   } finally {
-    ec2Mock.restore();
+    fake.client.destroy();
   }
   runs.push(summarise(size, 'from empty', fromEmpty, heapBefore), summarise(size, 'unchanged', unchanged, heapBefore));
 }
