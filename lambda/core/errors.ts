@@ -31,8 +31,12 @@ export class ForbiddenError extends HttpError {
 }
 
 export class NotFoundError extends HttpError {
-  constructor(message: string) {
+  /** Which kind of "not found" (metrics' outcome: disabled, expired, client-refused, …); never sent. */
+  readonly code?: string;
+
+  constructor(message: string, code?: string) {
     super(404, message);
+    this.code = code;
   }
 }
 

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from './errors';
 import { parseIp, type CidrSet } from './ip';
 import type { Log } from './log';
+import { MetricName, NO_METRICS, resolveOutcome, verifyOutcome, type Metrics } from './metrics';
 import { describeError, parseResolveQuery, type SessionResolver } from './resolve';
 import { handleVerifyToken } from './tokens/verify-route';
 import type { TokenVerifier } from './tokens/verify-token';
@@ -42,6 +43,8 @@ export interface RouterOptions {
   readonly pathPrefix?: string;
   /** The DCV servers' token verifier (POST …/verifyToken[/<server>]); absent: that path is a 404. */
   readonly verifier?: TokenVerifier;
+  /** Resolutions and verifications by outcome, resolve latency, 5xx answers. @default NO_METRICS */
+  readonly metrics?: Metrics;
 }
 
 export type Router = (request: HttpRequest) => Promise<HttpResponse>;
@@ -95,6 +98,7 @@ function clip(value: string | undefined, max = 64): string | undefined {
 
 export function createRouter(options: RouterOptions): Router {
   const { resolver, log, allowedSources, verifier } = options;
+  const metrics = options.metrics ?? NO_METRICS;
   const stripPrefix = makePrefixStripper(options.pathPrefix);
 
   function sourceAllowed(sourceIp: string | undefined): boolean {
@@ -122,6 +126,7 @@ export function createRouter(options: RouterOptions): Router {
       sourceIp: request.sourceIp,
     };
     let response: HttpResponse;
+    let notFoundCode: string | undefined;
     try {
       if (!sourceAllowed(request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
       const path = stripPrefix(request.path);
@@ -146,14 +151,36 @@ export function createRouter(options: RouterOptions): Router {
       if (error instanceof HttpError) {
         response = errorResponse(error);
         fields.reason = error.message;
+        if (error instanceof NotFoundError) notFoundCode = error.code;
       } else {
         log.error('unexpected error', { requestId: request.requestId, error: describeError(error) });
         response = jsonResponse(500, { error: 'InternalError', message: 'internal error' });
       }
     }
     fields.status = response.statusCode;
-    fields.ms = Math.round((performance.now() - started) * 1000) / 1000;
+    const ms = performance.now() - started;
+    fields.ms = Math.round(ms * 1000) / 1000;
     log.info('request', fields);
+    recordMetrics(metrics, request, fields, response.statusCode, notFoundCode, ms);
     return response;
   };
+}
+
+/** One request's metrics, from what the log line already says (a refused caller never got a route: its path tells). */
+function recordMetrics(
+  metrics: Metrics,
+  request: HttpRequest,
+  fields: Record<string, unknown>,
+  status: number,
+  notFoundCode: string | undefined,
+  ms: number,
+): void {
+  const route = fields.route === 'unknown' && status === 403 ? routeOf(request.path) : fields.route;
+  if (route === 'resolveSession') {
+    metrics.count(MetricName.resolutions, { Outcome: resolveOutcome(status, notFoundCode) });
+    metrics.time(MetricName.resolveLatency, ms);
+  } else if (route === 'verifyToken') {
+    metrics.count(MetricName.verifications, { Outcome: verifyOutcome(status, fields.result, fields.reason) });
+  }
+  if (status >= 500) metrics.count(MetricName.serverErrors);
 }

@@ -99,7 +99,7 @@ export class SessionResolver {
   async resolve(query: ResolveQuery, logFields: Record<string, unknown> = {}): Promise<ResolveAnswer> {
     const record = await this.lookup(query.sessionId, logFields);
     const refusal = this.refusal(record, query);
-    if (refusal) throw new NotFoundError(refusal);
+    if (refusal) throw refusal;
     const r = record!;
     return {
       SessionId: r.targetSessionId,
@@ -117,31 +117,32 @@ export class SessionResolver {
   async findUsable(sessionId: string, logFields: Record<string, unknown> = {}): Promise<SessionRecord> {
     const record = await this.lookup(sessionId, logFields);
     const refusal = this.usableRefusal(record, sessionId);
-    if (refusal) throw new NotFoundError(refusal);
+    if (refusal) throw refusal;
     return record!;
   }
 
-  private usableRefusal(record: SessionRecord | undefined, sessionId: string): string | undefined {
-    if (!record) return `no session '${sessionId}'`;
-    if (!record.enabled) return `session '${sessionId}' is disabled`;
+  // The code says which cause it was to metrics (lambda/core/metrics.ts NotFoundCode); the message to people.
+  private usableRefusal(record: SessionRecord | undefined, sessionId: string): NotFoundError | undefined {
+    if (!record) return new NotFoundError(`no session '${sessionId}'`, 'not-found');
+    if (!record.enabled) return new NotFoundError(`session '${sessionId}' is disabled`, 'disabled');
     if (record.expiresAt !== undefined && this.now() >= record.expiresAt * 1000) {
-      return `session '${sessionId}' has expired`;
+      return new NotFoundError(`session '${sessionId}' has expired`, 'expired');
     }
     return undefined;
   }
 
   /** Why this record gives no destination, or undefined when it does. */
-  private refusal(record: SessionRecord | undefined, query: ResolveQuery): string | undefined {
+  private refusal(record: SessionRecord | undefined, query: ResolveQuery): NotFoundError | undefined {
     const unusable = this.usableRefusal(record, query.sessionId);
     if (unusable) return unusable;
     if (record!.allowedClientCidrs) {
-      if (!query.clientIp) return `session '${query.sessionId}' requires a clientIpAddress`;
+      if (!query.clientIp) return new NotFoundError(`session '${query.sessionId}' requires a clientIpAddress`, 'client-refused');
       if (!record!.allowedClientCidrs.contains(query.clientIp)) {
-        return `session '${query.sessionId}' is not available to this client address`;
+        return new NotFoundError(`session '${query.sessionId}' is not available to this client address`, 'client-refused');
       }
     }
     if (query.transport === 'QUIC' && record!.quicPort === undefined) {
-      return `session '${query.sessionId}' does not offer QUIC`;
+      return new NotFoundError(`session '${query.sessionId}' does not offer QUIC`, 'transport-refused');
     }
     return undefined;
   }

@@ -4,10 +4,13 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
 import { isQueueBatch, parseDiscoveryEvent, parseQueuedRequests } from '../core/discovery/discovery-event';
 import type { DiscoveryCounts, DiscoveryResult, DiscoveryService } from '../core/discovery/run-discovery';
+import { NO_METRICS, recordDiscoveryRun, type MetricsSink } from '../core/metrics';
 
 export interface DiscoveryHandlerDeps {
   readonly service: DiscoveryService;
   readonly logger: Logger;
+  /** Each run's counts, duration and failure; flushed once per invocation. @default none */
+  readonly metrics?: MetricsSink;
 }
 
 export interface DiscoveryHandlerResult {
@@ -39,6 +42,22 @@ function failureOf(result: DiscoveryResult): string | undefined {
  */
 export function createDiscoveryHandler(deps: DiscoveryHandlerDeps): DiscoveryHandler {
   const { service, logger } = deps;
+  const metrics = deps.metrics ?? { ...NO_METRICS, flush() {} };
+
+  /** Runs one reconcile and records it; a thrown error is recorded as a failed run and rethrown. */
+  async function run(full: boolean, reconcile: () => Promise<DiscoveryResult>): Promise<DiscoveryResult> {
+    const started = performance.now();
+    let result: DiscoveryResult | undefined;
+    try {
+      result = await reconcile();
+      return result;
+    } finally {
+      const failed = result === undefined || failureOf(result) !== undefined;
+      // An aborted run saw part of the fleet: its counts would read as a shrunken fleet.
+      const counts = result?.abortReason === undefined ? result?.counts : undefined;
+      recordDiscoveryRun(metrics, { full, failed, ms: performance.now() - started, counts });
+    }
+  }
 
   async function handleBatch(batch: { Records: unknown[] }): Promise<SQSBatchResponse> {
     const queued = parseQueuedRequests(batch);
@@ -62,7 +81,9 @@ export function createDiscoveryHandler(deps: DiscoveryHandlerDeps): DiscoveryHan
     const trigger = full ? 'queued full' : `batch of ${usable.length} event(s)`;
     let result: DiscoveryResult;
     try {
-      result = full ? await service.reconcileAll(trigger) : await service.reconcileInstances([...named.keys()].sort(), trigger);
+      result = await run(full, () =>
+        full ? service.reconcileAll(trigger) : service.reconcileInstances([...named.keys()].sort(), trigger),
+      );
     } catch (error) {
       logger.error('discovery batch failed', { trigger, reason: (error as Error).message });
       for (const q of usable) failures.add(q.messageId);
@@ -82,16 +103,24 @@ export function createDiscoveryHandler(deps: DiscoveryHandlerDeps): DiscoveryHan
     return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
   }
 
-  const handle = async function discoveryHandler(event: unknown): Promise<DiscoveryHandlerResult | SQSBatchResponse> {
-    if (isQueueBatch(event)) return handleBatch(event);
+  async function handleDirect(event: unknown): Promise<DiscoveryHandlerResult> {
     const request = parseDiscoveryEvent(event);
-    const result =
+    const result = await run(request.kind === 'full', () =>
       request.kind === 'full'
-        ? await service.reconcileAll(request.trigger)
-        : await service.reconcileInstances(request.instanceIds, request.trigger);
+        ? service.reconcileAll(request.trigger)
+        : service.reconcileInstances(request.instanceIds, request.trigger),
+    );
     const failure = failureOf(result);
     if (failure !== undefined) throw new DiscoveryRunFailed(failure);
     return { trigger: result.trigger, counts: result.counts };
+  }
+
+  const handle = async function discoveryHandler(event: unknown): Promise<DiscoveryHandlerResult | SQSBatchResponse> {
+    try {
+      return isQueueBatch(event) ? await handleBatch(event) : await handleDirect(event);
+    } finally {
+      metrics.flush();
+    }
   };
   return middy<unknown, DiscoveryHandlerResult | SQSBatchResponse>(handle).use(
     injectLambdaContext(logger, { resetKeys: true }),

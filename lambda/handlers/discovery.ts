@@ -1,6 +1,8 @@
 import { createDiscoveryDynamoApi } from '../adapters/dynamodb-discovery-table';
 import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source';
 import { createLogger } from '../adapters/logger';
+import { PowertoolsMetricsSink } from '../adapters/powertools-metrics';
+import { MetricService } from '../core/metrics';
 import { readDiscoveryFunctionConfig } from '../discovery/discovery-config';
 import { createDiscoveryService } from '../discovery/discovery-runner';
 import { createDiscoveryHandler } from './discovery-handler';
@@ -15,4 +17,6 @@ export const handler = createDiscoveryHandler({
     { tableName: config.tableName, tagPrefix: config.tagPrefix, log: logger },
   ),
   logger,
+  // Powertools Metrics here: discovery runs on a schedule, so its init cost does not matter.
+  metrics: new PowertoolsMetricsSink(MetricService.discovery),
 });

@@ -4,6 +4,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { CidrSet } from '../core/ip';
 import type { Log } from '../core/log';
+import { timedStore, type Metrics } from '../core/metrics';
 import { createRouter, type HttpRequest, type Router } from '../core/http-router';
 import { SessionResolver } from '../core/resolve';
 import type { SessionStore } from '../core/session-store';
@@ -19,6 +20,8 @@ export interface ResolverHandlerDeps {
   /** Turns on POST …/verifyToken for the DCV servers. */
   readonly tokens?: TokenStore;
   readonly now?: () => number;
+  /** Resolutions, verifications, latencies (EMF in Lambda and `serve --metrics`). @default none */
+  readonly metrics?: Metrics;
 }
 
 /**
@@ -58,7 +61,8 @@ function bodyOf(event: Partial<APIGatewayProxyEventV2> | undefined): string | un
  */
 export function createResolverRouter(deps: ResolverHandlerDeps): Router {
   const log = deps.logger;
-  const resolver = new SessionResolver({ store: deps.store, log, now: deps.now });
+  const store = deps.metrics ? timedStore(deps.store, deps.metrics) : deps.store;
+  const resolver = new SessionResolver({ store, log, now: deps.now });
   const verifier = deps.tokens ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now }) : undefined;
   return createRouter({
     resolver,
@@ -66,6 +70,7 @@ export function createResolverRouter(deps: ResolverHandlerDeps): Router {
     allowedSources: deps.allowedSources,
     pathPrefix: deps.pathPrefix,
     verifier,
+    metrics: deps.metrics,
   });
 }
 

@@ -3,7 +3,9 @@ import { readResolverFunctionConfig } from '../config';
 import { createLiteDynamoApi } from '../adapters/dynamodb-lite';
 import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store';
 import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
+import { EmfMetrics } from '../adapters/emf-metrics';
 import { LambdaLog } from '../adapters/lambda-log';
+import { MetricService } from '../core/metrics';
 import { createResolverHandler } from './resolver-handler';
 
 // Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
@@ -11,6 +13,8 @@ import { createResolverHandler } from './resolver-handler';
 // GetItem costs; see README "Performance" and bench/coldstart.ts.
 const config = readResolverFunctionConfig(process.env);
 const log = new LambdaLog();
+// EMF lines on stdout, one flush per invocation: CloudWatch Logs makes them metrics (no PutMetricData).
+const metrics = new EmfMetrics({ service: MetricService.resolver });
 
 const dynamo = createLiteDynamoApi();
 // Load node:https and TLS now, in the init phase, not in the first request.
@@ -23,10 +27,15 @@ const resolve = createResolverHandler({
   logger: log,
   allowedSources: config.allowedSources,
   pathPrefix: config.pathPrefix,
+  metrics,
 });
 
-export const handler = (event: APIGatewayProxyEventV2, context: Context) => {
+export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
   // The invocation's fields (function_request_id, cold_start, …) on every log line of this request.
   if (context) log.addContext(context);
-  return resolve(event);
+  try {
+    return await resolve(event);
+  } finally {
+    metrics.flush();
+  }
 };
