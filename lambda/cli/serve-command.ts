@@ -7,6 +7,7 @@ import { sdkDynamoApi } from '../adapters/dynamodb-api';
 import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
 import { DirectoryTokenStore } from '../adapters/directory-token-store';
 import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
+import { EmfMetrics, flushEvery } from '../adapters/emf-metrics';
 import { FileSessionStore } from '../adapters/file-session-store';
 import { startLocalServer, type RunningServer } from '../adapters/local-server';
 import { JsonLineLog } from '../adapters/json-line-log';
@@ -14,6 +15,7 @@ import { SERVICE_NAME } from '../adapters/logger';
 import { splitList, validatePathPrefix } from '../config';
 import { ConfigError } from '../core/config-errors';
 import { CidrSet } from '../core/ip';
+import { MetricService } from '../core/metrics';
 import type { SessionStore } from '../core/session-store';
 import type { TokenStore } from '../core/tokens/token-store';
 import { createResolverRouter } from '../handlers/resolver-handler';
@@ -39,6 +41,8 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
   --client-ca FILE       require a client certificate signed by this PEM CA (mutual TLS: the
                          gateway's [resolver] cert-file / cert-key-file); needs --tls-cert/--tls-key
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
+  --metrics              also write CloudWatch embedded-metric-format lines to stdout, every
+                         10 s (the Lambda function's metrics, for a CloudWatch agent to pick up)
 `;
 
 export interface ServeOptions {
@@ -53,7 +57,12 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** HTTPS, and with a client CA, mutual TLS. */
   readonly tls?: HttpsOptions;
+  /** EMF metric lines on stdout, next to the log lines. */
+  readonly metrics?: boolean;
 }
+
+/** How often `serve --metrics` writes its aggregated EMF lines (CloudWatch's finest standard resolution is 1 min). */
+export const METRICS_FLUSH_MS = 10_000;
 
 function readPem(option: string, file: string): Buffer {
   try {
@@ -91,6 +100,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
         'tls-key': { type: 'string' },
         'client-ca': { type: 'string' },
         'log-level': { type: 'string' },
+        metrics: { type: 'boolean' },
       },
       strict: true,
       allowPositionals: false,
@@ -131,6 +141,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     pathPrefix,
     logLevel: values['log-level']?.toUpperCase(),
     tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
+    metrics: values.metrics,
   };
 }
 
@@ -176,12 +187,14 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     await store.close?.();
     throw error;
   }
+  const metrics = options.metrics ? new EmfMetrics({ service: MetricService.resolver }) : undefined;
   const route = createResolverRouter({
     store,
     logger,
     allowedSources: options.allowSources,
     pathPrefix: options.pathPrefix,
     tokens,
+    metrics,
   });
   let running: RunningServer;
   try {
@@ -195,12 +208,15 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     if (code === 'EACCES') throw new CliError(`not allowed to listen on ${options.host}:${options.port}`);
     throw new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`);
   }
-  logger.info('dcv-resolver listening', { url: running.url, source, verifier: tokens ? 'on' : 'off' });
+  const batches = metrics ? flushEvery(metrics, METRICS_FLUSH_MS) : undefined;
+  logger.info('dcv-resolver listening', { url: running.url, source, verifier: tokens ? 'on' : 'off', metrics: metrics ? 'on' : 'off' });
   return {
     ...running,
     store,
     close: async () => {
       await running.close();
+      // The last requests' metrics, written before exit.
+      batches?.stop();
       await store.close?.();
       await tokens?.close?.();
     },
