@@ -1,0 +1,21 @@
+/**
+ * The CDK entry point (`import { DcvSessionResolver } from 'dcv-session-resolver'`, or
+ * `'dcv-session-resolver/cdk'`): the construct, the shipped stack built from it, and what they validate
+ * with. The runtime library API is lambda/index.ts (`'dcv-session-resolver/runtime'`).
+ */
+export { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver';
+export { DcvResolverStack, type DcvResolverStackProps } from './dcv-resolver-stack';
+export { SessionDiscovery, type SessionDiscoveryProps } from './session-discovery';
+export { DcvFunction, type DcvFunctionProps } from './dcv-function';
+export {
+  ACCESS_MODES,
+  AccessSettingsError,
+  DEFAULT_RESERVED_CONCURRENCY,
+  MISSING_ALLOW_LIST_MESSAGE,
+  type AccessMode,
+  type AccessProps,
+  type AccessSettings,
+} from './access-settings';
+// The outputs the shipped stack makes, for an app that wants the same ones from its own construct.
+export { DCV_SERVER_PLACEHOLDER, PROXY_DEFAULT_LISTEN, addGatewayOutputs, type ExposedResolver } from './resolver-access';
+export { readStackContext, type StackContext } from './stack-context';
