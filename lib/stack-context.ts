@@ -18,6 +18,8 @@ export interface StackContext extends AccessSettings {
   readonly discovery?: boolean;
   readonly tagPrefix?: string;
   readonly discoveryScheduleMinutes?: number;
+  /** SNS topic the alarms notify (lib/resolver-observability.ts). */
+  readonly alarmTopicArn?: string;
 }
 
 type Lookup = (key: string) => unknown;
@@ -67,6 +69,18 @@ export function contextTagPrefix(lookup: Lookup, key: string): string | undefine
   }
 }
 
+const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
+
+/** An SNS topic ARN (checked here, so a typo fails at synth rather than at the first alarm). */
+export function contextTopicArn(lookup: Lookup, key: string): string | undefined {
+  const value = text(lookup, key);
+  if (value === undefined) return undefined;
+  if (!SNS_TOPIC_ARN.test(value)) {
+    throw new Error(`context '${key}' must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>), not '${value}'`);
+  }
+  return value;
+}
+
 /**
  * Reads and validates everything; throws with a message that names the context key to set. The access
  * rules (an allow-list or an explicit open endpoint in `network` mode) are enforced here, so the default
@@ -93,5 +107,6 @@ export function readStackContext(lookup: Lookup): StackContext {
     discovery: contextBool(lookup, 'discovery'),
     tagPrefix: contextTagPrefix(lookup, 'tagPrefix'),
     discoveryScheduleMinutes: contextInt(lookup, 'discoveryScheduleMinutes', 1, 1440),
+    alarmTopicArn: contextTopicArn(lookup, 'alarmTopicArn'),
   };
 }

@@ -68,6 +68,25 @@ export const RESOLVE_OUTCOMES = [
 ] as const;
 export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
 
+/** Every way a token verification can end: `yes`, the verifier's refusal reasons, then the HTTP-level ones. */
+export const VERIFY_OUTCOMES = [
+  'yes',
+  'malformed',
+  'unknown',
+  'expired',
+  'used-up',
+  'revoked',
+  'wrong-client',
+  'session-unavailable',
+  'wrong-session',
+  'wrong-server',
+  'source-refused',
+  'not-enabled',
+  'bad-request',
+  'store-error',
+  'internal-error',
+] as const;
+
 /** The codes a NotFoundError from the resolver carries (absent means `not-found`). */
 export type NotFoundCode = 'not-found' | 'disabled' | 'expired' | 'client-refused' | 'transport-refused';
 
