@@ -130,17 +130,28 @@ describe('network mode (allow-list and prefix)', () => {
       resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^ResolverLogs/), 'Arn'] }],
     });
     const discovery = byPrefix('DiscoveryFunction');
-    expect(discovery.actions).toEqual([
+    // Items by key (BatchGetItem) after a Query of its InstanceId index; the event queue it reads in
+    // batches (Receive/Delete/ChangeVisibility); the dead-letter queue it sends failures to.
+    expect([...new Set(discovery.actions)]).toEqual([
+      'dynamodb:BatchGetItem',
       'dynamodb:DeleteItem',
       'dynamodb:PutItem',
+      'dynamodb:Query',
       'dynamodb:Scan',
       'ec2:DescribeInstances',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
       'sqs:GetQueueAttributes',
       'sqs:GetQueueUrl',
+      'sqs:ReceiveMessage',
       'sqs:SendMessage',
     ]);
+    expect(discovery.statements).toContainEqual({
+      actions: ['dynamodb:Query'],
+      resources: [{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] }, expect.stringMatching(/^\/index\//)]] }],
+    });
     expect(perms.size).toBe(2);
     for (const [fnId, { statements }] of perms) {
       for (const { actions, resources } of statements) {
