@@ -1,6 +1,4 @@
-import middy from '@middy/core';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { CidrSet } from '../core/ip';
 import type { Log } from '../core/log';
@@ -26,7 +24,7 @@ export interface ResolverHandlerDeps {
 
 /**
  * With a Lambda context (the Lambda entry), logs carry the invocation's fields (function_request_id, …)
- * through Powertools' middleware. Without one (the local server), nothing is invented: logs carry only
+ * through the logger's addContext (Powertools' Logger or LambdaLog). Without one (the local server), nothing is invented: logs carry only
  * the event's own requestContext.requestId.
  */
 export type ResolverHandler = (
@@ -86,10 +84,19 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
     const response = await route(requestFromEvent(event));
     return { statusCode: response.statusCode, headers: response.headers, body: response.body };
   };
-  const wrapped = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(handle);
-  if (deps.logger instanceof Logger) wrapped.use(injectLambdaContext(deps.logger, { resetKeys: true }));
-  const lambdaHandler = wrapped as unknown as (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
-  return (event, context) => (context ? lambdaHandler(event, context) : handle(event));
+  // The invocation's fields on every log line: Powertools' Logger and LambdaLog both have addContext.
+  // Powertools' temporary keys are cleared after each invocation, as its middleware's resetKeys did.
+  // No middy and no Powertools import here: together 20–28 ms of the resolver's cold start.
+  const log = deps.logger as Log & { addContext?(context: Context): void; resetKeys?(): void };
+  return async (event, context) => {
+    if (!context) return handle(event);
+    log.addContext?.(context);
+    try {
+      return await handle(event);
+    } finally {
+      log.resetKeys?.();
+    }
+  };
 }
 
 /** The event's own request id (Function URL, or the local server's), bounded: events can be hand-made. */
