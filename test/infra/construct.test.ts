@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Aspects, CfnOutput, Stack } from 'aws-cdk-lib';
@@ -7,6 +7,7 @@ import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AccessSettingsError, MISSING_ALLOW_LIST_MESSAGE } from '../../lib/access-settings';
 import { DcvSessionResolver, type DcvSessionResolverProps } from '../../lib/dcv-session-resolver';
+import { GatewayStack } from './fixtures/construct-example';
 
 /** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -157,5 +158,32 @@ describe.each<[string, DcvSessionResolverProps]>([
     // The checks ran: the resolver's acknowledged finding was seen (and reported as ignored).
     const resolverPath = `/${stack.node.path}/DcvResolver/Resolver/Resource`;
     expect(annotations.findInfo(resolverPath, Match.stringLikeRegexp('Serverless-LambdaDLQ')).length).toBeGreaterThan(0);
+  });
+});
+
+describe('README "Using it as a construct"', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const fixture = readFileSync(new URL('./fixtures/construct-example.ts', import.meta.url), 'utf8');
+
+  it('shows exactly the example tsc checks (test/infra/fixtures/construct-example.ts)', () => {
+    const section = readme.split(/^## /m).find((s) => s.startsWith('Using it as a construct'));
+    expect(section, 'README section').toBeDefined();
+    const block = /```ts\n([\s\S]*?)```/.exec(section!)?.[1];
+    expect(block).toBe(fixture);
+  });
+
+  it('synthesizes (importing the package by name) with the table name, prefix and the two outputs it asks for', () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'dcv-construct-readme-'));
+    outdirs.push(outdir);
+    const stack = new GatewayStack(new App({ outdir, context: NO_BUNDLING }), 'Gateway');
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'DcvSessions' });
+    template.hasResourceProperties('AWS::DynamoDB::Table', { TableName: 'DcvSessions-tokens' });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ ALLOWED_SOURCE_CIDRS: '203.0.113.10/32', PATH_PREFIX: '3f9c0b1e0d8a4e6f' }) },
+    });
+    expect(Object.keys(template.findOutputs('*')).sort()).toEqual(['GatewayResolverUrl', 'VerifierUrl']);
+    template.hasOutput('VerifierUrl', { Value: { 'Fn::Join': ['', Match.arrayWith(['/3f9c0b1e0d8a4e6f/verifyToken/<DcvServerEndpoint>'])] } });
+    Annotations.fromStack(stack).hasNoError('*', Match.anyValue());
   });
 });
