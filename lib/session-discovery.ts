@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { Duration, Stack } from 'aws-cdk-lib';
-import { AttributeType, ProjectionType, type CfnTable, type Table } from 'aws-cdk-lib/aws-dynamodb';
+import { Duration } from 'aws-cdk-lib';
+import { AttributeType, ProjectionType, type Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Match, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -207,19 +207,6 @@ export class SessionDiscovery extends Construct {
       ],
       true,
     );
-    // CDK's Table.grant() covers '<table>/index/*' in every grant once a table has an index, so adding this
-    // one widens other grants on the table (the resolver's GetItem) to it. An index holds keys only and
-    // item actions do not apply to it; the precise fix is an explicit statement on the table ARN there.
-    const tableId = Stack.of(this).getLogicalId(props.table.node.defaultChild as CfnTable);
-    NagSuppressions.addStackSuppressions(Stack.of(this), [
-      {
-        id: 'AwsSolutions-IAM5',
-        reason:
-          `Table.grant() adds '<table>/index/*' once the table has an index; the only index is discovery's keys-only ` +
-          `${INSTANCE_INDEX_NAME} (SessionId, InstanceId), which item actions such as GetItem cannot act on.`,
-        appliesTo: [`Resource::<${tableId}.Arn>/index/*`],
-      },
-    ]);
     NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
       {
         id: 'AwsSolutions-SQS3',
