@@ -30,4 +30,5 @@ new DcvResolverStack(app, settings.stackName, {
   discovery: settings.discovery,
   tagPrefix: settings.tagPrefix,
   discoverySchedule: settings.discoveryScheduleMinutes ? Duration.minutes(settings.discoveryScheduleMinutes) : undefined,
+  alarmTopicArn: settings.alarmTopicArn,
 });

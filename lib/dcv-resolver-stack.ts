@@ -51,7 +51,5 @@ export class DcvResolverStack extends Stack {
     if (resolver.discovery) {
       new CfnOutput(this, 'DiscoveryDeadLetterQueueUrl', { value: resolver.discovery.deadLetterQueue.queueUrl });
     }
-    // OBSERVABILITY: the lead wires lib/resolver-observability.ts (alarms, dashboard, alarmTopicArn) here or
-    // in DcvSessionResolver (see the marker there).
   }
 }

@@ -9,6 +9,7 @@ import { MISSING_ALLOW_LIST_MESSAGE, resolveAccessSettings, type AccessProps, ty
 import { DcvFunction } from './dcv-function';
 import { exposeResolver } from './resolver-access';
 import { SessionDiscovery } from './session-discovery';
+import { ResolverObservability } from './resolver-observability';
 
 const RESOLVER_ENTRY = fileURLToPath(new URL('../lambda/handlers/resolver.ts', import.meta.url));
 
@@ -102,6 +103,14 @@ export interface DcvSessionResolverProps extends AccessProps {
    * @default Duration.minutes(5)
    */
   readonly discoverySchedule?: Duration;
+  /**
+   * Alarms (5xx, errors, store errors, throttles, concurrency at the reserved limit, discovery failures,
+   * dead letters) and a CloudWatch dashboard: lib/resolver-observability.ts.
+   * @default true
+   */
+  readonly observability?: boolean;
+  /** SNS topic every alarm notifies (context key `alarmTopicArn`). @default - alarms without actions */
+  readonly alarmTopicArn?: string;
 }
 
 /**
@@ -140,6 +149,8 @@ export class DcvSessionResolver extends Construct {
   /** EC2 tag discovery; absent when `discovery` is false. */
   readonly discovery?: SessionDiscovery;
   /** The validated access settings, defaults filled in. */
+  /** Alarms and the dashboard; absent when `observability` is false. */
+  readonly observability?: ResolverObservability;
   readonly access: AccessSettings;
 
   constructor(scope: Construct, id: string, props: DcvSessionResolverProps = {}) {
@@ -207,7 +218,14 @@ export class DcvSessionResolver extends Construct {
       });
     }
 
-    // OBSERVABILITY: alarms and the dashboard (lib/resolver-observability.ts) attach here, to
-    // this.resolver, this.table, this.tokensTable and this.discovery, once that module lands.
+    if (props.observability ?? true) {
+      this.observability = new ResolverObservability(this, 'Observability', {
+        resolver: this.resolver,
+        discovery: this.discovery?.function,
+        discoveryDeadLetterQueue: this.discovery?.deadLetterQueue,
+        reservedConcurrency: this.access.reservedConcurrency,
+        alarmTopicArn: props.alarmTopicArn,
+      });
+    }
   }
 }

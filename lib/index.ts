@@ -6,6 +6,7 @@
 export { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver';
 export { DcvResolverStack, type DcvResolverStackProps } from './dcv-resolver-stack';
 export { SessionDiscovery, type SessionDiscoveryProps } from './session-discovery';
+export { ResolverObservability, type ResolverObservabilityProps } from './resolver-observability';
 export { DcvFunction, type DcvFunctionProps } from './dcv-function';
 export {
   ACCESS_MODES,

@@ -28,6 +28,8 @@ function build(extra: Extra = {}, options: { discovery?: boolean; nag?: boolean 
     allowedSourceCidrs: ['203.0.113.10/32'],
     reservedConcurrency: 20,
     discovery: options.discovery ?? true,
+    // The stack wires its own (tested below); these tests add one with explicit props instead.
+    observability: false,
   });
   const watch = new ResolverObservability(stack, 'Watch', {
     resolver: stack.resolver,
@@ -204,5 +206,31 @@ describe('context: alarmTopicArn', () => {
 
   it.each(['dcv-alarms', 'arn:aws:sqs:eu-west-1:123456789012:q', 'arn:aws:sns:eu-west-1:12345:x'])('refuses %s, naming the key', (value) => {
     expect(() => readStackContext((k) => ({ ...base, alarmTopicArn: value })[k])).toThrow(/context 'alarmTopicArn' must be an SNS topic ARN/);
+  });
+});
+
+describe('wired into the shipped stack and the construct', () => {
+  function shipped(props: Record<string, unknown>) {
+    const app = new App({ context: NO_BUNDLING });
+    const stack = new DcvResolverStack(app, 'Shipped', { allowedSourceCidrs: ['203.0.113.10/32'], ...props });
+    return { stack, template: Template.fromStack(stack) };
+  }
+
+  it('by default: the seven alarms, each notifying alarmTopicArn, and one dashboard', () => {
+    const { stack, template } = shipped({ alarmTopicArn: TOPIC });
+    expect(stack.sessionResolver.observability).toBeDefined();
+    const all = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(all).toHaveLength(7);
+    for (const a of all) expect(a.Properties.AlarmActions).toEqual([TOPIC]);
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    // The concurrency alarm watches the reserved limit the stack set (default 10).
+    alarm(template, { MetricName: 'ConcurrentExecutions', Threshold: 10 });
+  });
+
+  it('observability: false leaves alarms and dashboard out', () => {
+    const { stack, template } = shipped({ observability: false });
+    expect(stack.sessionResolver.observability).toBeUndefined();
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 0);
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
   });
 });
