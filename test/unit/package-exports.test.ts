@@ -70,6 +70,7 @@ const CDK_ENTRY_NAMES = [
   'DcvSessionResolver',
   'MISSING_ALLOW_LIST_MESSAGE',
   'PROXY_DEFAULT_LISTEN',
+  'ResolverObservability',
   'SessionDiscovery',
   'addGatewayOutputs',
   'readStackContext',
