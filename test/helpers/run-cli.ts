@@ -14,17 +14,21 @@ export interface CliRun {
  * The real CLI as a child process, with a minimal environment: fake static AWS credentials, no instance
  * metadata, nothing from vitest. `env` adds to (or, with undefined, removes from) that environment.
  */
-export function runCli(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
-  const base: Record<string, string | undefined> = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
+/** What a CLI child process gets: the user's PATH and HOME, fake static AWS settings, no metadata service. */
+export function cliBaseEnv(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
     AWS_ACCESS_KEY_ID: 'AKIDTESTTESTTEST',
     AWS_SECRET_ACCESS_KEY: 'test-secret',
     AWS_REGION: 'us-east-1',
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
-  const merged = { ...base, ...env };
+}
+
+export function runCli(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+  const merged: Record<string, string | undefined> = { ...cliBaseEnv(), ...env };
   const childEnv = Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
   return new Promise((resolve) => {
     execFile(process.execPath, [CLI_PATH, ...args], { cwd: REPO_ROOT, env: childEnv, timeout: 30_000 }, (error, stdout, stderr) => {

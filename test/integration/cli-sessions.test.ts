@@ -12,6 +12,7 @@ import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { TableSessionAdminStore, toAttributes } from '../../lambda/adapters/session-admin-table';
 import { ConcurrentChangeError, SessionNotFoundError } from '../../lambda/core/session-admin';
 import type { RawItem } from '../../lambda/core/session-record';
+import { cliBaseEnv } from '../helpers/run-cli';
 import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { startEc2QueryServer, type Ec2QueryServer } from '../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
@@ -39,13 +40,7 @@ interface Run {
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    AWS_ACCESS_KEY_ID: 'AKIDTESTTESTTEST',
-    AWS_SECRET_ACCESS_KEY: 'test-secret',
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...cliBaseEnv(),
     AWS_ENDPOINT_URL_EC2: ec2.endpoint,
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_MAX_ATTEMPTS: '1',

@@ -5,7 +5,7 @@ import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken, tokenIdOf } from '../../lambda/core/tokens/token';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
-import { runCli, type CliRun } from '../helpers/run-cli';
+import { cliBaseEnv, runCli, type CliRun } from '../helpers/run-cli';
 import { createTokensTable, scanAll } from '../helpers/token-tables';
 import { httpSend, parseAuthXml, startServeProcess, verifyForm, type HttpReply, type ServeProcess } from '../helpers/verify-http';
 
@@ -22,15 +22,7 @@ const SESSIONS = [
 ];
 const GATEWAY = 'https://gw.example.com:8443';
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
-const SERVE_ENV = {
-  PATH: process.env.PATH,
-  HOME: process.env.HOME,
-  AWS_ACCESS_KEY_ID: 'AKIDTESTTESTTEST',
-  AWS_SECRET_ACCESS_KEY: 'test-secret',
-  AWS_REGION: 'us-east-1',
-  AWS_EC2_METADATA_DISABLED: 'true',
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-};
+const SERVE_ENV = cliBaseEnv();
 
 let work: string;
 let sessionsFile: string;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeFleet, fleetInstance } from '../helpers/ec2-fleet';
 import { startEc2QueryServer, type Ec2QueryServer } from '../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
-import { CLI_PATH, REPO_ROOT } from '../helpers/run-cli';
+import { CLI_PATH, cliBaseEnv, REPO_ROOT } from '../helpers/run-cli';
 
 /**
  * Every command README.md shows is run somewhere: here (against dynalite, a loopback EC2 API and temp files,
@@ -108,13 +108,7 @@ beforeAll(async () => {
   fleet.put(fleetInstance(1, { privateIp: '10.150.248.181', tags: { 'dcv:session-id': 'tagged' } }));
   ec2 = await startEc2QueryServer(fleet);
   env = {
-    PATH: process.env.PATH!,
-    HOME: process.env.HOME!,
-    AWS_ACCESS_KEY_ID: 'AKIDTESTTESTTEST',
-    AWS_SECRET_ACCESS_KEY: 'test-secret',
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...cliBaseEnv(),
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_ENDPOINT_URL_EC2: ec2.endpoint,
   };
