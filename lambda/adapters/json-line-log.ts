@@ -5,7 +5,7 @@ import type { Log } from '../core/log';
  * line with the same top-level keys as Powertools' Logger (level, message, timestamp, service, then the
  * extra keys), at a small fraction of its cost per line. At tens of thousands of requests a second,
  * Powertools' per-line work (context merging, formatter classes, level lookups) cost more than the
- * answer itself. Lambda keeps Powertools, where its invocation context is worth it.
+ * answer itself. (The Lambda entry has its own lean logger with the invocation's fields: lambda-log.ts.)
  */
 const LEVELS = { TRACE: 6, DEBUG: 8, INFO: 12, WARN: 16, ERROR: 20, CRITICAL: 24, SILENT: 28 } as const;
 type LevelName = keyof typeof LEVELS;
