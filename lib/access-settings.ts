@@ -17,17 +17,39 @@ export const ACCESS_MODES: readonly AccessMode[] = ['network', 'iam'];
 export const DEFAULT_RESERVED_CONCURRENCY = 10;
 
 export interface AccessProps {
-  /** @default 'network' */
+  /**
+   * How callers reach the Function URL: `'network'` (AuthType NONE, a source allow-list checked in the
+   * handler, an optional secret path prefix) or `'iam'` (AuthType AWS_IAM, invoked by `invokerRoleArn`
+   * through `dcv-resolver proxy` on the gateway host).
+   * @default 'network'
+   */
   readonly accessMode?: string;
-  /** Caller CIDRs (IPv4/IPv6) in `network` mode: the gateway's and DCV servers' egress addresses. */
+  /**
+   * Caller CIDRs (IPv4/IPv6) in `network` mode: the gateway's and DCV servers' egress addresses.
+   * In `network` mode either this or `allowAnySource: true` must be set, or synthesis fails with an error.
+   * @default - none (see allowAnySource)
+   */
   readonly allowedSourceCidrs?: readonly string[];
-  /** `true` deploys a `network`-mode endpoint that answers any caller, on purpose. */
+  /**
+   * `true` deploys a `network`-mode endpoint that answers any caller, on purpose.
+   * @default false
+   */
   readonly allowAnySource?: boolean;
-  /** Secret first path segment: the gateway's url becomes `https://<host>/<prefix>`. */
+  /**
+   * Secret first path segment: the gateway's url becomes `https://<host>/<prefix>`.
+   * @default - no prefix
+   */
   readonly pathPrefix?: string;
-  /** Required in `iam` mode: the role allowed to invoke the URL (the gateway host's instance role). */
+  /**
+   * Required in `iam` mode: the role allowed to invoke the URL (the gateway host's instance role). The grant
+   * goes into the function's resource policy; the role itself is never edited.
+   * @default - none (an error in `iam` mode)
+   */
   readonly invokerRoleArn?: string;
-  /** @default DEFAULT_RESERVED_CONCURRENCY */
+  /**
+   * Reserved concurrency of the resolver function (a cost cap).
+   * @default 10 (DEFAULT_RESERVED_CONCURRENCY)
+   */
   readonly reservedConcurrency?: number;
 }
 
