@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const CLI_PATH = fileURLToPath(new URL('../../bin/dcv-resolver.mjs', import.meta.url));
@@ -37,16 +37,23 @@ export function runCli(args: readonly string[], env: Record<string, string | und
   });
 }
 
-export interface ServingCli {
+/** `dcv-resolver serve …` as a child process that keeps its stdout (the request log) for inspection. */
+export interface ServeProcess {
+  readonly child: ChildProcess;
   readonly url: string;
-  stop(): void;
+  stdout(): string;
+  stderr(): string;
+  stop(): Promise<void>;
 }
 
-/** `dcv-resolver serve …` as a child process on a free port; resolves with the URL it announces. */
-export function startServe(args: readonly string[]): Promise<ServingCli> {
-  const child = spawn(process.execPath, [CLI_PATH, 'serve', ...args, '--port', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise<ServingCli>((resolve, reject) => {
-    let err = '';
+export function startServeProcess(args: readonly string[], env: Record<string, string | undefined>): Promise<ServeProcess> {
+  const childEnv = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+  const child = spawn(process.execPath, [CLI_PATH, 'serve', ...args, '--port', '0'], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`serve did not start within 30 s: ${err}`));
@@ -56,7 +63,16 @@ export function startServe(args: readonly string[]): Promise<ServingCli> {
       const match = /serving on (http:\/\/\S+) /.exec(err);
       if (match) {
         clearTimeout(timer);
-        resolve({ url: match[1]!, stop: () => child.kill('SIGTERM') });
+        resolve({
+          child,
+          url: match[1]!,
+          stdout: () => out,
+          stderr: () => err,
+          stop: async () => {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+            await exited;
+          },
+        });
       }
     });
     child.on('exit', (code) => {
@@ -64,4 +80,15 @@ export function startServe(args: readonly string[]): Promise<ServingCli> {
       reject(new Error(`serve exited with ${code} before serving: ${err}`));
     });
   });
+}
+
+/** `dcv-resolver serve …` on a free port, with this process's environment; resolves with the URL it announces. */
+export interface ServingCli {
+  readonly url: string;
+  stop(): void;
+}
+
+export async function startServe(args: readonly string[]): Promise<ServingCli> {
+  const serve = await startServeProcess(args, process.env);
+  return { url: serve.url, stop: () => void serve.stop() };
 }

@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
-import { CLI_PATH, REPO_ROOT } from './run-cli';
 
 /** An answer as the DCV server would see it. */
 export interface HttpReply {
@@ -57,47 +55,5 @@ function unescapeXml(text: string): string {
   return text.replace(/&(lt|gt|amp|quot|apos);/g, (_, e: string) => ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" })[e]!);
 }
 
-/** `dcv-resolver serve …` as a child process that keeps its stdout (the request log) for inspection. */
-export interface ServeProcess {
-  readonly child: ChildProcess;
-  readonly url: string;
-  stdout(): string;
-  stderr(): string;
-  stop(): Promise<void>;
-}
-
-export function startServeProcess(args: readonly string[], env: Record<string, string | undefined>): Promise<ServeProcess> {
-  const childEnv = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-  const child = spawn(process.execPath, [CLI_PATH, 'serve', ...args, '--port', '0'], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`serve did not start within 30 s: ${err}`));
-    }, 30_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      err += chunk.toString('utf8');
-      const match = /serving on (http:\/\/\S+) /.exec(err);
-      if (match) {
-        clearTimeout(timer);
-        resolve({
-          child,
-          url: match[1]!,
-          stdout: () => out,
-          stderr: () => err,
-          stop: async () => {
-            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-            await exited;
-          },
-        });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code} before serving: ${err}`));
-    });
-  });
-}
+// startServeProcess and ServeProcess live with the other CLI helpers; re-exported for the token tests.
+export { startServeProcess, type ServeProcess } from './run-cli';
