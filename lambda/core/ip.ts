@@ -63,6 +63,14 @@ export function parseCidr(input: string): Cidr | undefined {
   return { network: ip.address, prefix, family: ip.family };
 }
 
+/** The same address however it is written (`2001:db8::1` and `2001:0db8:0:0:0:0:0:1`), by node's own parser. */
+export function sameAddress(a: ParsedIp, b: ParsedIp): boolean {
+  if (a.family !== b.family) return false;
+  const one = new BlockList();
+  one.addAddress(a.address, a.family);
+  return one.check(b.address, b.family);
+}
+
 /** A compiled allow-list; checking an address costs one BlockList lookup. */
 export class CidrSet {
   private readonly list = new BlockList();

@@ -1,5 +1,5 @@
 import { NotFoundError, ServiceUnavailableError } from '../errors';
-import { CidrSet, parseClientAddress, parseIp } from '../ip';
+import { CidrSet, parseClientAddress, parseIp, sameAddress } from '../ip';
 import type { Log } from '../log';
 import { describeError, type SessionResolver } from '../resolve';
 import { hashToken, isTokenFormat, tokenIdOf } from './token';
@@ -144,31 +144,11 @@ function clientRefusal(grant: TokenState, clientAddress: string | undefined): st
 
 /** Host names compare case-insensitively; IP addresses by value (brackets and IPv6 spelling ignored). */
 export function sameEndpoint(a: string, b: string): boolean {
-  const norm = (value: string) => {
-    const bare = value.trim().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').toLowerCase();
-    const ip = parseIp(bare);
-    return ip ? `${ip.family}:${expandIp(ip.address, ip.family)}` : bare;
-  };
-  return norm(a) === norm(b);
-}
-
-/** A canonical form of an address so `2001:db8::1` equals `2001:0db8:0:0:0:0:0:1`. */
-function expandIp(address: string, family: 'ipv4' | 'ipv6'): string {
-  if (family === 'ipv4') return address;
-  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  // An embedded IPv4 tail counts as two groups.
-  const groups = (parts: string[]) => parts.flatMap((p) => (p.includes('.') ? v4Groups(p) : [p]));
-  const l = groups(left);
-  const r = groups(right);
-  const middle = tail === undefined ? [] : Array(8 - l.length - r.length).fill('0');
-  return [...l, ...middle, ...r].map((g) => parseInt(g, 16).toString(16)).join(':');
-}
-
-function v4Groups(v4: string): string[] {
-  const [a, b, c, d] = v4.split('.').map(Number);
-  return [((a! << 8) | b!).toString(16), ((c! << 8) | d!).toString(16)];
+  const bare = (value: string) => value.trim().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '').toLowerCase();
+  const [x, y] = [bare(a), bare(b)];
+  const [ipX, ipY] = [parseIp(x), parseIp(y)];
+  if (ipX || ipY) return ipX !== undefined && ipY !== undefined && sameAddress(ipX, ipY);
+  return x === y;
 }
 
 function clip(value: string, max = 64): string {
