@@ -31,9 +31,17 @@ export const Attr = {
   UpdatedAt: 'UpdatedAt',
   /** Fingerprint of the item as discovery wrote it (see core/discovery/fingerprint.ts). */
   DiscoveredHash: 'DiscoveredHash',
+  /** Portal: who may open the session (see core/session-access.ts). */
+  AllowedUsers: 'AllowedUsers',
+  AllowedGroups: 'AllowedGroups',
+  /** Portal: the host belongs to this pool (tag `dcv:pool`); Connect to the pool places a user on a free member. */
+  Pool: 'Pool',
+  /** Portal: on a `Source = lease` item, the user holding the pool host until `ExpiresAt`. */
+  LeaseUser: 'LeaseUser',
 } as const;
 
-export type RecordSource = 'manual' | 'ec2';
+/** `lease`: a pool placement the portal wrote (short-lived; discovery never touches it). */
+export type RecordSource = 'manual' | 'ec2' | 'lease';
 
 export interface SessionRecord {
   readonly sessionId: string;
@@ -53,6 +61,12 @@ export interface SessionRecord {
   readonly instanceId?: string;
   readonly instanceState?: string;
   readonly updatedAt?: string;
+  /** Portal users allowed (matched against the ID token's subject, email and user name). */
+  readonly allowedUsers?: readonly string[];
+  /** Portal groups allowed (matched against the ID token's groups claim). */
+  readonly allowedGroups?: readonly string[];
+  readonly pool?: string;
+  readonly leaseUser?: string;
 }
 
 /** A plain item as a store hands it over: attribute name to JS value (strings, numbers, booleans, arrays). */
@@ -145,7 +159,46 @@ const cidrList: Rule<CidrSet> = (value) => {
   return new CidrSet(cidrs);
 };
 
-const source: Rule<RecordSource> = (value) => (value === 'manual' || value === 'ec2' ? value : new Invalid("must be 'manual' or 'ec2'"));
+const source: Rule<RecordSource> = (value) =>
+  value === 'manual' || value === 'ec2' || value === 'lease' ? value : new Invalid("must be 'manual', 'ec2' or 'lease'");
+
+export const MAX_PRINCIPAL_LENGTH = 256;
+export const MAX_PRINCIPALS = 100;
+
+/** User or group names: a list (L or SS) of 1–100 non-empty strings without control characters. */
+const principalList: Rule<readonly string[]> = (value) => {
+  if (!Array.isArray(value)) return new Invalid(`must be an array (L or SS) of strings, not ${typeName(value)}`);
+  if (value.length > MAX_PRINCIPALS) return new Invalid(`must have at most ${MAX_PRINCIPALS} entries`);
+  for (const entry of value as unknown[]) {
+    if (typeof entry !== 'string') return new Invalid(`must be an array of strings, not one with a ${typeName(entry)}`);
+    const problem = principalProblem(entry);
+    if (problem) return new Invalid(`entry '${entry.slice(0, 64)}' ${problem}`);
+  }
+  return value as string[];
+};
+
+/** Why a user or group name can't be one, or undefined when it can. */
+export function principalProblem(name: string): string | undefined {
+  if (name.trim() === '') return 'must not be empty';
+  if (name.length > MAX_PRINCIPAL_LENGTH) return `must be at most ${MAX_PRINCIPAL_LENGTH} characters`;
+  return hasControlChars(name) ? 'must not contain control characters' : undefined;
+}
+
+/** Pool names appear in tags, forms and item keys: letters, digits, '.', '_', '-', 1–64 characters. */
+export const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+const poolName: Rule<string> = (value) => {
+  const v = text(value);
+  if (v instanceof Invalid) return v;
+  return POOL_NAME.test(v) ? v : new Invalid("must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)");
+};
+
+const principal: Rule<string> = (value) => {
+  const v = text(value);
+  if (v instanceof Invalid) return v;
+  const problem = principalProblem(v);
+  return problem ? new Invalid(problem) : v;
+};
 
 /** Thrown inside parseSessionRecord only, to stop at the first attribute that does not validate. */
 class Rejected {
@@ -195,6 +248,10 @@ export function parseSessionRecord(item: RawItem): ParseResult {
     const instanceState = optional(Attr.InstanceState, text);
     const updatedAt = optional(Attr.UpdatedAt, text);
     optional(Attr.DiscoveredHash, text);
+    const allowedUsers = optional(Attr.AllowedUsers, principalList);
+    const allowedGroups = optional(Attr.AllowedGroups, principalList);
+    const pool = optional(Attr.Pool, poolName);
+    const leaseUser = optional(Attr.LeaseUser, principal);
     return {
       ok: true,
       record: {
@@ -211,6 +268,10 @@ export function parseSessionRecord(item: RawItem): ParseResult {
         instanceId,
         instanceState,
         updatedAt,
+        ...(allowedUsers ? { allowedUsers } : {}),
+        ...(allowedGroups ? { allowedGroups } : {}),
+        ...(pool ? { pool } : {}),
+        ...(leaseUser ? { leaseUser } : {}),
       },
     };
   } catch (error) {
