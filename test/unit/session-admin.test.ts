@@ -121,7 +121,7 @@ describe('itemProblem', () => {
     [{ SessionId: 'a', DcvServerEndpoint: 'h', HttpPort: '8443' }, undefined],
     [{ SessionId: 'a' }, { field: 'DcvServerEndpoint', rule: 'is required' }],
     [{ SessionId: 'a', DcvServerEndpoint: 'h', Enabled: 'false' }, { field: 'Enabled', rule: 'must be a boolean (BOOL)' }],
-    [{ SessionId: 'a', DcvServerEndpoint: 'h', Source: 'cli' }, { field: 'Source', rule: "must be 'manual' or 'ec2'" }],
+    [{ SessionId: 'a', DcvServerEndpoint: 'h', Source: 'cli' }, { field: 'Source', rule: "must be 'manual', 'ec2' or 'lease'" }],
     [{ SessionId: 'a', DcvServerEndpoint: 'h', Note: { nested: 1 } }, { field: 'Note', rule: expect.stringContaining('must be a string') }],
     [{ SessionId: 'a', DcvServerEndpoint: 'h', Tags: [1, 2] }, { field: 'Tags', rule: expect.stringContaining('list of strings') }],
   ])('%j → %j', (item, problem) => {

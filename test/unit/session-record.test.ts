@@ -36,6 +36,10 @@ describe('attribute names', () => {
       'InstanceState',
       'UpdatedAt',
       'DiscoveredHash',
+      'AllowedUsers',
+      'AllowedGroups',
+      'Pool',
+      'LeaseUser',
     ]);
     for (const [key, value] of Object.entries(Attr)) expect(key).toBe(value);
   });
@@ -179,7 +183,7 @@ describe('parseSessionRecord: malformed items name the attribute and the problem
     ['AllowedClientCidrs as a plain string', { AllowedClientCidrs: '10.0.0.0/8' }, expect.stringMatching(/^AllowedClientCidrs .*array/)],
     ['ExpiresAt as a date string', { ExpiresAt: '2030-01-01' }, 'ExpiresAt must be epoch seconds'],
     ['a negative ExpiresAt', { ExpiresAt: -1 }, expect.stringMatching(/^ExpiresAt /)],
-    ['an unknown Source', { Source: 'terraform' }, "Source must be 'manual' or 'ec2'"],
+    ['an unknown Source', { Source: 'terraform' }, "Source must be 'manual', 'ec2' or 'lease'"],
     ['no SessionId', { SessionId: undefined }, 'SessionId is required'],
     ['an empty SessionId', { SessionId: '' }, 'SessionId must not be empty'],
     ['a SessionId of 257 characters', { SessionId: 's'.repeat(257) }, 'SessionId must be at most 256 characters'],
