@@ -168,6 +168,8 @@ export const MAX_PRINCIPALS = 100;
 /** User or group names: a list (L or SS) of 1–100 non-empty strings without control characters. */
 const principalList: Rule<readonly string[]> = (value) => {
   if (!Array.isArray(value)) return new Invalid(`must be an array (L or SS) of strings, not ${typeName(value)}`);
+  // An empty list would read as "has rules" yet admit nobody; remove the attribute instead (it is clearer).
+  if (value.length === 0) return new Invalid('must name at least one entry (remove the attribute to name none)');
   if (value.length > MAX_PRINCIPALS) return new Invalid(`must have at most ${MAX_PRINCIPALS} entries`);
   for (const entry of value as unknown[]) {
     if (typeof entry !== 'string') return new Invalid(`must be an array of strings, not one with a ${typeName(entry)}`);

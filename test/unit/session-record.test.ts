@@ -5,7 +5,11 @@ import {
   DEFAULT_HTTP_PORT,
   DEFAULT_WEB_URL_PATH,
   hasControlChars,
+  MAX_PRINCIPAL_LENGTH,
+  MAX_PRINCIPALS,
   MAX_SESSION_ID_LENGTH,
+  POOL_NAME,
+  principalProblem,
   parseSessionRecord,
   type RawItem,
   type SessionRecord,
@@ -217,5 +221,84 @@ describe('hasControlChars', () => {
 
   it('bounds session ids at 256 characters', () => {
     expect(MAX_SESSION_ID_LENGTH).toBe(256);
+  });
+});
+
+describe('parseSessionRecord: portal attributes (AllowedUsers, AllowedGroups, Pool, LeaseUser)', () => {
+  it('keeps them on the record, and leaves them off when absent', () => {
+    const r = record({
+      ...base,
+      AllowedUsers: ['alice@example.com', 'bob'],
+      AllowedGroups: ['ops'],
+      Pool: 'gpu-a.1_x',
+      Source: 'lease',
+      LeaseUser: 'alice@example.com',
+    });
+    expect(r).toMatchObject({ allowedUsers: ['alice@example.com', 'bob'], allowedGroups: ['ops'], pool: 'gpu-a.1_x', source: 'lease', leaseUser: 'alice@example.com' });
+    const plain = record({ ...base });
+    for (const key of ['allowedUsers', 'allowedGroups', 'pool', 'leaseUser']) expect(plain).not.toHaveProperty(key);
+    // NULL (console-cleared) is absent too.
+    expect(record({ ...base, AllowedUsers: null, AllowedGroups: null, Pool: null, LeaseUser: null })).not.toHaveProperty('allowedUsers');
+  });
+
+  it(`accepts exactly ${MAX_PRINCIPALS} entries of up to ${MAX_PRINCIPAL_LENGTH} characters, and unicode names`, () => {
+    const names = Array.from({ length: MAX_PRINCIPALS }, (_, i) => `${'u'.repeat(MAX_PRINCIPAL_LENGTH - 3)}${String(i).padStart(3, '0')}`);
+    expect(record({ ...base, AllowedUsers: names }).allowedUsers).toEqual(names);
+    expect(record({ ...base, AllowedGroups: ['Équipe 東京'] }).allowedGroups).toEqual(['Équipe 東京']);
+  });
+
+  it.each([
+    ['AllowedUsers as a plain string', { AllowedUsers: 'alice' }, 'AllowedUsers must be an array (L or SS) of strings, not string'],
+    ['AllowedGroups as a number', { AllowedGroups: 7 }, 'AllowedGroups must be an array (L or SS) of strings, not number'],
+    ['AllowedUsers as a map', { AllowedUsers: { alice: true } }, 'AllowedUsers must be an array (L or SS) of strings, not object'],
+    ['AllowedUsers with a number', { AllowedUsers: ['alice', 42] }, 'AllowedUsers must be an array of strings, not one with a number'],
+    ['AllowedGroups with a nested list', { AllowedGroups: [['ops']] }, 'AllowedGroups must be an array of strings, not one with a array'],
+    ['AllowedGroups with null', { AllowedGroups: ['ops', null] }, 'AllowedGroups must be an array of strings, not one with a null'],
+    ['an empty AllowedUsers list', { AllowedUsers: [] }, 'AllowedUsers must name at least one entry (remove the attribute to name none)'],
+    ['an empty AllowedGroups list', { AllowedGroups: [] }, 'AllowedGroups must name at least one entry (remove the attribute to name none)'],
+    ['an empty user name', { AllowedUsers: ['alice', ''] }, "AllowedUsers entry '' must not be empty"],
+    ['a blank group name', { AllowedGroups: ['  '] }, "AllowedGroups entry '  ' must not be empty"],
+    [
+      'a user name over 256 characters',
+      { AllowedUsers: ['a'.repeat(MAX_PRINCIPAL_LENGTH + 1)] },
+      `AllowedUsers entry '${'a'.repeat(64)}' must be at most 256 characters`,
+    ],
+    ['a user name with a newline', { AllowedUsers: ['alice\nbob'] }, "AllowedUsers entry 'alice\nbob' must not contain control characters"],
+    ['a group name with a C1 control', { AllowedGroups: ['ops\u0085'] }, "AllowedGroups entry 'ops\u0085' must not contain control characters"],
+    ['101 users', { AllowedUsers: Array.from({ length: 101 }, (_, i) => `u${i}`) }, 'AllowedUsers must have at most 100 entries'],
+    ['101 groups', { AllowedGroups: Array.from({ length: 101 }, (_, i) => `g${i}`) }, 'AllowedGroups must have at most 100 entries'],
+    ['Pool as a number', { Pool: 5 }, 'Pool must be a string, not number'],
+    ['an empty Pool', { Pool: '' }, "Pool must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['a Pool with a space', { Pool: 'gpu pool' }, "Pool must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['a Pool starting with a dash', { Pool: '-gpu' }, "Pool must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['a Pool with a colon', { Pool: 'lease:gpu' }, "Pool must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['a Pool of 65 characters', { Pool: 'p'.repeat(65) }, "Pool must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['LeaseUser as a list', { LeaseUser: ['alice'] }, 'LeaseUser must be a string, not array'],
+    ['an empty LeaseUser', { LeaseUser: '' }, 'LeaseUser must not be empty'],
+    ['a LeaseUser of 257 characters', { LeaseUser: 'l'.repeat(257) }, 'LeaseUser must be at most 256 characters'],
+    ['a LeaseUser with a tab', { LeaseUser: 'al\tice' }, 'LeaseUser must not contain control characters'],
+  ] as const)('%s', (_name, attributes, reason) => {
+    expect(parseSessionRecord({ ...base, ...attributes })).toEqual({ ok: false, reason });
+  });
+
+  it('checks them after the older attributes, in the order AllowedUsers, AllowedGroups, Pool, LeaseUser', () => {
+    expect(parseSessionRecord({ ...base, HttpPort: 0, AllowedUsers: [] })).toEqual({ ok: false, reason: 'HttpPort must be 1–65535' });
+    expect(parseSessionRecord({ ...base, LeaseUser: '', Pool: '', AllowedGroups: [], AllowedUsers: 'x' })).toMatchObject({
+      reason: expect.stringMatching(/^AllowedUsers /),
+    });
+    expect(parseSessionRecord({ ...base, LeaseUser: '', Pool: '' })).toMatchObject({ reason: expect.stringMatching(/^Pool /) });
+  });
+
+  it('pool names: 1–64 of letters, digits, . _ - starting with a letter or digit', () => {
+    for (const ok of ['a', '0', 'gpu-pool_1.x', 'p'.repeat(64)]) expect(POOL_NAME.test(ok)).toBe(true);
+    for (const bad of ['', '.a', '_a', 'a b', 'a/b', 'a:b', 'é', 'p'.repeat(65)]) expect(POOL_NAME.test(bad)).toBe(false);
+  });
+
+  it('principalProblem: the rule shared with tokens and the portal', () => {
+    expect(principalProblem('alice')).toBeUndefined();
+    expect(principalProblem(' ')).toBe('must not be empty');
+    expect(principalProblem('x'.repeat(257))).toBe('must be at most 256 characters');
+    expect(principalProblem('x'.repeat(256))).toBeUndefined();
+    expect(principalProblem('a\u007fb')).toBe('must not contain control characters');
   });
 });
