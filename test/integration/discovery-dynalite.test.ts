@@ -6,7 +6,7 @@ import { DynamoDbDiscoveryTable, SKIPPED_EDITED, SKIPPED_NEW } from '../../lambd
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { Ec2InstanceSource } from '../../lambda/adapters/ec2-instance-source';
 import { createLogger } from '../../lambda/adapters/logger';
-import { isUntouchedSinceDiscovery } from '../../lambda/core/discovery/fingerprint';
+import { fingerprint, isUntouchedSinceDiscovery } from '../../lambda/core/discovery/fingerprint';
 import { EDITED_REASON } from '../../lambda/core/discovery/reconcile';
 import { DiscoveryService, type DiscoveryTable } from '../../lambda/core/discovery/run-discovery';
 import type { RawItem } from '../../lambda/core/session-record';
@@ -508,5 +508,71 @@ describe('conditional writes match every attribute type an operator can leave on
     const items = await table();
     expect(items.has('odd-1')).toBe(false);
     expect(items.get('odd-2')).toMatchObject({ Notes: { owner: 'ops', tickets: [1, 3] } });
+  });
+});
+
+describe('portal: pool tags and lease items', () => {
+  const lease = (member: string, extra: Record<string, { S: string } | { N: string }> = {}) => ({
+    SessionId: { S: `lease:${member}` },
+    DcvServerEndpoint: { S: '10.0.9.1' },
+    HttpPort: { N: '8443' },
+    Source: { S: 'lease' },
+    Pool: { S: 'gpu' },
+    LeaseUser: { S: 'alice@example.com' },
+    AllowedUsers: { L: [{ S: 'alice@example.com' }] },
+    UpdatedAt: { S: '2026-01-01T00:00:00.000Z' },
+    ...extra,
+  });
+
+  it('pool and access tags land on the discovered item, which reads back untouched; a second run leaves it', async () => {
+    fleet.setTags(instanceIdOf(902), { 'dcv:session-id': 's902', 'dcv:pool': 'gpu', 'dcv:allowed-groups': ' ops , gpu-users ', 'dcv:allowed-users': 'bob' });
+    fleet.setTags(instanceIdOf(903), { 'dcv:session-id': 'lease:s903' });
+    const report = await reconcile();
+    expect(report.result.abortReason).toBeUndefined();
+    const items = await table();
+    expect(items.get('s902')).toMatchObject({ Pool: 'gpu', AllowedGroups: ['ops', 'gpu-users'], AllowedUsers: ['bob'], Source: 'ec2' });
+    expect(isUntouchedSinceDiscovery(items.get('s902')!)).toBe(true);
+    // An instance may not claim a lease id: reported, nothing registered (its old item s903 is removed).
+    expect(report.result.plan.unparsable).toContainEqual({ instanceId: instanceIdOf(903), reason: expect.stringContaining("reserved for the portal's pool leases") });
+    expect(items.has('lease:s903')).toBe(false);
+    const again = await reconcile();
+    expect(again.result.applied.map((c) => c.sessionId)).not.toContain('s902');
+  });
+
+  it('discovery never touches Source = lease items: not on a full reconcile, not when the member stops or is terminated', async () => {
+    // An expired lease, a live one naming its member's instance, one without expiry, and one that even
+    // carries a matching DiscoveredHash: only its Source keeps discovery from removing it with its instance.
+    const hashed = lease('s907', { InstanceId: { S: instanceIdOf(907) } });
+    const items0 = [
+      lease('s904', { ExpiresAt: { N: '1' } }),
+      lease('s905', { ExpiresAt: { N: String(Math.floor(Date.now() / 1000) + 3600) }, InstanceId: { S: instanceIdOf(905) } }),
+      lease('s906'),
+      { ...hashed, DiscoveredHash: { S: fingerprint(fromItem(hashed)) } },
+    ];
+    for (const Item of items0) await db.send(new PutItemCommand({ TableName: TABLE, Item }));
+    const before = await table();
+    fleet.setState(instanceIdOf(904), 'stopped');
+    fleet.setState(instanceIdOf(905), 'terminated');
+    fleet.setState(instanceIdOf(907), 'terminated');
+
+    const full = await reconcile();
+    expect(full.result.abortReason).toBeUndefined();
+    expect(full.result.applied.filter((c) => c.sessionId.startsWith('lease:'))).toEqual([]);
+    // The members' own ec2 items go, as always; the leases stay exactly as written.
+    let items = await table();
+    expect(items.has('s904')).toBe(false);
+    expect(items.has('s905')).toBe(false);
+    for (const id of ['lease:s904', 'lease:s905', 'lease:s906', 'lease:s907']) expect(items.get(id)).toEqual(before.get(id));
+    expect(isUntouchedSinceDiscovery(items.get('lease:s907')!)).toBe(true);
+
+    // Event-driven: the terminate event reads the instance's items by InstanceId, the lease among them.
+    const handle = createDiscoveryHandler({
+      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
+      logger: createLogger({ logLevel: 'SILENT' }),
+    });
+    const event = { source: 'aws.ec2', 'detail-type': 'EC2 Instance State-change Notification', detail: { 'instance-id': instanceIdOf(905), state: 'terminated' } };
+    await handle(event, { functionName: 'discovery', awsRequestId: 'req-lease' } as never);
+    items = await table();
+    expect(items.get('lease:s905')).toEqual(before.get('lease:s905'));
   });
 });

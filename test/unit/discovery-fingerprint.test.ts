@@ -20,6 +20,9 @@ function discovered(): RawItem {
       'dcv:quic-port': '9444',
       'dcv:web-url-path': '/dcv',
       'dcv:allowed-client-cidrs': '10.0.0.0/8, 2001:db8::/32',
+      'dcv:allowed-users': 'alice@example.com, bob',
+      'dcv:allowed-groups': 'ops',
+      'dcv:pool': 'gpu',
     },
   };
   const claim = parseInstanceTags(instance);
@@ -86,6 +89,15 @@ describe('isUntouchedSinceDiscovery', () => {
   it('false once any attribute is edited, added or removed', () => {
     const item = discovered();
     expect(isUntouchedSinceDiscovery({ ...item, HttpPort: 8443 })).toBe(false);
+    // The portal attributes are content too: widening who may open a session by hand is an edit.
+    expect(item).toMatchObject({ AllowedUsers: ['alice@example.com', 'bob'], AllowedGroups: ['ops'], Pool: 'gpu' });
+    expect(isUntouchedSinceDiscovery({ ...item, AllowedUsers: ['alice@example.com', 'bob', 'mallory'] })).toBe(false);
+    expect(isUntouchedSinceDiscovery({ ...item, AllowedUsers: ['bob', 'alice@example.com'] })).toBe(false);
+    expect(isUntouchedSinceDiscovery({ ...item, AllowedGroups: ['admins'] })).toBe(false);
+    expect(isUntouchedSinceDiscovery({ ...item, Pool: 'other' })).toBe(false);
+    expect(isUntouchedSinceDiscovery({ ...item, LeaseUser: 'mallory' })).toBe(false);
+    const { AllowedGroups: _groups, ...withoutGroups } = item;
+    expect(isUntouchedSinceDiscovery(withoutGroups)).toBe(false);
     expect(isUntouchedSinceDiscovery({ ...item, Enabled: false })).toBe(false);
     const { QuicPort: _dropped, ...withoutQuic } = item;
     expect(isUntouchedSinceDiscovery(withoutQuic)).toBe(false);

@@ -71,6 +71,19 @@ describe('parseInstanceTags: what a running instance registers', () => {
     ['address private-dns', { 'dcv:session-id': 'x', 'dcv:address': 'private-dns' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: 'ip-10-150-248-180.ec2.internal' }]],
     ['address public-ip', { 'dcv:session-id': 'x', 'dcv:address': 'public-ip' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: '203.0.113.7' }]],
     ['address ipv6', { 'dcv:session-id': 'x', 'dcv:address': 'ipv6' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: '2001:db8::7' }]],
+    [
+      'portal tags: users and groups trimmed, empty entries dropped; a pool',
+      { 'dcv:session-id': 'x', 'dcv:allowed-users': ' alice@example.com ,, bob ,', 'dcv:allowed-groups': 'ops', 'dcv:pool': ' gpu-a ' },
+      [{ ...base, SessionId: 'x', DcvServerEndpoint: '10.150.248.180', AllowedUsers: ['alice@example.com', 'bob'], AllowedGroups: ['ops'], Pool: 'gpu-a' }],
+    ],
+    [
+      'portal tags apply to every session of the instance',
+      { 'dcv:session-id': 'a,b', 'dcv:allowed-groups': 'Équipe A, ops' },
+      [
+        { ...base, SessionId: 'a', DcvServerEndpoint: '10.150.248.180', AllowedGroups: ['Équipe A', 'ops'] },
+        { ...base, SessionId: 'b', DcvServerEndpoint: '10.150.248.180', AllowedGroups: ['Équipe A', 'ops'] },
+      ],
+    ],
     ['other tags are ignored', { 'dcv:session-id': 'x', Name: 'desk', 'dcvx:port': 'junk' }, [{ ...base, SessionId: 'x', DcvServerEndpoint: '10.150.248.180' }]],
   ])('%s', (_name, tags, expected) => {
     const result = parseInstanceTags(instance(tags));
@@ -81,6 +94,18 @@ describe('parseInstanceTags: what a running instance registers', () => {
     expect(result.records.map((r) => r.sessionId)).toEqual(expected.map((e) => e.SessionId));
     // Never an item the resolver would reject.
     for (const r of result.records) expect(parseSessionRecord(r.item).ok).toBe(true);
+  });
+
+  it('a bad portal tag stops the whole instance (nothing registered), like any bad tag', () => {
+    const result = parseInstanceTags(instance({ 'dcv:session-id': 'a,b', 'dcv:allowed-users': 'alice', 'dcv:pool': 'no pool' }));
+    expect(result).toMatchObject({ ok: false, reason: expect.stringContaining("dcv:pool 'no pool'") });
+  });
+
+  it('knows the portal tags under a configured prefix, and lists them among the known tags', () => {
+    const result = parseInstanceTags(instance({ 'corp/session-id': 'a', 'corp/allowed-users': 'alice', 'corp/allowed-groups': 'ops', 'corp/pool': 'p1' }), 'corp/');
+    expect(result.ok && result.records[0]!.item).toMatchObject({ AllowedUsers: ['alice'], AllowedGroups: ['ops'], Pool: 'p1' });
+    const typo = parseInstanceTags(instance({ 'dcv:session-id': 'a', 'dcv:allowed-user': 'alice' }));
+    expect(typo).toMatchObject({ ok: false, reason: expect.stringMatching(/unknown tag 'dcv:allowed-user' .*dcv:allowed-users, dcv:allowed-groups, dcv:pool/) });
   });
 
   it('uses a configured prefix and ignores the default one', () => {
@@ -127,6 +152,19 @@ describe('parseInstanceTags: every malformed case names the instance tag and the
     ['CIDR word', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': 'office' }, /'office' is not/],
     ['CIDR list only commas', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': ',' }, /lists no CIDR/],
     ['CIDR empty entry', { 'dcv:session-id': 'a', 'dcv:allowed-client-cidrs': '10.0.0.0/8,' }, /entry '' is not/],
+    ['allowed-users empty', { 'dcv:session-id': 'a', 'dcv:allowed-users': ' ' }, /dcv:allowed-users is empty/],
+    ['allowed-users only commas', { 'dcv:session-id': 'a', 'dcv:allowed-users': ' , ,' }, /dcv:allowed-users lists no name/],
+    ['allowed-groups only commas', { 'dcv:session-id': 'a', 'dcv:allowed-groups': ',' }, /dcv:allowed-groups lists no name/],
+    ['allowed-users with a control character', { 'dcv:session-id': 'a', 'dcv:allowed-users': 'alice,b\u0007ob' }, /dcv:allowed-users entry 'b\u0007ob' must not contain control characters/],
+    ['allowed-groups with a control character', { 'dcv:session-id': 'a', 'dcv:allowed-groups': 'o\u0085ps' }, /dcv:allowed-groups entry .* must not contain control characters/],
+    ['allowed-users over 100 names', { 'dcv:session-id': 'a', 'dcv:allowed-users': Array.from({ length: 101 }, (_, i) => `u${i}`).join(',') }, /dcv:allowed-users lists 101 names; at most 100/],
+    ['allowed-users name over 256 characters', { 'dcv:session-id': 'a', 'dcv:allowed-users': 'u'.repeat(257) }, /dcv:allowed-users entry 'u{64}' must be at most 256 characters/],
+    ['pool with a space', { 'dcv:session-id': 'a', 'dcv:pool': 'gpu pool' }, /dcv:pool 'gpu pool' must be 1–64 letters, digits/],
+    ['pool with a colon', { 'dcv:session-id': 'a', 'dcv:pool': 'a:b' }, /dcv:pool 'a:b' must be/],
+    ['pool too long', { 'dcv:session-id': 'a', 'dcv:pool': 'p'.repeat(65) }, /dcv:pool 'p{65}' must be/],
+    ['pool empty', { 'dcv:session-id': 'a', 'dcv:pool': '' }, /dcv:pool is empty/],
+    ['a lease id (reserved for the portal)', { 'dcv:session-id': 'a,lease:desk' }, /'lease:desk': ids starting with 'lease:' are reserved/],
+    ['a lease id through the template', { 'dcv:session-id': 'lease:{instanceId}' }, /ids starting with 'lease:' are reserved/],
     ['unknown tag under the prefix (typo)', { 'dcv:session-id': 'a', 'dcv:prot': '9443' }, /unknown tag 'dcv:prot'/],
   ])('%s', (_name, tags, reason) => {
     const result = parseInstanceTags(instance(tags));

@@ -1,5 +1,5 @@
 import { parseCidr } from '../ip';
-import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, parseSessionRecord, type RawItem } from '../session-record';
+import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, MAX_PRINCIPALS, parseSessionRecord, POOL_NAME, principalProblem, type RawItem } from '../session-record';
 import { withFingerprint } from './fingerprint';
 
 /**
@@ -16,7 +16,15 @@ export const TagName = {
   webUrlPath: 'web-url-path',
   address: 'address',
   allowedClientCidrs: 'allowed-client-cidrs',
+  /** Portal: who may open the instance's sessions (comma-separated). */
+  allowedUsers: 'allowed-users',
+  allowedGroups: 'allowed-groups',
+  /** Portal: the instance is a member of this pool. */
+  pool: 'pool',
 } as const;
+
+/** Session ids the portal uses for pool leases (`lease:<member>`); an instance may not claim one. */
+export const LEASE_ID_PREFIX = 'lease:';
 
 export const ADDRESS_KINDS = ['private-ip', 'private-dns', 'public-ip', 'public-dns', 'ipv6'] as const;
 export type AddressKind = (typeof ADDRESS_KINDS)[number];
@@ -108,6 +116,29 @@ function parseCidrs(key: string, value: string): string[] {
   });
 }
 
+/** A comma-separated list of user or group names: trimmed, empty entries dropped, each a valid name. */
+function parseNames(key: string, value: string): string[] {
+  const names = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  if (names.length === 0) throw new TagError(`${key} lists no name`);
+  if (names.length > MAX_PRINCIPALS) throw new TagError(`${key} lists ${names.length} names; at most ${MAX_PRINCIPALS}`);
+  for (const name of names) {
+    const problem = principalProblem(name);
+    if (problem) throw new TagError(`${key} entry '${name.slice(0, 64)}' ${problem}`);
+  }
+  return names;
+}
+
+function parsePool(key: string, value: string): string {
+  const pool = value.trim();
+  if (!POOL_NAME.test(pool)) {
+    throw new TagError(`${key} '${value.slice(0, 80)}' must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)`);
+  }
+  return pool;
+}
+
 interface SessionEntry {
   readonly sessionId: string;
   readonly targetSessionId?: string;
@@ -121,6 +152,9 @@ function parseSessionEntries(key: string, value: string, instanceId: string): Se
     const sessionId = (equals === -1 ? entry : entry.slice(0, equals)).trim();
     const target = equals === -1 ? undefined : entry.slice(equals + 1).trim();
     if (sessionId === '') throw new TagError(`${key} has an empty session id in '${value}'`);
+    if (sessionId.startsWith(LEASE_ID_PREFIX)) {
+      throw new TagError(`${key} entry '${sessionId}': ids starting with '${LEASE_ID_PREFIX}' are reserved for the portal's pool leases`);
+    }
     if (target !== undefined && target === '') throw new TagError(`${key} entry '${entry}' has an empty target after '='`);
     if (target !== undefined && target.includes('=')) throw new TagError(`${key} entry '${entry}' has more than one '='`);
     if (seen.has(sessionId)) throw new TagError(`${key} lists session id '${sessionId}' more than once`);
@@ -159,6 +193,9 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
     const pathText = optionalTag(tags, key(TagName.webUrlPath));
     const addressText = optionalTag(tags, key(TagName.address));
     const cidrsText = optionalTag(tags, key(TagName.allowedClientCidrs));
+    const usersText = optionalTag(tags, key(TagName.allowedUsers));
+    const groupsText = optionalTag(tags, key(TagName.allowedGroups));
+    const poolText = optionalTag(tags, key(TagName.pool));
 
     const httpPort = portText === undefined ? DEFAULT_HTTP_PORT : parsePort(key(TagName.port), portText);
     const quicPort = quicText === undefined ? undefined : parsePort(key(TagName.quicPort), quicText);
@@ -166,6 +203,9 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
     const kind = addressText === undefined ? 'private-ip' : parseAddressKind(key(TagName.address), addressText);
     const endpoint = endpointFor(instance, kind, key(TagName.address));
     const cidrs = cidrsText === undefined ? undefined : parseCidrs(key(TagName.allowedClientCidrs), cidrsText);
+    const users = usersText === undefined ? undefined : parseNames(key(TagName.allowedUsers), usersText);
+    const groups = groupsText === undefined ? undefined : parseNames(key(TagName.allowedGroups), groupsText);
+    const pool = poolText === undefined ? undefined : parsePool(key(TagName.pool), poolText);
 
     const records = entries.map((entry): DesiredRecord => {
       const item: RawItem = withFingerprint({
@@ -176,6 +216,9 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
         [Attr.WebUrlPath]: webUrlPath,
         ...(entry.targetSessionId === undefined ? {} : { [Attr.TargetSessionId]: entry.targetSessionId }),
         ...(cidrs === undefined ? {} : { [Attr.AllowedClientCidrs]: cidrs }),
+        ...(users === undefined ? {} : { [Attr.AllowedUsers]: users }),
+        ...(groups === undefined ? {} : { [Attr.AllowedGroups]: groups }),
+        ...(pool === undefined ? {} : { [Attr.Pool]: pool }),
         [Attr.Source]: 'ec2',
         [Attr.InstanceId]: instance.instanceId,
         [Attr.InstanceState]: instance.state,
