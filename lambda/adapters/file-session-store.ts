@@ -2,6 +2,7 @@ import { readFileSync, statSync, type Stats } from 'node:fs';
 import { ConfigError } from '../core/config-errors';
 import type { Log } from '../core/log';
 import type { RawItem } from '../core/session-record';
+import type { SessionCatalog } from '../core/portal/session-catalog';
 import type { SessionStore } from '../core/session-store';
 
 /**
@@ -54,7 +55,7 @@ export interface FileSessionStoreOptions {
  * reloaded when it changes; a broken edit keeps the last good content (and says so in the log), so a
  * half-saved file never takes sessions away.
  */
-export class FileSessionStore implements SessionStore {
+export class FileSessionStore implements SessionStore, SessionCatalog {
   private items: Map<string, RawItem>;
   /** Stats of the file as last loaded (undefined: it did not exist). */
   private loaded: Stats | undefined;
@@ -101,6 +102,11 @@ export class FileSessionStore implements SessionStore {
 
   async get(sessionId: string): Promise<RawItem | undefined> {
     return this.items.get(sessionId);
+  }
+
+  /** Every item of the file as last loaded (the portal's list; see LeasedSessionStore for leases). */
+  async list(): Promise<RawItem[]> {
+    return [...this.items.values()];
   }
 
   close(): void {

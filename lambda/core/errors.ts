@@ -46,6 +46,13 @@ export class MethodNotAllowedError extends HttpError {
   }
 }
 
+/** The request is valid but the current state refuses it (e.g. every host of a pool is leased). */
+export class ConflictError extends HttpError {
+  constructor(message: string) {
+    super(409, message);
+  }
+}
+
 export class PayloadTooLargeError extends HttpError {
   constructor(message: string) {
     super(413, message);
