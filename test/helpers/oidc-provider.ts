@@ -1,0 +1,183 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { type Adapter, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+
+/**
+ * A real OpenID provider (`oidc-provider`) on 127.0.0.1 for browser tests: three fixed people, one public
+ * client (PKCE, no secret), and a one-step sign-in page of our own (a user name field, no password, no
+ * consent screen) so a browser signs in as a named person deterministically. Unknown names are refused.
+ * The client can be (re)registered after start (`setRedirectUris`): the relying party under test (serve on
+ * port 0) needs the issuer before it starts, and only then is its callback URL known.
+ */
+export interface TestPerson {
+  readonly email?: string;
+  readonly groups?: readonly string[];
+}
+
+export const PEOPLE: Readonly<Record<string, TestPerson>> = {
+  alice: { email: 'alice@example.com', groups: ['engineers'] },
+  bob: { email: 'bob@example.com', groups: ['designers'] },
+  carol: {},
+};
+
+export const TEST_CLIENT_ID = 'dcv-portal-test';
+const SCOPES = ['openid', 'email', 'profile', 'groups'];
+
+export interface TestOidcProvider {
+  readonly issuer: string;
+  readonly clientId: string;
+  /** Registers the public client with exactly these redirect URIs (replacing earlier ones). */
+  setRedirectUris(redirectUris: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startOidcProvider(options: { redirectUris?: readonly string[]; clientId?: string } = {}): Promise<TestOidcProvider> {
+  const clientId = options.clientId ?? TEST_CLIENT_ID;
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const provider = new Provider(issuer, configuration());
+  // A client the provider finds through its (in-memory) storage, so it can be registered after start.
+  const setRedirectUris = async (redirectUris: readonly string[]) => {
+    // Client.adapter exists at run time (lib/models/client.js) but is missing from @types/oidc-provider.
+    const storage = (provider.Client as unknown as { adapter: Adapter }).adapter;
+    await storage.upsert(clientId, publicClient(clientId, redirectUris), 24 * 3600);
+  };
+  if (options.redirectUris) await setRedirectUris(options.redirectUris);
+  // Our own interaction routes first; everything else is the provider's.
+  const providerHandler = provider.callback();
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = new URL(req.url ?? '/', issuer).pathname;
+    if (path.startsWith('/interaction/')) {
+      signInPage(provider, req, res).catch((error: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`interaction failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
+      return;
+    }
+    void providerHandler(req, res);
+  });
+  return {
+    issuer,
+    clientId,
+    setRedirectUris,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A public client: no secret, code flow only (PKCE is required for every client below). */
+function publicClient(clientId: string, redirectUris: readonly string[]): ClientMetadata {
+  return {
+    client_id: clientId,
+    token_endpoint_auth_method: 'none',
+    response_types: ['code'],
+    grant_types: ['authorization_code'],
+    redirect_uris: [...redirectUris],
+  };
+}
+
+function configuration(): Configuration {
+  // A fresh RSA key per provider: ID tokens are RS256 (every relying party supports it).
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+  return {
+    jwks: { keys: [jwk as never] },
+    pkce: { required: () => true },
+    scopes: SCOPES,
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['preferred_username', 'name'],
+      groups: ['groups'],
+    },
+    // Put the scope's claims in the ID token itself (what the portal reads), not only at userinfo.
+    conformIdTokenClaims: false,
+    features: { devInteractions: { enabled: false } },
+    // Explicit lifetimes (seconds); the defaults work but print a notice each.
+    ttl: { AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600, IdToken: 3600, AccessToken: 3600 },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // A first-party test client: every sign-in is granted the requested scopes without a consent screen.
+    loadExistingGrant: async (ctx: KoaContextWithOIDC) => {
+      const { oidc } = ctx;
+      if (!oidc.client || !oidc.session?.accountId) return undefined;
+      const existing = oidc.session.grantIdFor(oidc.client.clientId);
+      if (existing) {
+        const grant = await oidc.provider.Grant.find(existing);
+        if (grant) return grant;
+      }
+      const grant = new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+      grant.addOIDCScope(SCOPES.join(' '));
+      await grant.save();
+      return grant;
+    },
+    findAccount: (_ctx, sub) => {
+      const person = PEOPLE[sub];
+      if (!Object.hasOwn(PEOPLE, sub) || person === undefined) return undefined;
+      return {
+        accountId: sub,
+        claims: () => ({
+          sub,
+          preferred_username: sub,
+          name: sub,
+          ...(person.email ? { email: person.email, email_verified: true } : {}),
+          ...(person.groups ? { groups: [...person.groups] } : {}),
+        }),
+      };
+    },
+    // The default would print the full error, with a stack, to the test output on every refused request.
+    renderError: (ctx, out) => {
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = `${out.error}: ${out.error_description ?? ''}`;
+    },
+  };
+}
+
+/** GET: a form asking for a user name; POST: finish the login as that person (or show the form again). */
+async function signInPage(provider: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  if (req.method === 'POST') {
+    const form = new URLSearchParams(await readBody(req));
+    const login = form.get('login') ?? '';
+    if (Object.hasOwn(PEOPLE, login)) {
+      await provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
+      return;
+    }
+    return sendForm(res, details.uid, `No such person: ${escapeHtml(login)}`);
+  }
+  sendForm(res, details.uid);
+}
+
+function sendForm(res: ServerResponse, uid: string, problem?: string): void {
+  res.writeHead(problem ? 401 : 200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(`<!doctype html><html lang="en"><head><title>Test IdP sign-in</title></head><body>
+<h1>Test IdP</h1>${problem ? `<p role="alert">${problem}</p>` : ''}
+<form method="post" action="/interaction/${encodeURIComponent(uid)}">
+<label>User name <input name="login" autocomplete="off" autofocus></label>
+<button type="submit">Sign in to test IdP</button>
+</form></body></html>`);
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+      if (body.length > 4096) req.destroy(new Error('sign-in form too large'));
+    });
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
