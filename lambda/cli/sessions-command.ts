@@ -16,7 +16,7 @@ import {
   type SessionAdminStore,
   type StoredItem,
 } from '../core/session-admin';
-import { describeSession, formatSessionTable, listEntries, sessionRow, sessionsFileText, sortById, verdict } from '../core/session-admin-format';
+import { describeSession, formatSessionTable, listEntries, portalAccess, sessionRow, sessionsFileText, sortById, verdict } from '../core/session-admin-format';
 import { invalidRecordText, planImport, validateImportRecords } from '../core/session-admin-import';
 import { Attr, parseSessionRecord } from '../core/session-record';
 import { CliError } from './cli-error';
@@ -32,7 +32,7 @@ const SUB_USAGE: Record<string, string> = {
   list: `Usage: dcv-resolver sessions list (--table NAME | --sessions FILE) [--json]
 
 Every item, sorted by SessionId: id, endpoint, HTTP/QUIC port, path, target, source, enabled, expiry,
-instance. Items the resolver skips are listed too, with the reason (NOTE column).
+instance, pool and portal access (users, then groups as group:NAME). Items the resolver skips are listed too, with the reason (NOTE column).
 
   --json            print the items as JSON (each with "valid" and, if not, "reason")
 
@@ -64,6 +64,11 @@ after checking it with the resolver's own rules.
   --allowed-client-cidr CIDR   AllowedClientCidrs; repeatable, or comma-separated
   --expires-at ISO|+DURATION   ExpiresAt: 2026-12-01T18:00:00Z, 2026-12-01 (UTC), or +8h, +1d12h (s m h d w)
   --disabled                   Enabled = false
+  --allowed-users A,B          AllowedUsers (portal): user names, e-mails or subjects; repeatable, or comma-separated
+  --allowed-groups G,H         AllowedGroups (portal): groups from the ID token's groups claim; same form
+  --pool NAME                  Pool (portal): the host is a member of this pool
+                               (put writes the whole item: leave an option out to clear that attribute;
+                               without --allowed-users or --allowed-groups the portal shows the session to nobody)
   --force                      replace an item discovery wrote (Source = ec2); it becomes manual and
                                discovery leaves it alone from then on
 
@@ -159,6 +164,9 @@ const SUB_FLAGS = {
     'allowed-client-cidr': { type: 'string', multiple: true },
     'expires-at': { type: 'string' },
     disabled: { type: 'boolean' },
+    'allowed-users': { type: 'string', multiple: true },
+    'allowed-groups': { type: 'string', multiple: true },
+    pool: { type: 'string' },
     force: { type: 'boolean' },
   },
   enable: {},
@@ -335,6 +343,9 @@ function putFlags(sessionId: string, flags: SessionsArgs['flags']): PutFlags {
     ...(text('target') === undefined ? {} : { target: text('target') }),
     ...(flags['allowed-client-cidr'] === undefined ? {} : { allowedClientCidrs: flags['allowed-client-cidr'] as string[] }),
     ...(text('expires-at') === undefined ? {} : { expiresAt: text('expires-at') }),
+    ...(flags['allowed-users'] === undefined ? {} : { allowedUsers: flags['allowed-users'] as string[] }),
+    ...(flags['allowed-groups'] === undefined ? {} : { allowedGroups: flags['allowed-groups'] as string[] }),
+    ...(text('pool') === undefined ? {} : { pool: text('pool') }),
     disabled: flags.disabled === true,
   };
 }
@@ -358,7 +369,8 @@ async function put(store: SessionAdminStore, sessionId: string, flags: SessionsA
     );
   }
   await store.putIf({ item: built.item, expected: current ? { kind: 'unchanged', current } : { kind: 'absent' } });
-  out(`${current ? 'replaced' : 'added'} session '${sessionId}' in ${store.description}\n${verdict(built.item, now)}`);
+  const portal = portalAccess(built.item);
+  out(`${current ? 'replaced' : 'added'} session '${sessionId}' in ${store.description}\n${verdict(built.item, now)}${portal ? `\n${portal}` : ''}`);
   if (current && isDiscovered(current.item)) note(`session '${sessionId}' was discovered${instanceOf(current.item)}; ${TAKEOVER_NOTE}`);
 }
 

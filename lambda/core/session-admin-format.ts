@@ -1,3 +1,4 @@
+import { hasAccessRules } from './session-access';
 import { Attr, parseSessionRecord, type RawItem, type SessionRecord } from './session-record';
 
 /**
@@ -16,6 +17,10 @@ export interface SessionRow {
   readonly enabled: string;
   readonly expiry: string;
   readonly instance: string;
+  /** Portal pool, or `-`. */
+  readonly pool: string;
+  /** Portal: allowed users, then groups as `group:<name>`; `-` when neither (shown to nobody). */
+  readonly access: string;
   /** `malformed: <reason>`, `expired`, or empty. */
   readonly note: string;
 }
@@ -31,6 +36,8 @@ const HEADER: SessionRow = {
   enabled: 'ENABLED',
   expiry: 'EXPIRES',
   instance: 'INSTANCE',
+  pool: 'POOL',
+  access: 'ACCESS',
   note: 'NOTE',
 };
 
@@ -68,6 +75,8 @@ export function sessionRow(item: RawItem, nowMs: number): SessionRow {
       enabled: raw(item[Attr.Enabled]),
       expiry: typeof item[Attr.ExpiresAt] === 'number' ? isoSeconds(item[Attr.ExpiresAt] as number) : raw(item[Attr.ExpiresAt]),
       instance: raw(item[Attr.InstanceId]),
+      pool: raw(item[Attr.Pool]),
+      access: rawAccess(item),
       note: `malformed: ${parsed.reason}`,
     };
   }
@@ -83,8 +92,43 @@ export function sessionRow(item: RawItem, nowMs: number): SessionRow {
     enabled: r.enabled ? 'yes' : 'no',
     expiry: r.expiresAt === undefined ? '-' : isoSeconds(r.expiresAt),
     instance: r.instanceId ?? '-',
+    pool: r.pool ?? '-',
+    access: accessList(r.allowedUsers, r.allowedGroups),
     note: isExpired(r, nowMs) ? 'expired' : '',
   };
+}
+
+function accessList(users: readonly string[] | undefined, groups: readonly string[] | undefined): string {
+  const all = [...(users ?? []), ...(groups ?? []).map((g) => `group:${g}`)];
+  return all.length === 0 ? '-' : all.join(',');
+}
+
+function rawAccess(item: RawItem): string {
+  const users = item[Attr.AllowedUsers];
+  const groups = item[Attr.AllowedGroups];
+  if (users === undefined && groups === undefined) return '-';
+  const strings = (value: unknown) => (Array.isArray(value) && value.every((v) => typeof v === 'string') ? (value as string[]) : undefined);
+  const [u, g] = [strings(users), strings(groups)];
+  if ((users !== undefined && !u) || (groups !== undefined && !g)) return raw([users ?? null, groups ?? null]);
+  return accessList(u, g);
+}
+
+/**
+ * Who the portal shows the session to, for `get` and `put`; undefined for a session that uses none of the
+ * portal attributes (most operators never see this line).
+ */
+export function portalAccess(item: RawItem): string | undefined {
+  const parsed = parseSessionRecord(item);
+  if (!parsed.ok) return undefined;
+  const r = parsed.record;
+  if (!hasAccessRules(r) && r.pool === undefined && r.leaseUser === undefined) return undefined;
+  const parts: string[] = [];
+  if (!hasAccessRules(r)) parts.push('shown to nobody (no AllowedUsers or AllowedGroups)');
+  if (r.allowedUsers) parts.push(`users ${r.allowedUsers.join(', ')}`);
+  if (r.allowedGroups) parts.push(`groups ${r.allowedGroups.join(', ')}`);
+  if (r.pool !== undefined) parts.push(r.source === 'lease' ? `lease in pool ${r.pool}` : `member of pool ${r.pool}`);
+  if (r.leaseUser !== undefined) parts.push(`held by ${r.leaseUser}`);
+  return `portal: ${parts.join('; ')}`;
 }
 
 /** Code-unit order, the same on every machine and locale. */
@@ -153,7 +197,8 @@ export function describeSession(item: RawItem, nowMs: number): string {
     const when = key === Attr.ExpiresAt && typeof value === 'number' ? `  (${isoSeconds(value)})` : '';
     return `${key.padEnd(width)}  ${JSON.stringify(value) ?? 'undefined'}${when}`;
   });
-  return `${lines.join('\n')}\n\n${verdict(item, nowMs)}`;
+  const portal = portalAccess(item);
+  return `${lines.join('\n')}\n\n${verdict(item, nowMs)}${portal ? `\n${portal}` : ''}`;
 }
 
 /** Whether and how the resolver answers for this item. */

@@ -129,6 +129,10 @@ export interface PutFlags {
   readonly allowedClientCidrs?: readonly string[];
   readonly expiresAt?: string;
   readonly disabled?: boolean;
+  /** Portal: user and group names; each entry may itself be a comma-separated list. */
+  readonly allowedUsers?: readonly string[];
+  readonly allowedGroups?: readonly string[];
+  readonly pool?: string;
 }
 
 /** Which flag sets which attribute, so a problem names what the operator typed. */
@@ -141,7 +145,15 @@ const FLAG_OF: Record<string, string> = {
   [Attr.TargetSessionId]: '--target',
   [Attr.AllowedClientCidrs]: '--allowed-client-cidr',
   [Attr.ExpiresAt]: '--expires-at',
+  [Attr.AllowedUsers]: '--allowed-users',
+  [Attr.AllowedGroups]: '--allowed-groups',
+  [Attr.Pool]: '--pool',
 };
+
+/** `--allowed-users a,b --allowed-users c`: every name, trimmed, empty entries dropped (as the tags read them). */
+function nameList(values: readonly string[]): string[] {
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
 
 export type BuildResult = { readonly ok: true; readonly item: RawItem } | { readonly ok: false; readonly problem: Problem };
 
@@ -169,6 +181,9 @@ export function buildManualItem(flags: PutFlags, nowMs: number): BuildResult {
   if (flags.allowedClientCidrs !== undefined) {
     item[Attr.AllowedClientCidrs] = flags.allowedClientCidrs.flatMap((c) => c.split(',')).map((c) => c.trim());
   }
+  if (flags.allowedUsers !== undefined) item[Attr.AllowedUsers] = nameList(flags.allowedUsers);
+  if (flags.allowedGroups !== undefined) item[Attr.AllowedGroups] = nameList(flags.allowedGroups);
+  if (flags.pool !== undefined) item[Attr.Pool] = flags.pool.trim();
   if (flags.expiresAt !== undefined) {
     const expiry = parseExpiresAt(flags.expiresAt, nowMs);
     if (!expiry.ok) return { ok: false, problem: { field: '--expires-at (ExpiresAt)', rule: expiry.rule } };

@@ -170,9 +170,9 @@ describe.each([
     const list = await sessions('list', ...store.args);
     expect(list.code).toBe(0);
     const lines = list.stdout.split('\n');
-    expect(lines[0]).toMatch(/^ID\s+ENDPOINT\s+HTTP\s+QUIC\s+PATH\s+TARGET\s+SOURCE\s+ENABLED\s+EXPIRES\s+INSTANCE\s+NOTE$/);
-    expect(lines[1]).toMatch(/^alias\s+dcv-2\.internal\s+9443\s+-\s+\/\s+console\s+manual\s+no\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-$/);
-    expect(lines[2]).toMatch(/^console\s+10\.150\.248\.180\s+8443\s+8443\s+\/\s+-\s+manual\s+yes\s+-\s+-$/);
+    expect(lines[0]).toMatch(/^ID\s+ENDPOINT\s+HTTP\s+QUIC\s+PATH\s+TARGET\s+SOURCE\s+ENABLED\s+EXPIRES\s+INSTANCE\s+POOL\s+ACCESS\s+NOTE$/);
+    expect(lines[1]).toMatch(/^alias\s+dcv-2\.internal\s+9443\s+-\s+\/\s+console\s+manual\s+no\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+-\s+-$/);
+    expect(lines[2]).toMatch(/^console\s+10\.150\.248\.180\s+8443\s+8443\s+\/\s+-\s+manual\s+yes\s+-\s+-\s+-\s+-$/);
     expect(list.stdout).toMatch(new RegExp(`\n\n2 sessions in ${store.where.source}\n$`));
 
     const get = await sessions('get', 'console', ...store.args);
@@ -193,6 +193,50 @@ describe.each([
     expect(rm.stdout).toMatch(/^removed session 'alias' from /);
     expect(messages(rm)).toEqual([]);
     expect([...(await store.items()).keys()]).toEqual(['console']);
+  });
+
+  it('portal options: --allowed-users, --allowed-groups, --pool written, shown by list and get; put without them clears them', async () => {
+    const store = await makeStore();
+    const put = await sessions(
+      'put', 'desk', ...store.args, '--endpoint', '10.0.0.9',
+      '--allowed-users', 'alice@example.com, bob', '--allowed-users', 'carol', '--allowed-groups', 'ops,,gpu-users', '--pool', 'gpu',
+    );
+    expect(put.code).toBe(0);
+    expect(put.stdout).toContain('resolves: HTTP → 10.0.0.9:8443/; QUIC not offered\nportal: users alice@example.com, bob, carol; groups ops, gpu-users; member of pool gpu\n');
+    expect((await store.items()).get('desk')).toMatchObject({
+      AllowedUsers: ['alice@example.com', 'bob', 'carol'],
+      AllowedGroups: ['ops', 'gpu-users'],
+      Pool: 'gpu',
+      Source: 'manual',
+    });
+
+    const list = await sessions('list', ...store.args);
+    const row = list.stdout.split('\n')[1]!;
+    expect(row).toMatch(/^desk\s+10\.0\.0\.9\s+.*\s+gpu\s+alice@example\.com,bob,carol,group:ops,g…$/);
+    const json = JSON.parse((await sessions('list', '--json', ...store.args)).stdout);
+    expect(json[0]).toMatchObject({ sessionId: 'desk', valid: true, item: { AllowedGroups: ['ops', 'gpu-users'], Pool: 'gpu' } });
+
+    const get = await sessions('get', 'desk', ...store.args);
+    expect(get.stdout).toMatch(/\nAllowedUsers\s+\["alice@example\.com","bob","carol"\]\nAllowedGroups\s+\["ops","gpu-users"\]\nPool\s+"gpu"\n/);
+    expect(get.stdout).toMatch(/\nportal: users alice@example\.com, bob, carol; groups ops, gpu-users; member of pool gpu\n$/);
+
+    // put writes the whole item: leaving the options out clears them, and the portal line goes too.
+    const again = await sessions('put', 'desk', ...store.args, '--endpoint', '10.0.0.9');
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain('portal:');
+    const cleared = (await store.items()).get('desk')!;
+    for (const attribute of ['AllowedUsers', 'AllowedGroups', 'Pool']) expect(cleared).not.toHaveProperty(attribute);
+
+    for (const [args, message] of [
+      [['--allowed-users', ' , '], '--allowed-users (AllowedUsers) must name at least one entry (remove the attribute to name none); nothing written'],
+      [['--allowed-groups', 'ops,b\u0007ad'], "--allowed-groups (AllowedGroups) entry 'b\u0007ad' must not contain control characters; nothing written"],
+      [['--pool', 'gpu pool'], "--pool (Pool) must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit); nothing written"],
+    ] as const) {
+      const bad = await sessions('put', 'desk2', ...store.args, '--endpoint', '10.0.0.9', ...args);
+      expect(bad.code).toBe(1);
+      expect(messages(bad)).toEqual([`dcv-resolver sessions: ${message}`]);
+    }
+    expect((await store.items()).has('desk2')).toBe(false);
   });
 
   it('refuses bad values: exit 1, the field and the rule named, nothing written', async () => {

@@ -3,6 +3,7 @@ import {
   describeSession,
   formatSessionTable,
   listEntries,
+  portalAccess,
   sessionRow,
   sessionsFileText,
   verdict,
@@ -17,12 +18,12 @@ describe('sessionRow', () => {
     [
       'valid item: resolver values with defaults',
       { SessionId: 'console', DcvServerEndpoint: '10.0.0.1', QuicPort: '8443' },
-      { id: 'console', endpoint: '10.0.0.1', http: '8443', quic: '8443', path: '/', target: '-', source: 'manual', enabled: 'yes', expiry: '-', instance: '-', note: '' },
+      { id: 'console', endpoint: '10.0.0.1', http: '8443', quic: '8443', path: '/', target: '-', source: 'manual', enabled: 'yes', expiry: '-', instance: '-', pool: '-', access: '-', note: '' },
     ],
     [
       'discovered, aliased, disabled, expiring',
       { SessionId: 'a', DcvServerEndpoint: 'h', TargetSessionId: 'console', Enabled: false, Source: 'ec2', InstanceId: 'i-1', ExpiresAt: NOW / 1000 + HOUR },
-      { id: 'a', endpoint: 'h', http: '8443', quic: '-', path: '/', target: 'console', source: 'ec2', enabled: 'no', expiry: '2026-11-26T13:00:00Z', instance: 'i-1', note: '' },
+      { id: 'a', endpoint: 'h', http: '8443', quic: '-', path: '/', target: 'console', source: 'ec2', enabled: 'no', expiry: '2026-11-26T13:00:00Z', instance: 'i-1', pool: '-', access: '-', note: '' },
     ],
     [
       'expired',
@@ -32,7 +33,22 @@ describe('sessionRow', () => {
     [
       'malformed: stored values and the reason',
       { SessionId: 'bad', DcvServerEndpoint: 'h', HttpPort: 70000, Enabled: 'yes' },
-      { id: 'bad', endpoint: 'h', http: '70000', quic: '-', path: '-', target: '-', source: '-', enabled: 'yes', expiry: '-', instance: '-', note: 'malformed: HttpPort must be 1–65535' },
+      { id: 'bad', endpoint: 'h', http: '70000', quic: '-', path: '-', target: '-', source: '-', enabled: 'yes', expiry: '-', instance: '-', pool: '-', access: '-', note: 'malformed: HttpPort must be 1–65535' },
+    ],
+    [
+      'portal: pool and access (users, then groups)',
+      { SessionId: 'p', DcvServerEndpoint: 'h', Pool: 'gpu', AllowedUsers: ['alice@example.com', 'bob'], AllowedGroups: ['ops'] },
+      expect.objectContaining({ pool: 'gpu', access: 'alice@example.com,bob,group:ops', note: '' }),
+    ],
+    [
+      'portal: malformed access shows what is stored',
+      { SessionId: 'p', DcvServerEndpoint: 'h', AllowedUsers: 'alice', Pool: 'a b' },
+      expect.objectContaining({ pool: 'a b', access: '["alice",null]', note: expect.stringMatching(/^malformed: AllowedUsers /) }),
+    ],
+    [
+      'portal: malformed item with valid lists still shows them',
+      { SessionId: 'p', DcvServerEndpoint: 'h', HttpPort: 0, AllowedGroups: ['ops'] },
+      expect.objectContaining({ access: 'group:ops' }),
     ],
   ])('%s', (_name, item, row) => {
     expect(sessionRow(item, NOW)).toEqual(row);
@@ -46,9 +62,9 @@ describe('formatSessionTable', () => {
       sessionRow({ SessionId: 'b', DcvServerEndpoint: 'h', HttpPort: 0 }, NOW),
     ]);
     expect(text.split('\n')).toEqual([
-      'ID       ENDPOINT        HTTP  QUIC  PATH  TARGET  SOURCE  ENABLED  EXPIRES  INSTANCE  NOTE',
-      'console  10.150.248.180  8443  -     /     -       manual  yes      -        -',
-      'b        h               0     -     -     -       -       -        -        -         malformed: HttpPort must be 1–65535',
+      'ID       ENDPOINT        HTTP  QUIC  PATH  TARGET  SOURCE  ENABLED  EXPIRES  INSTANCE  POOL  ACCESS  NOTE',
+      'console  10.150.248.180  8443  -     /     -       manual  yes      -        -         -     -',
+      'b        h               0     -     -     -       -       -        -        -         -     -       malformed: HttpPort must be 1–65535',
     ]);
   });
 
@@ -91,6 +107,28 @@ describe('describeSession', () => {
         'does not resolve: expired at 2026-11-26T12:00:00Z',
       ].join('\n'),
     );
+  });
+});
+
+describe('portalAccess (get and put)', () => {
+  it.each([
+    ['no portal attribute: no line', { SessionId: 'c', DcvServerEndpoint: 'h' }, undefined],
+    ['malformed: no line (the verdict says why)', { SessionId: 'c', DcvServerEndpoint: 'h', AllowedUsers: [] }, undefined],
+    ['users and groups', { SessionId: 'c', DcvServerEndpoint: 'h', AllowedUsers: ['alice', 'bob'], AllowedGroups: ['ops'] }, 'portal: users alice, bob; groups ops'],
+    ['a pool member nobody may open', { SessionId: 'c', DcvServerEndpoint: 'h', Pool: 'gpu' }, 'portal: shown to nobody (no AllowedUsers or AllowedGroups); member of pool gpu'],
+    [
+      'a lease',
+      { SessionId: 'lease:c', DcvServerEndpoint: 'h', Source: 'lease', Pool: 'gpu', LeaseUser: 'alice', AllowedUsers: ['alice'] },
+      'portal: users alice; lease in pool gpu; held by alice',
+    ],
+  ])('%s', (_name, item, line) => {
+    expect(portalAccess(item)).toBe(line);
+  });
+
+  it('get shows the portal line after the verdict', () => {
+    const text = describeSession({ SessionId: 'c', DcvServerEndpoint: 'h', AllowedGroups: ['ops'] }, NOW);
+    expect(text.split('\n').slice(-2)).toEqual(['resolves: HTTP → h:8443/; QUIC not offered', 'portal: groups ops']);
+    expect(text).toContain('AllowedGroups      ["ops"]');
   });
 });
 

@@ -115,12 +115,30 @@ describe('unchangedCondition (table)', () => {
         'size(#a3) = :v3',
         '#a3[0] = :v4',
         'attribute_type(#a4, :v5)',
-        ...['DcvServerEndpoint', 'QuicPort', 'WebUrlPath', 'TargetSessionId', 'ExpiresAt', 'Source', 'InstanceId', 'InstanceState', 'UpdatedAt', 'DiscoveredHash'].map(
+        // Every other attribute of the record must still be absent, the portal's included: a session that
+        // gained an AllowedUsers or a Pool since the read has changed.
+        ...[
+          'DcvServerEndpoint',
+          'QuicPort',
+          'WebUrlPath',
+          'TargetSessionId',
+          'ExpiresAt',
+          'Source',
+          'InstanceId',
+          'InstanceState',
+          'UpdatedAt',
+          'DiscoveredHash',
+          'AllowedUsers',
+          'AllowedGroups',
+          'Pool',
+          'LeaseUser',
+        ].map(
           (_, i) => `attribute_not_exists(#a${5 + i})`,
         ),
       ].join(' AND '),
     );
     expect(condition.ExpressionAttributeValues).toMatchObject({ ':v0': { S: 'a' }, ':v1': { N: '8443' }, ':v2': { BOOL: true }, ':v3': { N: '1' }, ':v4': { S: '10.0.0.0/8' } });
+    expect(condition.ExpressionAttributeNames).toMatchObject({ '#a15': 'AllowedUsers', '#a16': 'AllowedGroups', '#a17': 'Pool', '#a18': 'LeaseUser' });
   });
 
   it('string sets compare by size and membership; a huge item falls back to scalars and sizes', () => {

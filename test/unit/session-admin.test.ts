@@ -64,6 +64,16 @@ describe('buildManualItem', () => {
     expect(result.ok && parseSessionRecord(result.item).ok).toBe(true);
   });
 
+  it('portal flags: names trimmed, comma lists and repeats joined, empty entries dropped; pool trimmed', () => {
+    const result = buildManualItem({ ...base, allowedUsers: [' alice@example.com , bob', 'carol,'], allowedGroups: ['ops'], pool: ' gpu ' }, NOW);
+    expect(result.ok && result.item).toMatchObject({ AllowedUsers: ['alice@example.com', 'bob', 'carol'], AllowedGroups: ['ops'], Pool: 'gpu' });
+    expect(result.ok && parseSessionRecord(result.item).ok).toBe(true);
+    // Left out, they are not written (put writes the whole item: that is how an attribute is cleared).
+    const plain = buildManualItem(base, NOW);
+    expect(plain.ok && Object.keys(plain.item)).not.toEqual(expect.arrayContaining(['AllowedUsers']));
+    expect(plain.ok && ['AllowedUsers', 'AllowedGroups', 'Pool'].some((k) => k in plain.item)).toBe(false);
+  });
+
   it.each([
     ['empty id', { sessionId: '' }, 'ID (SessionId) must not be empty'],
     ['id too long', { sessionId: 'x'.repeat(257) }, 'ID (SessionId) must be at most 256 characters'],
@@ -77,6 +87,13 @@ describe('buildManualItem', () => {
     ['path with a space', { webUrlPath: '/a b' }, '--web-url-path (WebUrlPath) must not contain spaces or control characters'],
     ['empty target', { target: '' }, '--target (TargetSessionId) must not be empty'],
     ['bad CIDR', { allowedClientCidrs: ['10.0.0.0/33'] }, "--allowed-client-cidr (AllowedClientCidrs) '10.0.0.0/33' is not a CIDR"],
+    ['no user names', { allowedUsers: [' , '] }, '--allowed-users (AllowedUsers) must name at least one entry (remove the attribute to name none)'],
+    ['a user name with a control character', { allowedUsers: ['alice,b\u0007ob'] }, "--allowed-users (AllowedUsers) entry 'b\u0007ob' must not contain control characters"],
+    ['a user name too long', { allowedUsers: ['u'.repeat(257)] }, `--allowed-users (AllowedUsers) entry '${'u'.repeat(64)}' must be at most 256 characters`],
+    ['101 groups', { allowedGroups: [Array.from({ length: 101 }, (_, i) => `g${i}`).join(',')] }, '--allowed-groups (AllowedGroups) must have at most 100 entries'],
+    ['no group names', { allowedGroups: [''] }, '--allowed-groups (AllowedGroups) must name at least one entry (remove the attribute to name none)'],
+    ['a bad pool name', { pool: 'gpu pool' }, "--pool (Pool) must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['an empty pool name', { pool: ' ' }, "--pool (Pool) must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
     ['past expiry', { expiresAt: '2020-01-01' }, "--expires-at (ExpiresAt) must be in the future ('2020-01-01' has passed; use disable or rm instead)"],
   ])('%s: names the flag, the attribute and the rule', (_name, change, message) => {
     const result = buildManualItem({ ...base, ...change }, NOW);
