@@ -33,6 +33,22 @@ export function fromItem(item: Record<string, AttributeValue>): RawItem {
   return out;
 }
 
+/** What the record uses, as discovery writes it: S, N, BOOL, NULL, and L of S for lists. */
+export function toAttributeValue(value: unknown): AttributeValue {
+  if (typeof value === 'string') return { S: value };
+  if (typeof value === 'number' && Number.isFinite(value)) return { N: String(value) };
+  if (typeof value === 'boolean') return { BOOL: value };
+  if (value === null) return { NULL: true };
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { L: value.map((v) => ({ S: v })) };
+  throw new TypeError(`cannot store ${JSON.stringify(value)} as a session attribute`);
+}
+
+export function toAttributes(item: RawItem): Record<string, AttributeValue> {
+  const out: Record<string, AttributeValue> = {};
+  for (const [key, value] of Object.entries(item)) if (value !== undefined) out[key] = toAttributeValue(value);
+  return out;
+}
+
 export class DynamoApiSessionStore implements SessionStore {
   constructor(
     protected readonly api: DynamoApi,

@@ -11,7 +11,7 @@ import {
 } from '../core/session-admin';
 import { Attr, type RawItem } from '../core/session-record';
 import type { DynamoApi } from './dynamodb-api';
-import { fromItem } from './dynamodb-session-store';
+import { fromItem, toAttributes, toAttributeValue } from './dynamodb-lite-session-store';
 
 /**
  * The session table as the `sessions` command edits it, through the DynamoApi seam. Every write carries a
@@ -30,21 +30,8 @@ export interface TableAdminOptions {
 
 type Attributes = Record<string, AttributeValue>;
 
-/** What the record uses, as discovery writes it: S, N, BOOL, NULL, and L of S for lists. */
-export function toAttributeValue(value: unknown): AttributeValue {
-  if (typeof value === 'string') return { S: value };
-  if (typeof value === 'number' && Number.isFinite(value)) return { N: String(value) };
-  if (typeof value === 'boolean') return { BOOL: value };
-  if (value === null) return { NULL: true };
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { L: value.map((v) => ({ S: v })) };
-  throw new TypeError(`cannot store ${JSON.stringify(value)} as a session attribute`);
-}
-
-export function toAttributes(item: RawItem): Attributes {
-  const out: Attributes = {};
-  for (const [key, value] of Object.entries(item)) if (value !== undefined) out[key] = toAttributeValue(value);
-  return out;
-}
+// The item conversion lives with the SDK-free session store (the portal's lease writes use it too).
+export { toAttributeValue, toAttributes };
 
 interface Condition {
   ConditionExpression: string;
