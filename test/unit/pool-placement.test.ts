@@ -265,6 +265,19 @@ describe('placeInPool under concurrent Connects (memory store)', () => {
     expect(stored.map((e) => [e.record.sessionId, e.record.leaseUser]).sort()).toEqual(placed.map((p) => [p.sessionId, p.leaseUser]).sort());
   });
 
+  it('spreads users over the hosts: each user has their own order, not one shared first choice', async () => {
+    const firstChoices = new Map<string, number>();
+    for (let i = 0; i < 100; i++) {
+      const store = new MemorySessionStore(Array.from({ length: HOSTS }, (_, h) => host(`cad-${h}`)));
+      const user = `person-${i}@example.com`;
+      const placed = await placeInPool(deps(store), { pool: 'cad', principal: { names: [user], groups: ['engineers'] }, user });
+      firstChoices.set(placed.sessionId, (firstChoices.get(placed.sessionId) ?? 0) + 1);
+    }
+    // Deterministic (a hash, not Math.random), so this is a fixed property of these 100 names, not a flaky draw.
+    expect(firstChoices.size).toBe(HOSTS);
+    expect(Math.max(...firstChoices.values())).toBeLessThanOrEqual(35);
+  });
+
   it('the same user connecting several times at once ends on one host', async () => {
     const store = new MemorySessionStore(Array.from({ length: HOSTS }, (_, i) => host(`cad-${i}`)));
     const placed = await Promise.all(Array.from({ length: 6 }, () => placeInPool(deps(store), { pool: 'cad', principal: ALICE, user: 'alice-sub' })));
