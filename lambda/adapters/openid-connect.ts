@@ -1,0 +1,99 @@
+import * as client from 'openid-client';
+import { OidcError, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../core/portal/oidc';
+
+export interface OpenIdConnectOptions {
+  /** The issuer URL; its /.well-known/openid-configuration is read on first use and kept. */
+  readonly issuer: string;
+  readonly clientId: string;
+  /**
+   * Scopes asked for. Some providers (Okta) put groups in the ID token only for a `groups` scope; others
+   * (Cognito, Entra ID) refuse unknown scopes. @default DEFAULT_SCOPES
+   */
+  readonly scopes?: string;
+  /** Per request to the provider. @default 5000 */
+  readonly timeoutMs?: number;
+}
+
+export const DEFAULT_SCOPES = 'openid email profile';
+
+/** Plain http is only ever accepted from a provider on this machine (tests, a laptop's local provider). */
+export function isLoopbackUrl(url: URL): boolean {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The portal's OpenID Connect client, by `openid-client` (a certified relying-party library): discovery,
+ * the authorization URL, the code exchange with PKCE, and the ID token's verification against the
+ * issuer's published keys. A public client: no secret, PKCE instead.
+ */
+export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
+  const issuer = new URL(options.issuer);
+  if (options.scopes !== undefined && !options.scopes.split(' ').includes('openid')) {
+    throw new Error(`OIDC scopes must include 'openid', not '${options.scopes}'`);
+  }
+  if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && isLoopbackUrl(issuer))) {
+    throw new Error(`OIDC issuer must be an https:// URL, not '${options.issuer}'`);
+  }
+  let configuration: Promise<client.Configuration> | undefined;
+
+  function discover(): Promise<client.Configuration> {
+    configuration ??= client
+      .discovery(issuer, options.clientId, undefined, client.None(), {
+        timeout: (options.timeoutMs ?? 5000) / 1000,
+        ...(issuer.protocol === 'http:' ? { execute: [client.allowInsecureRequests] } : {}),
+      })
+      .catch((error: unknown) => {
+        configuration = undefined; // the next sign-in tries again
+        throw new OidcUnavailableError(`could not read the provider's configuration at ${issuer.href}: ${(error as Error).message}`);
+      });
+    return configuration;
+  }
+
+  return {
+    async authorizationUrl(request: AuthorizationRequest): Promise<string> {
+      const config = await discover();
+      return client
+        .buildAuthorizationUrl(config, {
+          redirect_uri: request.redirectUri,
+          scope: options.scopes ?? DEFAULT_SCOPES,
+          state: request.state,
+          nonce: request.nonce,
+          code_challenge: request.codeChallenge,
+          code_challenge_method: 'S256',
+        })
+        .toString();
+    },
+
+    async signIn(callbackUrl: URL, checks: SignInChecks): Promise<Record<string, unknown>> {
+      const config = await discover();
+      let tokens;
+      try {
+        tokens = await client.authorizationCodeGrant(config, callbackUrl, {
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedState: checks.state,
+          expectedNonce: checks.nonce,
+          idTokenExpected: true,
+        });
+      } catch (error) {
+        throw classify(error);
+      }
+      const claims = tokens.claims();
+      if (!claims) throw new OidcError('the provider returned no ID token');
+      return { ...claims };
+    },
+  };
+}
+
+/** The provider's refusals and failed checks are the user's to retry; transport failures are ours. */
+function classify(error: unknown): Error {
+  if (
+    error instanceof client.AuthorizationResponseError ||
+    error instanceof client.ResponseBodyError ||
+    (error instanceof client.ClientError && error.code !== 'OAUTH_TIMEOUT')
+  ) {
+    const detail = (error as { error?: string }).error;
+    return new OidcError(detail ? `${detail}: ${error.message}` : error.message);
+  }
+  return new OidcUnavailableError(`the identity provider could not be reached: ${(error as Error)?.message}`);
+}

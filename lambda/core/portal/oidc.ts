@@ -1,0 +1,53 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/**
+ * What the portal needs from an OpenID Connect provider; the adapter (adapters/openid-connect.ts) does
+ * it with `openid-client`, tests may use a real provider through it. Everything the portal checks on
+ * its own side (state, nonce, PKCE verifier) is generated here and kept in the signed sign-in cookie.
+ */
+export interface OidcClient {
+  /** Where to send the browser: the authorization endpoint with response_type=code and these values. */
+  authorizationUrl(request: AuthorizationRequest): Promise<string>;
+  /**
+   * Redeems the code from `callbackUrl` (the full URL the provider sent the browser to), checking the
+   * state, the PKCE verifier and the ID token (signature against the issuer's keys, issuer, audience,
+   * expiry, nonce). Returns the ID token's claims; throws OidcError when anything does not hold.
+   */
+  signIn(callbackUrl: URL, checks: SignInChecks): Promise<Record<string, unknown>>;
+}
+
+export interface AuthorizationRequest {
+  readonly redirectUri: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly codeChallenge: string;
+}
+
+export interface SignInChecks {
+  readonly redirectUri: string;
+  readonly state: string;
+  readonly nonce: string;
+  readonly codeVerifier: string;
+}
+
+/** The provider refused, or its answer did not verify: the user should start again. */
+export class OidcError extends Error {}
+/** The provider could not be reached or answered nonsense: try later. */
+export class OidcUnavailableError extends Error {}
+
+/** One sign-in's secrets: unguessable, 256 bits each. */
+export interface SignInTransaction {
+  readonly state: string;
+  readonly nonce: string;
+  readonly codeVerifier: string;
+}
+
+export function newSignInTransaction(): SignInTransaction {
+  const random = () => randomBytes(32).toString('base64url');
+  return { state: random(), nonce: random(), codeVerifier: random() };
+}
+
+/** RFC 7636 S256. */
+export function codeChallengeOf(codeVerifier: string): string {
+  return createHash('sha256').update(codeVerifier).digest('base64url');
+}
