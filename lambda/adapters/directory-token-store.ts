@@ -13,7 +13,7 @@ const REVOKED_FILE = 'revoked';
 const USE_FILE = /^use-(\d+)$/;
 
 /**
- * Tokens in a directory, for hosts without AWS: one folder per token hash holding `grant.json`, one
+ * Tokens in a directory, for hosts without AWS: one folder per token hash holding `grant.json` (the grant as JSON, groups included), one
  * empty `use-N` file per use taken, and `revoked` once revoked. A use is taken by creating the next
  * `use-N` with O_CREAT|O_EXCL, which the operating system makes atomic: however many processes
  * (`serve`, a second `serve`, a restarted one) race for the last use, exactly one creates the file.

@@ -1,6 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { Log } from '../core/log';
 import { isTokenHash } from '../core/tokens/token';
+import { MAX_PRINCIPALS } from '../core/session-record';
 import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant';
 import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store';
 import type { DynamoApi } from './dynamodb-api';
@@ -15,6 +16,8 @@ export const TokenAttr = {
   MaxUses: 'MaxUses',
   UsesLeft: 'UsesLeft',
   ClientCidrs: 'ClientCidrs',
+  /** The user's groups at issue (a list of strings), checked against the session's AllowedGroups. */
+  Groups: 'Groups',
   CreatedAt: 'CreatedAt',
   RevokedAt: 'RevokedAt',
 } as const;
@@ -53,7 +56,8 @@ export class DynamoDbTokenStore implements TokenStore {
         // The type checks keep a hand-edited item that get() would refuse from being consumed here.
         ConditionExpression:
           'attribute_exists(#hash) AND #left > :zero AND #exp > :now AND attribute_not_exists(#revoked) ' +
-          'AND attribute_type(#user, :s) AND attribute_type(#session, :s)',
+          'AND attribute_type(#user, :s) AND attribute_type(#session, :s) ' +
+          'AND (attribute_not_exists(#groups) OR ((attribute_type(#groups, :l) OR attribute_type(#groups, :ss)) AND size(#groups) <= :maxGroups))',
         ExpressionAttributeNames: {
           '#hash': TokenAttr.TokenHash,
           '#user': TokenAttr.UserName,
@@ -61,8 +65,17 @@ export class DynamoDbTokenStore implements TokenStore {
           '#left': TokenAttr.UsesLeft,
           '#exp': TokenAttr.ExpiresAt,
           '#revoked': TokenAttr.RevokedAt,
+          '#groups': TokenAttr.Groups,
         },
-        ExpressionAttributeValues: { ':one': { N: '1' }, ':zero': { N: '0' }, ':now': { N: String(nowSeconds) }, ':s': { S: 'S' } },
+        ExpressionAttributeValues: {
+          ':one': { N: '1' },
+          ':zero': { N: '0' },
+          ':now': { N: String(nowSeconds) },
+          ':s': { S: 'S' },
+          ':l': { S: 'L' },
+          ':ss': { S: 'SS' },
+          ':maxGroups': { N: String(MAX_PRINCIPALS) },
+        },
         ReturnValues: 'UPDATED_NEW',
       });
       return { ok: true, usesLeft: Number(result.Attributes?.[TokenAttr.UsesLeft]?.N ?? 0) };
@@ -85,6 +98,7 @@ export class DynamoDbTokenStore implements TokenStore {
       [TokenAttr.CreatedAt]: { S: grant.createdAt },
     };
     if (grant.clientCidrs) item[TokenAttr.ClientCidrs] = { L: grant.clientCidrs.map((c) => ({ S: c })) };
+    if (grant.groups) item[TokenAttr.Groups] = { L: grant.groups.map((g) => ({ S: g })) };
     await this.api.call('PutItem', {
       TableName: this.tableName,
       Item: item,
@@ -143,6 +157,7 @@ export class DynamoDbTokenStore implements TokenStore {
       maxUses: raw[TokenAttr.MaxUses],
       usesLeft: raw[TokenAttr.UsesLeft],
       clientCidrs: raw[TokenAttr.ClientCidrs] ?? undefined,
+      groups: raw[TokenAttr.Groups] ?? undefined,
       createdAt: raw[TokenAttr.CreatedAt],
       revokedAt: raw[TokenAttr.RevokedAt] ?? undefined,
     });

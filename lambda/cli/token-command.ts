@@ -30,10 +30,13 @@ export const TOKEN_USAGE = `Usage: dcv-resolver token <create|list|revoke> [opti
 Connect tokens for the gateway's authentication loop: 'create' prints the link a user opens,
 the DCV server asks this resolver's verifier (POST …/verifyToken/<server>) about the token.
 
-  token create --session ID --user NAME [--gateway URL] [--ttl 10m] [--max-uses N]
+  token create --session ID --user NAME [--group G]… [--gateway URL] [--ttl 10m] [--max-uses N]
                [--client-cidr CIDR]… (store options) [--json]
       Issues a token for the client-facing session ID (refused unless it resolves now: known,
       enabled, unexpired) and prints the browser link and the native client's dcv:// link.
+      A session with AllowedUsers / AllowedGroups takes tokens only for a user on the list or
+      in one of the groups; the verifier checks that again when the token is used.
+      --group      the user's group, matched against AllowedGroups (repeatable, or comma-separated)
       --ttl        how long the token is valid: 90s, 10m, 2h, 1d (default ${DEFAULT_TTL_SECONDS / 60}m)
       --max-uses   successful verifications allowed (default ${DEFAULT_MAX_USES}: first connection,
                    a page reload, a reconnect)
@@ -153,6 +156,7 @@ async function runCreate(argv: string[]): Promise<void> {
     ttl: { type: 'string' },
     'max-uses': { type: 'string' },
     'client-cidr': { type: 'string', multiple: true },
+    group: { type: 'string', multiple: true },
   });
   const sessionId = text(values, 'session');
   const user = text(values, 'user');
@@ -170,6 +174,9 @@ async function runCreate(argv: string[]): Promise<void> {
     if (!/^\d{1,3}$/.test(maxUsesText)) throw new CliError(`--max-uses must be a whole number, not '${maxUsesText}'`, 2);
     maxUses = Number(maxUsesText);
   }
+  const groupArgs = values.group as string[] | undefined;
+  const groups = groupArgs?.flatMap((g) => g.split(',')).map((g) => g.trim()).filter((g) => g !== '');
+  if (groupArgs && groups!.length === 0) throw new CliError('--group needs a group name', 2);
   const stores = openStores(storeArgs(values), stderrLog, true);
   try {
     if (!stores.sessions) {
@@ -179,11 +186,24 @@ async function runCreate(argv: string[]): Promise<void> {
     try {
       issued = await issueToken(
         { tokens: stores.tokens, sessions: stores.sessions ? new SessionResolver({ store: stores.sessions, log: stderrLog }) : undefined },
-        { sessionId, user, ttlSeconds, maxUses, clientCidrs: values['client-cidr'] as string[] | undefined, gatewayUrl: text(values, 'gateway') },
+        {
+          sessionId,
+          user,
+          ...(groups ? { groups } : {}),
+          ttlSeconds,
+          maxUses,
+          clientCidrs: values['client-cidr'] as string[] | undefined,
+          gatewayUrl: text(values, 'gateway'),
+        },
       );
     } catch (error) {
       if (error instanceof HttpError) {
-        const hint = error.statusCode === 404 ? ' (a token is only issued for a session that resolves now)' : '';
+        const hint =
+          error.statusCode === 404
+            ? ' (a token is only issued for a session that resolves now)'
+            : error.statusCode === 403
+              ? '; no token issued (add the user to AllowedUsers, or give a --group that is in AllowedGroups)'
+              : '';
         throw new CliError(`${error.message}${hint}`, error.statusCode === 400 ? 2 : 1);
       }
       throw storeFailure(error, stores);
@@ -220,6 +240,7 @@ export interface TokenListEntry {
   readonly expiresAt: string;
   readonly createdAt: string;
   readonly clientCidrs?: readonly string[];
+  readonly groups?: readonly string[];
   readonly revokedAt?: string;
 }
 
@@ -236,6 +257,7 @@ export function listEntry(state: TokenState, nowSeconds: number): TokenListEntry
     expiresAt: new Date(state.expiresAt * 1000).toISOString(),
     createdAt: state.createdAt,
     ...(state.clientCidrs ? { clientCidrs: state.clientCidrs } : {}),
+    ...(state.groups ? { groups: state.groups } : {}),
     ...(state.revokedAt ? { revokedAt: state.revokedAt } : {}),
   };
 }

@@ -80,6 +80,7 @@ export const VERIFY_OUTCOMES = [
   'session-unavailable',
   'wrong-session',
   'wrong-server',
+  'user-not-allowed',
   'source-refused',
   'not-enabled',
   'bad-request',
@@ -102,7 +103,7 @@ export function resolveOutcome(status: number, notFoundCode?: string): ResolveOu
 
 /**
  * A verifier answer as an outcome: `yes`, the verifier's own refusal reason (malformed, unknown, expired,
- * used-up, revoked, wrong-client, session-unavailable, wrong-session, wrong-server) on a 200, else by
+ * used-up, revoked, wrong-client, session-unavailable, wrong-session, wrong-server, user-not-allowed) on a 200, else by
  * status: source-refused, not-enabled (no token store), bad-request, store-error, internal-error.
  */
 export function verifyOutcome(status: number, result: unknown, reason: unknown): string {

@@ -19,6 +19,8 @@ const SESSIONS = [
   { SessionId: 'agent2', DcvServerEndpoint: '10.0.2.20', TargetSessionId: 'console' },
   { SessionId: 'off', DcvServerEndpoint: '10.0.3.1', Enabled: false },
   { SessionId: 'old', DcvServerEndpoint: '10.0.3.2', ExpiresAt: 1000 },
+  // Names who may open it (portal attributes): tokens only for carol, or a member of ops.
+  { SessionId: 'team', DcvServerEndpoint: '10.0.4.1', TargetSessionId: 'console', AllowedUsers: ['carol@example.com'], AllowedGroups: ['ops'] },
 ];
 const GATEWAY = 'https://gw.example.com:8443';
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -146,6 +148,34 @@ describe('token create / list / revoke with a token directory and a sessions fil
     expect(readdirSync(tokensDir).sort()).toEqual(before);
   });
 
+  it('a session that names who may open it: tokens for a listed user or a --group on its list; anyone else exits 1, nothing stored', async () => {
+    const before = readdirSync(tokensDir).sort();
+    const [byName, byGroup, byGroupList, stranger, wrongGroup] = await Promise.all([
+      runCli(['token', 'create', '--session', 'team', '--user', 'Carol@Example.com', '--json', ...dirArgs()]),
+      runCli(['token', 'create', '--session', 'team', '--user', 'dave', '--group', 'staff', '--group', 'ops', '--json', ...dirArgs()]),
+      runCli(['token', 'create', '--session', 'team', '--user', 'erin', '--group', 'staff, ops', '--json', ...dirArgs()]),
+      runCli(['token', 'create', '--session', 'team', '--user', 'mallory', ...dirArgs()]),
+      runCli(['token', 'create', '--session', 'team', '--user', 'dave', '--group', 'staff', ...dirArgs()]),
+    ]);
+    expect(json(byName)).toMatchObject({ sessionId: 'team', user: 'Carol@Example.com' });
+    const grouped = json<Issued & { groups: string[] }>(byGroup);
+    expect(grouped).toMatchObject({ user: 'dave', groups: ['staff', 'ops'] });
+    expect(json(byGroupList)).toMatchObject({ user: 'erin', groups: ['staff', 'ops'] });
+    // The groups are stored with the grant, for the verifier.
+    expect(JSON.parse(readFileSync(join(tokensDir, hashToken(grouped.token), 'grant.json'), 'utf8')).groups).toEqual(['staff', 'ops']);
+
+    for (const [run, who] of [[stranger, "user 'mallory'"], [wrongGroup, "user 'dave' (groups staff)"]] as const) {
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toBe(
+        `dcv-resolver token: ${who} is not allowed on session 'team' (not in its AllowedUsers, and no group in its AllowedGroups); ` +
+          'no token issued (add the user to AllowedUsers, or give a --group that is in AllowedGroups)\n',
+      );
+    }
+    const added = readdirSync(tokensDir).filter((name) => !before.includes(name));
+    expect(added.sort()).toEqual([byName, byGroup, byGroupList].map((r) => hashToken(JSON.parse(r.stdout).token)).sort());
+  });
+
   it('usage errors exit 2 with the field named, and store nothing', async () => {
     const before = readdirSync(tokensDir).sort();
     const cases: [string[], RegExp][] = [
@@ -155,6 +185,8 @@ describe('token create / list / revoke with a token directory and a sessions fil
       [['--gateway', 'ftp://gw.example.com'], /gateway URL must start with https:\/\//],
       [['--gateway', 'https://user:pw@gw.example.com'], /must not contain a user name or password/],
       [['--user', '', '--gateway', GATEWAY], /--user NAME is required/],
+      [['--group', ' , '], /--group needs a group name/],
+      [['--group', 'ops\u0007'], /groups entry 'ops\u0007' must not contain control characters/],
     ];
     const runs = await Promise.all(cases.map(([extra]) => runCli(['token', 'create', '--session', 'agent1', '--user', 'alice', ...dirArgs(), ...extra])));
     runs.forEach((run, i) => {
@@ -218,7 +250,10 @@ describe('token create / list / revoke against DynamoDB tables (dynalite)', () =
     const client = dynamo.client();
     for (const s of SESSIONS) {
       const item = Object.fromEntries(
-        Object.entries(s).map(([k, v]) => [k, typeof v === 'string' ? { S: v } : typeof v === 'boolean' ? { BOOL: v } : { N: String(v) }]),
+        Object.entries(s).map(([k, v]) => [
+          k,
+          Array.isArray(v) ? { L: v.map((e) => ({ S: e })) } : typeof v === 'string' ? { S: v } : typeof v === 'boolean' ? { BOOL: v } : { N: String(v) },
+        ]),
       );
       await client.send(new PutItemCommand({ TableName: 'DcvSessions', Item: item }));
     }
@@ -328,6 +363,18 @@ describe('the verifier over serve --sessions FILE --tokens-dir DIR', () => {
     expect(logs).toContain('"reason":"wrong-server"');
     expect(logs).not.toContain(replayed.token);
     expect(logs).not.toContain(revoked.token);
+  });
+
+  it('a session with AllowedUsers / AllowedGroups: the verifier says yes to a group member, no (user-not-allowed) to a token for anyone else', async () => {
+    const member = await create(['--session', 'team', '--user', 'dave', '--group', 'ops']);
+    // Issued without a session check (no --sessions): only the verifier stands between mallory and the session.
+    const unchecked = json<Issued>(
+      await runCli(['token', 'create', '--json', '--session', 'team', '--user', 'mallory', '--group', 'staff', '--tokens-dir', tokensDir]),
+    );
+    const ask = (token: string) => ({ sessionId: 'console', authenticationToken: token, clientAddress: '203.0.113.7' });
+    expectAuth(await verify(server.url, '10.0.4.1', ask(unchecked.token)), 'no', "token's user 'mallory' is not allowed on session 'team' (AllowedUsers / AllowedGroups)");
+    expectAuth(await verify(server.url, '10.0.4.1', ask(member.token)), 'yes', 'dave');
+    expect(server.stdout() + server.stderr()).toContain('"reason":"user-not-allowed"');
   });
 
   it('malformed requests: 415, 400, 413, 405 with result="no" XML bodies, never 5xx', async () => {

@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryTokenStore } from '../../lambda/adapters/directory-token-store';
 import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
@@ -31,6 +31,8 @@ interface StoreUnderTest {
   readonly log: RecordingLog;
   /** Writes a hand-edited, malformed record under `hash`; absent for stores with nothing persisted. */
   readonly corruptions?: Record<string, (hash: string) => Promise<void>>;
+  /** The persisted form of a grant's groups (DynamoDB: the attribute value; directory: the JSON field). */
+  readonly storedGroups?: (hash: string) => Promise<unknown>;
 }
 
 type StoreFactory = () => Promise<StoreUnderTest>;
@@ -90,6 +92,8 @@ function dynamoCorruptions(table: string): Record<string, (hash: string) => Prom
     'UsesLeft typed as a string': (hash) => put({ ...base(hash), UsesLeft: { S: '5' } }),
     'ExpiresAt typed as a string': (hash) => put({ ...base(hash), ExpiresAt: { S: String(EXPIRES_AT) } }),
     'a negative UsesLeft': (hash) => put({ ...base(hash), UsesLeft: { N: '-1' }, MaxUses: { N: '1' } }),
+    'Groups typed as a string': (hash) => put({ ...base(hash), Groups: { S: 'ops' } }),
+    'Groups with 101 names': (hash) => put({ ...base(hash), Groups: { SS: Array.from({ length: 101 }, (_, i) => `g${i}`) } }),
   };
 }
 
@@ -103,7 +107,13 @@ function directoryCorruptions(dir: string): Record<string, (hash: string) => Pro
     'a grant.json that is not JSON': (hash) => write(hash, '{"sessionId": "agent1", "user": "mallory", '),
     'maxUses typed as a string': (hash) => write(hash, JSON.stringify({ ...valid, maxUses: '5' })),
     'a grant.json without its user': (hash) => write(hash, JSON.stringify({ ...valid, user: undefined })),
+    'groups that is not a list': (hash) => write(hash, JSON.stringify({ ...valid, groups: 'ops' })),
+    'a group with a control character': (hash) => write(hash, JSON.stringify({ ...valid, groups: ['ops\u0000'] })),
   };
+}
+
+function dynamoStoredGroups(table: string): (hash: string) => Promise<unknown> {
+  return async (hash) => (await dynamo.client().send(new GetItemCommand({ TableName: table, Key: { TokenHash: { S: hash } } }))).Item?.Groups;
 }
 
 const factories: Record<string, StoreFactory> = {
@@ -112,12 +122,18 @@ const factories: Record<string, StoreFactory> = {
     const dir = mkdtempSync(join(tmpdir(), 'token-store-'));
     tempDirs.push(dir);
     const log = new RecordingLog();
-    return { store: new DirectoryTokenStore(join(dir, 'tokens'), log), log, corruptions: directoryCorruptions(join(dir, 'tokens')) };
+    const tokens = join(dir, 'tokens');
+    return {
+      store: new DirectoryTokenStore(tokens, log),
+      log,
+      corruptions: directoryCorruptions(tokens),
+      storedGroups: async (hash) => JSON.parse(readFileSync(join(tokens, hash, 'grant.json'), 'utf8')).groups,
+    };
   },
   'dynamodb (SDK)': async () => {
     const table = await newTokensTable();
     const log = new RecordingLog();
-    return { store: new DynamoDbTokenStore(sdkDynamoApi(dynamo.client()), table, log), log, corruptions: dynamoCorruptions(table) };
+    return { store: new DynamoDbTokenStore(sdkDynamoApi(dynamo.client()), table, log), log, corruptions: dynamoCorruptions(table), storedGroups: dynamoStoredGroups(table) };
   },
   'dynamodb (lean client)': async () => {
     const table = await newTokensTable();
@@ -130,7 +146,7 @@ const factories: Record<string, StoreFactory> = {
       attemptTimeoutMs: 20_000,
       deadlineMs: 30_000,
     });
-    return { store: new DynamoDbTokenStore(api, table, log), log, corruptions: dynamoCorruptions(table) };
+    return { store: new DynamoDbTokenStore(api, table, log), log, corruptions: dynamoCorruptions(table), storedGroups: dynamoStoredGroups(table) };
   },
 };
 
@@ -156,6 +172,44 @@ function tokenStoreContract(name: string, factory: StoreFactory): void {
       expect(listed).toEqual({ ...stored, usesLeft: 4 });
       expect(JSON.stringify(await collect(subject.store))).not.toContain(token);
       expect(await subject.store.get(hashToken(mintToken()))).toBeUndefined();
+    });
+
+    it('keeps a grant’s groups (a list; none stored when there are none)', async () => {
+      const g = grant({ groups: ['ops', 'Équipe A'] });
+      const { token: _token, ...stored } = g;
+      await subject.store.put(stored);
+      expect(await subject.store.get(g.hash)).toEqual({ ...stored, usesLeft: 3 });
+      expect((await collect(subject.store)).find((s) => s.hash === g.hash)?.groups).toEqual(['ops', 'Équipe A']);
+      const plain = grant();
+      await subject.store.put(plain);
+      expect(await subject.store.get(plain.hash)).not.toHaveProperty('groups');
+      if (subject.storedGroups) {
+        const persisted = await subject.storedGroups(g.hash);
+        expect(persisted).toEqual(name.startsWith('dynamodb') ? { L: [{ S: 'ops' }, { S: 'Équipe A' }] } : ['ops', 'Équipe A']);
+        expect(await subject.storedGroups(plain.hash)).toBeUndefined();
+      }
+    });
+
+    it('the verifier checks the stored user and groups against the session’s AllowedUsers / AllowedGroups', async () => {
+      const sessions = new SessionResolver({
+        store: new MemorySessionStore([
+          { SessionId: 'team', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', AllowedUsers: ['carol'], AllowedGroups: ['ops'] },
+        ]),
+        log: subject.log,
+      });
+      const nowMs = NOW * 1000;
+      const deps = { tokens: subject.store, sessions, now: () => nowMs - 1000 };
+      const byGroup = await issueToken(deps, { sessionId: 'team', user: 'dave', groups: ['staff', 'ops'] });
+      const byName = await issueToken(deps, { sessionId: 'team', user: 'carol' });
+      await expect(issueToken(deps, { sessionId: 'team', user: 'dave', groups: ['staff'] })).rejects.toMatchObject({ statusCode: 403 });
+      // Issued without the session check: only the verifier stands in the way.
+      const unchecked = await issueToken({ tokens: subject.store, now: () => nowMs - 1000 }, { sessionId: 'team', user: 'dave', groups: ['staff'] });
+      const verifier = new TokenVerifier({ tokens: subject.store, sessions, log: subject.log, now: () => nowMs });
+      const ask = (token: string) => ({ serverSessionId: 'console', token, server: '10.0.1.15' });
+      expect(await verifier.verify(ask(byGroup.token))).toMatchObject({ result: 'yes', user: 'dave' });
+      expect(await verifier.verify(ask(byName.token))).toMatchObject({ result: 'yes', user: 'carol' });
+      expect(await verifier.verify(ask(unchecked.token))).toMatchObject({ result: 'no', reason: 'user-not-allowed' });
+      expect(await subject.store.get(hashToken(unchecked.token))).toMatchObject({ usesLeft: 3 });
     });
 
     it('put of an existing hash throws and leaves the first grant as it was', async () => {

@@ -6,7 +6,8 @@ import { MemorySessionStore } from '../../lambda/core/session-store';
 import { DEFAULT_MAX_USES, DEFAULT_TTL_SECONDS, issueToken } from '../../lambda/core/tokens/issue-token';
 import { hashToken } from '../../lambda/core/tokens/token';
 import { MemoryTokenStore, type TokenStore } from '../../lambda/core/tokens/token-store';
-import { sameEndpoint, TokenVerifier, type VerifyRequest } from '../../lambda/core/tokens/verify-token';
+import { sameEndpoint, TokenVerifier, type VerifyRefusal, type VerifyRequest } from '../../lambda/core/tokens/verify-token';
+import { VERIFY_OUTCOMES, verifyOutcome } from '../../lambda/core/metrics';
 import { RecordingLog } from '../helpers/recording-log';
 
 /** Two hosts whose DCV servers both name their session `console`: the cross-server replay setting. */
@@ -15,6 +16,9 @@ const SESSIONS: RawItem[] = [
   { SessionId: 'agent2', DcvServerEndpoint: '10.0.2.20', TargetSessionId: 'console' },
   { SessionId: 'v6', DcvServerEndpoint: '2001:db8::15', TargetSessionId: 'console' },
   { SessionId: 'named', DcvServerEndpoint: 'Desk-1.Example.internal' },
+  // Portal sessions: who may open them is named.
+  { SessionId: 'alices', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', AllowedUsers: ['alice@example.com', 'alice'] },
+  { SessionId: 'ops-desk', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', AllowedUsers: ['carol'], AllowedGroups: ['ops'] },
 ];
 const T0 = Date.parse('2026-11-26T12:00:00Z');
 
@@ -100,6 +104,48 @@ describe('issuing', () => {
   ])('refuses %s with a 400', async (_name, change, message) => {
     const { issue } = setup();
     await expect(issue(change)).rejects.toMatchObject({ statusCode: 400, message: expect.stringContaining(message) });
+  });
+
+  it('refuses groups that are not group names with a 400', async () => {
+    const { issue } = setup();
+    await expect(issue({ groups: ['ops', ''] })).rejects.toMatchObject({ statusCode: 400, message: "groups entry '' must not be empty" });
+    await expect(issue({ groups: Array.from({ length: 101 }, (_, i) => `g${i}`) })).rejects.toMatchObject({
+      statusCode: 400,
+      message: 'groups must have at most 100 entries',
+    });
+  });
+
+  it('stores the groups with the grant (deduplicated) and returns them', async () => {
+    const { issue, tokens } = setup();
+    const issued = await issue({ sessionId: 'ops-desk', user: 'dave', groups: ['ops', 'gpu', 'ops'] });
+    expect(issued.groups).toEqual(['ops', 'gpu']);
+    expect((await tokens.get(hashToken(issued.token)))?.groups).toEqual(['ops', 'gpu']);
+    // No groups: no attribute at all, as before.
+    expect(await tokens.get(hashToken((await issue({ groups: [] })).token))).not.toHaveProperty('groups');
+  });
+
+  it.each([
+    ['the user by name', 'alices', 'alice', undefined],
+    ['the user by e-mail, in another case', 'alices', 'Alice@Example.com', undefined],
+    ['a user on the list of a session that also lists groups', 'ops-desk', 'carol', undefined],
+    ['a user through a group', 'ops-desk', 'dave', ['staff', 'ops']],
+    ['anyone on a session without AllowedUsers or AllowedGroups (operator tokens, as before)', 'agent1', 'mallory', undefined],
+  ])('issues for %s', async (_name, sessionId, user, groups) => {
+    const { issue } = setup();
+    await expect(issue({ sessionId, user, ...(groups ? { groups } : {}) })).resolves.toMatchObject({ sessionId, user });
+  });
+
+  it.each([
+    ['a user not on AllowedUsers', 'alices', 'bob', undefined, "user 'bob' is not allowed on session 'alices' (not in its AllowedUsers, and no group in its AllowedGroups)"],
+    ['a user whose groups are not on AllowedGroups', 'ops-desk', 'dave', ['staff'], "user 'dave' (groups staff) is not allowed on session 'ops-desk' (not in its AllowedUsers, and no group in its AllowedGroups)"],
+    ['a group name passed as the user', 'ops-desk', 'ops', undefined, "user 'ops' is not allowed on session 'ops-desk'"],
+    ['a user name that differs in case (not an e-mail)', 'alices', 'Alice', undefined, "user 'Alice' is not allowed on session 'alices'"],
+  ])('refuses %s with a 403 naming session and user, and stores nothing', async (_name, sessionId, user, groups, message) => {
+    const { issue, tokens } = setup();
+    await expect(issue({ sessionId, user, ...(groups ? { groups } : {}) })).rejects.toMatchObject({ statusCode: 403, message: expect.stringContaining(message) });
+    const stored = [];
+    for await (const state of tokens.list()) stored.push(state);
+    expect(stored).toEqual([]);
   });
 
   it('issues without a session check or links when neither is asked for', async () => {
@@ -232,6 +278,39 @@ describe('verifying', () => {
     await expect(third.verifier.verify(asks(issued.token))).rejects.toMatchObject({ statusCode: 503 });
   });
 
+  it('refuses with user-not-allowed when the session names who may open it and the grant’s user is not among them; the use is kept', async () => {
+    const { verifier, tokens } = setup();
+    // A token issued without a session check (or before AllowedUsers changed) for someone else.
+    const { token } = await issueToken({ tokens }, { sessionId: 'alices', user: 'bob', maxUses: 1 });
+    expect(await verifier.verify(asks(token))).toEqual({
+      result: 'no',
+      reason: 'user-not-allowed',
+      message: "token's user 'bob' is not allowed on session 'alices' (AllowedUsers / AllowedGroups)",
+      tokenId: expect.any(String),
+    });
+    expect((await tokens.get(hashToken(token)))?.usesLeft).toBe(1);
+  });
+
+  it('checks the grant’s groups against AllowedGroups', async () => {
+    const { verifier, tokens } = setup();
+    const withGroup = await issueToken({ tokens }, { sessionId: 'ops-desk', user: 'dave', groups: ['ops'] });
+    const withoutGroup = await issueToken({ tokens }, { sessionId: 'ops-desk', user: 'dave', groups: ['staff'] });
+    expect(await verifier.verify(asks(withGroup.token))).toMatchObject({ result: 'yes', user: 'dave' });
+    expect(await verifier.verify(asks(withoutGroup.token))).toMatchObject({ result: 'no', reason: 'user-not-allowed' });
+  });
+
+  it('follows the session: AllowedUsers set after issue refuses an outstanding token; removed again, it is accepted', async () => {
+    const { issue, verifier, sessions } = setup();
+    const { token } = await issue({ maxUses: 5 });
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+    sessions.put({ ...SESSIONS[0], AllowedUsers: ['carol'] });
+    expect(await verifier.verify(asks(token))).toMatchObject({ result: 'no', reason: 'user-not-allowed' });
+    sessions.put({ ...SESSIONS[0], AllowedUsers: ['carol', 'alice'] });
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+    sessions.put({ ...SESSIONS[0] });
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+  });
+
   it('of 50 concurrent verifications of a one-use token, exactly one is yes', async () => {
     const { issue, verifier } = setup();
     const { token } = await issue({ maxUses: 1 });
@@ -255,5 +334,15 @@ describe('sameEndpoint', () => {
   ])('%s vs %s → %s', (a, b, same) => {
     expect(sameEndpoint(a, b)).toBe(same);
     expect(sameEndpoint(b, a)).toBe(same);
+  });
+});
+
+describe('metrics', () => {
+  it('every refusal reason, user-not-allowed included, is a verification outcome the dashboard graphs', () => {
+    const reasons: VerifyRefusal[] = ['malformed', 'unknown', 'expired', 'used-up', 'revoked', 'wrong-client', 'session-unavailable', 'wrong-session', 'wrong-server', 'user-not-allowed'];
+    for (const reason of reasons) {
+      expect(VERIFY_OUTCOMES).toContain(reason);
+      expect(verifyOutcome(200, 'no', reason)).toBe(reason);
+    }
   });
 });

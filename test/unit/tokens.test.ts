@@ -128,7 +128,7 @@ describe('stored token state', () => {
 
   it('accepts a well-formed state, with optional CIDRs and revocation', () => {
     expect(parseTokenState(GOOD)).toEqual({ ok: true, state: GOOD });
-    const full = { ...GOOD, clientCidrs: ['203.0.113.0/24', '2001:db8::/32'], revokedAt: '2026-11-26T00:01:00.000Z' };
+    const full = { ...GOOD, clientCidrs: ['203.0.113.0/24', '2001:db8::/32'], groups: ['ops', 'Équipe A'], revokedAt: '2026-11-26T00:01:00.000Z' };
     expect(parseTokenState(full)).toEqual({ ok: true, state: full });
   });
 
@@ -146,6 +146,12 @@ describe('stored token state', () => {
     ['usesLeft', { usesLeft: 1.5 }, 'usesLeft must be a non-negative integer'],
     ['clientCidrs', { clientCidrs: ['nope'] }, 'clientCidrs must be a list of CIDRs'],
     ['clientCidrs', { clientCidrs: '203.0.113.0/24' }, 'clientCidrs must be a list of CIDRs'],
+    ['groups', { groups: 'ops' }, 'groups must be a list of group names'],
+    ['groups', { groups: ['ops', 7] }, 'groups must be a list of group names (strings)'],
+    ['groups', { groups: ['ops', ''] }, "groups entry '' must not be empty"],
+    ['groups', { groups: ['o\nps'] }, "groups entry 'o\nps' must not contain control characters"],
+    ['groups', { groups: ['g'.repeat(257)] }, `groups entry '${'g'.repeat(64)}' must be at most 256 characters`],
+    ['groups', { groups: Array.from({ length: 101 }, (_, i) => `g${i}`) }, 'groups must have at most 100 entries'],
     ['createdAt', { createdAt: 5 }, 'createdAt must be an ISO time'],
     ['revokedAt', { revokedAt: true }, 'revokedAt must be an ISO time'],
   ])('refuses a bad %s, naming it', (_field, change, reason) => {

@@ -1,9 +1,10 @@
-import { BadRequestError } from '../errors';
+import { BadRequestError, ForbiddenError } from '../errors';
 import { parseCidr } from '../ip';
 import type { SessionResolver } from '../resolve';
+import { hasAccessRules, mayOpen } from '../session-access';
 import { connectLinks } from './connect-links';
 import { hashToken, mintToken, tokenIdOf } from './token';
-import { MAX_USES_LIMIT, sessionIdProblem, userNameProblem, type TokenGrant } from './token-grant';
+import { groupsProblem, MAX_USES_LIMIT, sessionIdProblem, userNameProblem, type TokenGrant } from './token-grant';
 import type { TokenStore } from './token-store';
 
 /** Ten minutes: long enough to click a link someone sent, short enough that a leaked link soon dies. */
@@ -22,6 +23,11 @@ export interface IssueTokenRequest {
   readonly maxUses?: number;
   /** Bind the token to client addresses the DCV server reports. */
   readonly clientCidrs?: readonly string[];
+  /**
+   * The user's groups (the portal: the ID token's groups claim). Stored with the grant; with the session's
+   * AllowedGroups they let the user in where their name alone would not.
+   */
+  readonly groups?: readonly string[];
   /** The gateway's public address, e.g. `https://gw.example.com:8443`; without it no links are made. */
   readonly gatewayUrl?: string;
 }
@@ -46,6 +52,7 @@ export interface IssuedToken {
   readonly expiresAt: string;
   readonly maxUses: number;
   readonly clientCidrs?: readonly string[];
+  readonly groups?: readonly string[];
   /** The target the session resolved to when the token was issued (absent without a session check). */
   readonly dcvServerEndpoint?: string;
 }
@@ -53,7 +60,9 @@ export interface IssuedToken {
 /**
  * Issues a connect token: validates the request, checks the session resolves, stores only the token's
  * hash with its bindings, and returns the token with its links. What `token create` and a portal call.
- * Throws BadRequestError (400) for invalid input and NotFoundError (404) for a session that does not resolve.
+ * Throws BadRequestError (400) for invalid input, NotFoundError (404) for a session that does not resolve,
+ * and ForbiddenError (403) when the session has AllowedUsers / AllowedGroups and neither the user nor one
+ * of the groups is on them (a session with neither list takes operator tokens for anyone, as before).
  */
 export async function issueToken(deps: IssueTokenDeps, request: IssueTokenRequest): Promise<IssuedToken> {
   const sessionProblem = sessionIdProblem(request.sessionId);
@@ -72,11 +81,20 @@ export async function issueToken(deps: IssueTokenDeps, request: IssueTokenReques
     if (!parseCidr(cidr)) throw new BadRequestError(`client CIDR '${cidr}' is not an IPv4 or IPv6 CIDR`);
   }
   const clientCidrs = request.clientCidrs && request.clientCidrs.length > 0 ? [...request.clientCidrs] : undefined;
+  const problemWithGroups = request.groups === undefined ? undefined : groupsProblem(request.groups);
+  if (problemWithGroups) throw new BadRequestError(`groups ${problemWithGroups}`);
+  const groups = request.groups && request.groups.length > 0 ? [...new Set(request.groups)] : undefined;
 
   // Links are checked before anything is stored, so a bad gateway URL leaves no orphan grant.
   const token = mintToken();
   const links = request.gatewayUrl === undefined ? undefined : connectLinks(request.gatewayUrl, token, request.sessionId);
   const record = deps.sessions ? await deps.sessions.findUsable(request.sessionId) : undefined;
+  if (record && hasAccessRules(record) && !mayOpen(record, { names: [request.user], groups: groups ?? [] })) {
+    throw new ForbiddenError(
+      `user '${request.user}'${groups ? ` (groups ${groups.join(', ')})` : ''} is not allowed on session '${request.sessionId}' ` +
+        '(not in its AllowedUsers, and no group in its AllowedGroups)',
+    );
+  }
 
   const now = (deps.now ?? Date.now)();
   const hash = hashToken(token);
@@ -88,6 +106,7 @@ export async function issueToken(deps: IssueTokenDeps, request: IssueTokenReques
     maxUses,
     createdAt: new Date(now).toISOString(),
     ...(clientCidrs ? { clientCidrs } : {}),
+    ...(groups ? { groups } : {}),
   };
   await deps.tokens.put(grant);
   return {
@@ -99,6 +118,7 @@ export async function issueToken(deps: IssueTokenDeps, request: IssueTokenReques
     expiresAt: new Date(grant.expiresAt * 1000).toISOString(),
     maxUses,
     ...(clientCidrs ? { clientCidrs } : {}),
+    ...(groups ? { groups } : {}),
     ...(record ? { dcvServerEndpoint: record.dcvServerEndpoint } : {}),
   };
 }

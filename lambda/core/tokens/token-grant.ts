@@ -1,5 +1,5 @@
 import { parseCidr } from '../ip';
-import { hasControlChars, MAX_SESSION_ID_LENGTH } from '../session-record';
+import { hasControlChars, MAX_PRINCIPALS, MAX_SESSION_ID_LENGTH, principalProblem } from '../session-record';
 import { isTokenHash } from './token';
 
 /**
@@ -16,6 +16,11 @@ export interface TokenGrant {
   readonly maxUses: number;
   /** When present, the DCV server's reported clientAddress must fall inside one of these. */
   readonly clientCidrs?: readonly string[];
+  /**
+   * The user's groups when the token was issued (the portal passes the ID token's groups claim): the
+   * verifier checks the user or one of these against the session's AllowedUsers / AllowedGroups.
+   */
+  readonly groups?: readonly string[];
   /** ISO time of issue. */
   readonly createdAt: string;
 }
@@ -38,6 +43,18 @@ export function userNameProblem(user: string): string | undefined {
   return undefined;
 }
 
+/** Why a list of group names can't be a grant's `groups`, or undefined when it can. */
+export function groupsProblem(groups: unknown): string | undefined {
+  if (!Array.isArray(groups)) return 'must be a list of group names';
+  if (groups.length > MAX_PRINCIPALS) return `must have at most ${MAX_PRINCIPALS} entries`;
+  for (const group of groups as unknown[]) {
+    if (typeof group !== 'string') return 'must be a list of group names (strings)';
+    const problem = principalProblem(group);
+    if (problem) return `entry '${group.slice(0, 64)}' ${problem}`;
+  }
+  return undefined;
+}
+
 export function sessionIdProblem(sessionId: string): string | undefined {
   if (sessionId.length === 0) return 'must not be empty';
   if (sessionId.length > MAX_SESSION_ID_LENGTH) return `must be at most ${MAX_SESSION_ID_LENGTH} characters`;
@@ -51,7 +68,7 @@ export function sessionIdProblem(sessionId: string): string | undefined {
  */
 export function parseTokenState(raw: Record<string, unknown>): { ok: true; state: TokenState } | { ok: false; reason: string } {
   const fail = (reason: string) => ({ ok: false as const, reason });
-  const { hash, sessionId, user, expiresAt, maxUses, usesLeft, clientCidrs, createdAt, revokedAt } = raw;
+  const { hash, sessionId, user, expiresAt, maxUses, usesLeft, clientCidrs, groups, createdAt, revokedAt } = raw;
   if (typeof hash !== 'string' || !isTokenHash(hash)) return fail('hash must be 64 lower-case hex characters');
   if (typeof sessionId !== 'string' || sessionIdProblem(sessionId)) return fail('sessionId is missing or invalid');
   if (typeof user !== 'string' || userNameProblem(user)) return fail('user is missing or invalid');
@@ -62,6 +79,10 @@ export function parseTokenState(raw: Record<string, unknown>): { ok: true; state
     if (!Array.isArray(clientCidrs) || !clientCidrs.every((c) => typeof c === 'string' && parseCidr(c))) {
       return fail('clientCidrs must be a list of CIDRs');
     }
+  }
+  if (groups !== undefined) {
+    const problem = groupsProblem(groups);
+    if (problem) return fail(`groups ${problem}`);
   }
   if (typeof createdAt !== 'string') return fail('createdAt must be an ISO time');
   if (revokedAt !== undefined && typeof revokedAt !== 'string') return fail('revokedAt must be an ISO time');
@@ -76,6 +97,7 @@ export function parseTokenState(raw: Record<string, unknown>): { ok: true; state
       usesLeft,
       createdAt,
       ...(clientCidrs === undefined ? {} : { clientCidrs: clientCidrs as string[] }),
+      ...(groups === undefined ? {} : { groups: groups as string[] }),
       ...(revokedAt === undefined ? {} : { revokedAt: revokedAt as string }),
     },
   };

@@ -2,6 +2,7 @@ import { NotFoundError, ServiceUnavailableError } from '../errors';
 import { CidrSet, parseClientAddress, parseIp, sameAddress } from '../ip';
 import type { Log } from '../log';
 import { describeError, type SessionResolver } from '../resolve';
+import { hasAccessRules, mayOpen } from '../session-access';
 import { hashToken, isTokenFormat, tokenIdOf } from './token';
 import { stateRefusal, type ConsumeRefusal, type TokenStore } from './token-store';
 import type { TokenState } from './token-grant';
@@ -22,7 +23,8 @@ export type VerifyRefusal =
   | 'wrong-client'
   | 'session-unavailable'
   | 'wrong-session'
-  | 'wrong-server';
+  | 'wrong-server'
+  | 'user-not-allowed';
 
 export type VerifyResult =
   | { readonly result: 'yes'; readonly user: string; readonly tokenId: string; readonly sessionId: string; readonly usesLeft: number }
@@ -38,7 +40,8 @@ export interface TokenVerifierOptions {
 /**
  * Says yes to a token only when every binding holds: the grant exists, is not revoked, expired or used
  * up; the DCV server's client address is inside the grant's CIDRs (if any); the grant's session still
- * resolves, to this server session id and (with the per-server URL) to the server that asks. Only then is
+ * resolves, to this server session id and (with the per-server URL) to the server that asks; a session
+ * with AllowedUsers / AllowedGroups lists the grant's user or one of its groups. Only then is
  * one use taken, atomically in the store, so a refused attempt never burns a use. Messages are for
  * operators and never contain the token.
  */
@@ -83,6 +86,11 @@ export class TokenVerifier {
         `token is for session '${grant.sessionId}' (server session '${record.targetSessionId}'), not server session '${clip(request.serverSessionId)}'`,
         tokenId,
       );
+    }
+    // Defence in depth: the portal checks before it issues, but AllowedUsers may have changed since, and an
+    // operator's token for someone else must not open a session that names who may use it.
+    if (hasAccessRules(record) && !mayOpen(record, { names: [grant.user], groups: grant.groups ?? [] })) {
+      return no('user-not-allowed', `token's user '${clip(grant.user)}' is not allowed on session '${grant.sessionId}' (AllowedUsers / AllowedGroups)`, tokenId);
     }
     if (request.server !== undefined && !sameEndpoint(request.server, record.dcvServerEndpoint)) {
       return no(
