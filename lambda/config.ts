@@ -52,6 +52,38 @@ export interface ResolverFunctionConfig {
   readonly tokensTableName?: string;
   readonly allowedSources?: CidrSet;
   readonly pathPrefix?: string;
+  /** The self-service portal; absent (no PORTAL_ISSUER): /portal answers 404. */
+  readonly portal?: PortalFunctionConfig;
+}
+
+/** The portal's environment, as lib/resolver-portal.ts sets it. */
+export interface PortalFunctionConfig {
+  readonly issuer: string;
+  /** Absent in cognito mode: the client id is in the secret (see lambda/adapters/portal-secret.ts). */
+  readonly clientId?: string;
+  readonly secretId: string;
+  readonly gatewayUrl: string;
+  readonly groupsClaim?: string;
+  /** Space-separated; @default 'openid email profile' */
+  readonly scopes?: string;
+  readonly leaseSeconds?: number;
+}
+
+export function readPortalFunctionConfig(env: Env): PortalFunctionConfig | undefined {
+  const issuer = optionalString(env, 'PORTAL_ISSUER');
+  if (issuer === undefined) return undefined;
+  if (!/^https:\/\//.test(issuer)) throw new ConfigError('PORTAL_ISSUER must be an https:// URL');
+  const lease = optionalString(env, 'PORTAL_LEASE_SECONDS');
+  if (lease !== undefined && !/^\d{2,7}$/.test(lease)) throw new ConfigError('PORTAL_LEASE_SECONDS must be a number of seconds (10 to 9999999)');
+  return {
+    issuer,
+    clientId: optionalString(env, 'PORTAL_CLIENT_ID'),
+    secretId: requiredString(env, 'PORTAL_SECRET_ID'),
+    gatewayUrl: requiredString(env, 'PORTAL_GATEWAY_URL'),
+    groupsClaim: optionalString(env, 'PORTAL_GROUPS_CLAIM'),
+    scopes: optionalString(env, 'PORTAL_SCOPES'),
+    ...(lease === undefined ? {} : { leaseSeconds: Number(lease) }),
+  };
 }
 
 export function readResolverFunctionConfig(env: Env): ResolverFunctionConfig {
@@ -60,5 +92,6 @@ export function readResolverFunctionConfig(env: Env): ResolverFunctionConfig {
     tokensTableName: optionalString(env, 'TOKENS_TABLE_NAME'),
     allowedSources: optionalCidrs(env, 'ALLOWED_SOURCE_CIDRS'),
     pathPrefix: validatePathPrefix(optionalString(env, 'PATH_PREFIX'), 'PATH_PREFIX'),
+    portal: readPortalFunctionConfig(env),
   };
 }

@@ -22,6 +22,9 @@ export function requestFromIncoming(req: IncomingMessage, body: string, bodyTooL
   const { path, query } = splitTarget(req.url);
   const contentType = req.headers['content-type'];
   return {
+    // node lower-cases names and already joins repeated Cookie headers with '; '.
+    headers: req.headers as Record<string, string | undefined>,
+    scheme: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
     method: req.method ?? 'GET',
     path,
     rawQueryString: query,
@@ -33,8 +36,16 @@ export function requestFromIncoming(req: IncomingMessage, body: string, bodyTooL
   };
 }
 
-function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string, head: boolean): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: string,
+  head: boolean,
+  cookies?: readonly string[],
+): void {
   if (res.headersSent) return;
+  if (cookies && cookies.length > 0) res.setHeader('Set-Cookie', cookies as string[]);
   res.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(body) });
   res.end(head ? undefined : body);
 }
@@ -70,7 +81,14 @@ export function createLocalServer(options: LocalServerOptions): Server {
     const respond = (body: string, tooLarge = false): void => {
       route(requestFromIncoming(req, body, tooLarge)).then(
         (result) =>
-          send(res, result.statusCode, tooLarge ? { ...result.headers, Connection: 'close' } : result.headers, result.body, req.method === 'HEAD'),
+          send(
+            res,
+            result.statusCode,
+            tooLarge ? { ...result.headers, Connection: 'close' } : result.headers,
+            result.body,
+            req.method === 'HEAD',
+            result.cookies,
+          ),
         (error: unknown) => {
           log.error('handler failed', { message: (error as Error)?.message });
           sendJsonError(res, 500, 'InternalError', 'internal error');

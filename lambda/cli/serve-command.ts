@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import { parseArgs } from 'node:util';
@@ -8,7 +9,9 @@ import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dyn
 import { DirectoryTokenStore } from '../adapters/directory-token-store';
 import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
 import { EmfMetrics, flushEvery } from '../adapters/emf-metrics';
+import { DynamoSessionCatalog } from '../adapters/dynamodb-session-catalog';
 import { FileSessionStore } from '../adapters/file-session-store';
+import { openIdConnectClient } from '../adapters/openid-connect';
 import { startLocalServer, type RunningServer } from '../adapters/local-server';
 import { JsonLineLog } from '../adapters/json-line-log';
 import { SERVICE_NAME } from '../adapters/logger';
@@ -16,9 +19,13 @@ import { splitList, validatePathPrefix } from '../config';
 import { ConfigError } from '../core/config-errors';
 import { CidrSet } from '../core/ip';
 import { MetricService } from '../core/metrics';
-import type { SessionStore } from '../core/session-store';
+import { createPortal } from '../core/portal/portal-app';
+import type { LeaseStore, SessionCatalog } from '../core/portal/session-catalog';
+import { MIN_KEY_LENGTH } from '../core/portal/signed-cookie';
+import { LeasedSessionStore, type SessionStore } from '../core/session-store';
+import { parseGatewayUrl } from '../core/tokens/connect-links';
 import type { TokenStore } from '../core/tokens/token-store';
-import { createResolverRouter } from '../handlers/resolver-handler';
+import { createResolverRouter, type PortalShared } from '../handlers/resolver-handler';
 import { CliError } from './cli-error';
 import { stopOnSignal } from './stop-on-signal';
 
@@ -40,9 +47,21 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
   --tls-key FILE         ... and its PEM private key
   --client-ca FILE       require a client certificate signed by this PEM CA (mutual TLS: the
                          gateway's [resolver] cert-file / cert-key-file); needs --tls-cert/--tls-key
+  --oidc-issuer URL      turn on the self-service portal (GET /portal): sign-in at this OpenID
+                         Connect issuer (https, or http on this machine) ...
+  --oidc-client-id ID    ... as this public client (code flow + PKCE, no secret) ...
+  --gateway URL          ... and connect links to this gateway (https://HOST[:PORT]); the portal
+                         needs a token store (--tokens-dir or --tokens-table)
+  --oidc-groups-claim N  the ID token claim with the user's groups (default groups)
+  --oidc-scopes LIST     scopes to ask for (default 'openid email profile'; Okta: add groups)
+  --portal-url URL       the portal's public base URL (default: this server's scheme and the
+                         request's Host); the identity provider must accept URL/portal/callback
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
   --metrics              also write CloudWatch embedded-metric-format lines to stdout, every
                          10 s (the Lambda function's metrics, for a CloudWatch agent to pick up)
+
+The portal signs its cookies with DCV_PORTAL_COOKIE_KEY (32+ characters) when set, else with a key
+made at start (sign-ins then end when the process does; several processes need the same key).
 `;
 
 export interface ServeOptions {
@@ -57,6 +76,7 @@ export interface ServeOptions {
   readonly logLevel?: string;
   /** HTTPS, and with a client CA, mutual TLS. */
   readonly tls?: HttpsOptions;
+  readonly portal?: ServePortalOptions;
   /** EMF metric lines on stdout, next to the log lines. */
   readonly metrics?: boolean;
 }
@@ -82,6 +102,56 @@ export function tlsOptions(cert?: string, key?: string, clientCa?: string): Http
   return { ...options, ca: readPem('--client-ca', clientCa), requestCert: true, rejectUnauthorized: true };
 }
 
+export interface ServePortalOptions {
+  readonly issuer: string;
+  readonly clientId: string;
+  readonly gatewayUrl: string;
+  readonly groupsClaim?: string;
+  readonly scopes?: string;
+  readonly publicUrl?: string;
+}
+
+/** All three or none; the portal issues tokens, so it needs a token store. */
+function portalOptions(values: Record<string, string | boolean | string[] | undefined>): ServePortalOptions | undefined {
+  const issuer = values['oidc-issuer'] as string | undefined;
+  const clientId = values['oidc-client-id'] as string | undefined;
+  const gateway = values.gateway as string | undefined;
+  const extras = ['oidc-groups-claim', 'oidc-scopes', 'portal-url'].filter((name) => values[name] !== undefined);
+  if (!issuer && !clientId && !gateway) {
+    if (extras.length > 0) throw new CliError(`--${extras[0]} is a portal option: give --oidc-issuer, --oidc-client-id and --gateway too`, 2);
+    return undefined;
+  }
+  if (!issuer || !clientId || !gateway) {
+    throw new CliError('the portal needs all three of --oidc-issuer URL, --oidc-client-id ID and --gateway URL', 2);
+  }
+  if (!values['tokens-dir'] && !values['tokens-table']) {
+    throw new CliError('the portal issues connect tokens: give --tokens-dir DIR or --tokens-table NAME too', 2);
+  }
+  const url = (name: string, text: string): void => {
+    try {
+      new URL(text);
+    } catch {
+      throw new CliError(`--${name} must be a URL, not '${text}'`, 2);
+    }
+  };
+  url('oidc-issuer', issuer);
+  try {
+    parseGatewayUrl(gateway);
+  } catch (error) {
+    throw new CliError(`--gateway: ${(error as Error).message}`, 2);
+  }
+  const publicUrl = values['portal-url'] as string | undefined;
+  if (publicUrl !== undefined) url('portal-url', publicUrl);
+  return {
+    issuer,
+    clientId,
+    gatewayUrl: gateway,
+    groupsClaim: values['oidc-groups-claim'] as string | undefined,
+    scopes: values['oidc-scopes'] as string | undefined,
+    publicUrl,
+  };
+}
+
 export function parseServeArgs(argv: string[]): ServeOptions {
   let values;
   try {
@@ -101,6 +171,12 @@ export function parseServeArgs(argv: string[]): ServeOptions {
         'client-ca': { type: 'string' },
         'log-level': { type: 'string' },
         metrics: { type: 'boolean' },
+        'oidc-issuer': { type: 'string' },
+        'oidc-client-id': { type: 'string' },
+        'oidc-groups-claim': { type: 'string' },
+        'oidc-scopes': { type: 'string' },
+        gateway: { type: 'string' },
+        'portal-url': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -142,6 +218,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     logLevel: values['log-level']?.toUpperCase(),
     tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
     metrics: values.metrics,
+    portal: portalOptions(values),
   };
 }
 
@@ -166,18 +243,23 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
   const logger = new JsonLineLog({ service: SERVICE_NAME, level: options.logLevel });
   let store: SessionStore;
   let source: string;
+  let catalog: (SessionCatalog & LeaseStore) | undefined;
   if (options.sessions) {
+    let fileStore: FileSessionStore;
     try {
-      store = new FileSessionStore(options.sessions, { log: logger });
+      fileStore = new FileSessionStore(options.sessions, { log: logger });
     } catch (error) {
       if (error instanceof ConfigError) throw new CliError(error.message);
       throw error;
     }
+    // The portal's pool leases live in memory in front of the file: the operator's file is never rewritten.
+    store = options.portal ? (catalog = new LeasedSessionStore(fileStore)) : fileStore;
     source = `file ${options.sessions}`;
   } else {
     const client = createResolveDynamoClient();
     await checkTable(client, options.table!);
     store = new DynamoDbSessionStore(client, options.table!);
+    if (options.portal) catalog = new DynamoSessionCatalog(sdkDynamoApi(client), options.table!, { log: logger });
     source = `table ${options.table}`;
   }
   let tokens: TokenStore | undefined;
@@ -195,6 +277,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     pathPrefix: options.pathPrefix,
     tokens,
     metrics,
+    portal: options.portal && catalog ? servePortal(options.portal, catalog, logger) : undefined,
   });
   let running: RunningServer;
   try {
@@ -209,7 +292,13 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     throw new CliError(`cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`);
   }
   const batches = metrics ? flushEvery(metrics, METRICS_FLUSH_MS) : undefined;
-  logger.info('dcv-resolver listening', { url: running.url, source, verifier: tokens ? 'on' : 'off', metrics: metrics ? 'on' : 'off' });
+  logger.info('dcv-resolver listening', {
+    url: running.url,
+    source,
+    verifier: tokens ? 'on' : 'off',
+    metrics: metrics ? 'on' : 'off',
+    portal: options.portal ? 'on' : 'off',
+  });
   return {
     ...running,
     store,
@@ -221,6 +310,33 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
       await tokens?.close?.();
     },
   };
+}
+
+/** The portal over this server's stores; the cookie key from DCV_PORTAL_COOKIE_KEY or made now. */
+function servePortal(portal: ServePortalOptions, catalog: SessionCatalog & LeaseStore, log: JsonLineLog) {
+  const fromEnv = process.env.DCV_PORTAL_COOKIE_KEY;
+  if (fromEnv !== undefined && fromEnv.length < MIN_KEY_LENGTH) {
+    throw new CliError(`DCV_PORTAL_COOKIE_KEY must be at least ${MIN_KEY_LENGTH} characters`, 2);
+  }
+  const cookieKey = fromEnv ?? randomBytes(32);
+  let oidc;
+  try {
+    oidc = openIdConnectClient({ issuer: portal.issuer, clientId: portal.clientId, scopes: portal.scopes });
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  return (shared: PortalShared) =>
+    createPortal({
+      ...shared,
+      oidc,
+      cookieKey,
+      gatewayUrl: portal.gatewayUrl,
+      catalog,
+      leases: catalog,
+      groupsClaim: portal.groupsClaim,
+      publicUrl: portal.publicUrl,
+      log,
+    });
 }
 
 /** The verifier's token store, if one was asked for; a missing table or unusable folder fails start-up. */
@@ -253,6 +369,10 @@ export async function runServe(argv: string[]): Promise<void> {
   // The prefix is a secret: name the option, never echo its value.
   const gatewayUrl = options.pathPrefix ? `${running.url}/<--path-prefix value>` : running.url;
   process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${gatewayUrl}')\n`);
+  if (options.portal) {
+    const portalUrl = options.portal.publicUrl ?? `${running.url}${options.pathPrefix ? '/<--path-prefix value>' : ''}`;
+    process.stderr.write(`dcv-resolver: portal at ${portalUrl}/portal (the identity provider's redirect URI: ${portalUrl}/portal/callback)\n`);
+  }
   if (options.tokensDir || options.tokensTable) {
     process.stderr.write(
       `dcv-resolver: verifying tokens (each DCV server's dcv.conf: [security] auth-token-verifier="${gatewayUrl}/verifyToken/<its DcvServerEndpoint>")\n`,

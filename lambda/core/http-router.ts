@@ -6,6 +6,7 @@ import { MetricName, NO_METRICS, resolveOutcome, verifyOutcome, type Metrics } f
 import { describeError, parseResolveQuery, type SessionResolver } from './resolve';
 import { handleVerifyToken } from './tokens/verify-route';
 import type { TokenVerifier } from './tokens/verify-token';
+import type { PortalHandler } from './portal/portal-app';
 
 /**
  * The HTTP surface of the resolver, independent of how the request arrived (Function URL event or
@@ -26,12 +27,21 @@ export interface HttpRequest {
   readonly contentType?: string;
   /** The adapter refused to read a body over this many bytes; the route answers 413 in its own format. */
   readonly bodyTooLarge?: number;
+  /**
+   * Request headers, lower-case names, repeated ones joined (`cookie` with '; '). Only the portal reads
+   * them (cookie, host, origin, sec-fetch-site).
+   */
+  readonly headers?: Readonly<Record<string, string | undefined>>;
+  /** How the request reached us: the portal builds its own absolute URLs from it. @default 'https' */
+  readonly scheme?: 'http' | 'https';
 }
 
 export interface HttpResponse {
   readonly statusCode: number;
   readonly headers: Record<string, string>;
   readonly body: string;
+  /** `Set-Cookie` values (a header map can hold only one); Function URLs take them as `cookies`. */
+  readonly cookies?: readonly string[];
 }
 
 export interface RouterOptions {
@@ -45,6 +55,8 @@ export interface RouterOptions {
   readonly verifier?: TokenVerifier;
   /** Resolutions and verifications by outcome, resolve latency, 5xx answers. @default NO_METRICS */
   readonly metrics?: Metrics;
+  /** The self-service portal (GET /portal …); absent: those paths are a 404. */
+  readonly portal?: PortalHandler;
 }
 
 export type Router = (request: HttpRequest) => Promise<HttpResponse>;
@@ -79,7 +91,7 @@ function makePrefixStripper(prefix: string | undefined): (path: string) => strin
   };
 }
 
-type Route = 'resolveSession' | 'verifyToken' | 'health' | 'unknown';
+type Route = 'resolveSession' | 'verifyToken' | 'health' | 'portal' | 'unknown';
 
 /** `…/verifyToken` or `…/verifyToken/<server>` (one segment: the asking DCV server's endpoint). */
 const VERIFY_PATH = /\/verifyToken(?:\/([^/]+))?$/;
@@ -89,6 +101,7 @@ function routeOf(path: string | undefined): Route {
   if (path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
   if (VERIFY_PATH.test(path)) return 'verifyToken';
   if (path === '/health') return 'health';
+  if (path === '/portal' || path.startsWith('/portal/')) return 'portal';
   return 'unknown';
 }
 
@@ -97,7 +110,7 @@ function clip(value: string | undefined, max = 64): string | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { resolver, log, allowedSources, verifier } = options;
+  const { resolver, log, allowedSources, verifier, portal } = options;
   const metrics = options.metrics ?? NO_METRICS;
   const stripPrefix = makePrefixStripper(options.pathPrefix);
 
@@ -137,6 +150,10 @@ export function createRouter(options: RouterOptions): Router {
       } else if (route === 'verifyToken') {
         // Every answer on this path is the DCV server's XML, refusals included.
         response = await handleVerifyToken(verifier, request, VERIFY_PATH.exec(path!)![1], fields);
+      } else if (route === 'portal' && portal) {
+        // Pages and redirects: every answer, refusals included, is the portal's own HTML.
+        const basePath = request.path.slice(0, request.path.length - path!.length);
+        response = await portal({ request, basePath, path: path!, fields });
       } else if (request.bodyTooLarge) {
         throw new PayloadTooLargeError(`request body must be at most ${request.bodyTooLarge} bytes`);
       } else if (route === 'health') {

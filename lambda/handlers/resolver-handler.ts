@@ -8,6 +8,15 @@ import { SessionResolver } from '../core/resolve';
 import type { SessionStore } from '../core/session-store';
 import type { TokenStore } from '../core/tokens/token-store';
 import { TokenVerifier } from '../core/tokens/verify-token';
+import type { PortalHandler } from '../core/portal/portal-app';
+
+/** What the portal shares with the router: the same resolver (and its cache), token store and log. */
+export interface PortalShared {
+  readonly resolver: SessionResolver;
+  readonly tokens: TokenStore;
+  readonly log: Log;
+  readonly now?: () => number;
+}
 
 export interface ResolverHandlerDeps {
   readonly store: SessionStore;
@@ -20,6 +29,8 @@ export interface ResolverHandlerDeps {
   readonly now?: () => number;
   /** Resolutions, verifications, latencies (EMF in Lambda and `serve --metrics`). @default none */
   readonly metrics?: Metrics;
+  /** Turns on the portal (GET /portal …); it needs `tokens`. */
+  readonly portal?: (shared: PortalShared) => PortalHandler;
 }
 
 /**
@@ -37,6 +48,8 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
   const http = event?.requestContext?.http;
   const contentType = event?.headers?.['content-type'];
   return {
+    headers: headersOf(event),
+    scheme: 'https',
     method: typeof http?.method === 'string' ? http.method.toUpperCase() : 'GET',
     path: typeof event?.rawPath === 'string' ? event.rawPath : '/',
     rawQueryString: typeof event?.rawQueryString === 'string' ? event.rawQueryString : '',
@@ -45,6 +58,14 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
     body: bodyOf(event),
     ...(typeof contentType === 'string' ? { contentType } : {}),
   };
+}
+
+/** Function URL headers are lower-case already; cookies arrive apart, in `cookies` (payload 2.0). */
+function headersOf(event: Partial<APIGatewayProxyEventV2> | undefined): Record<string, string | undefined> {
+  const headers = typeof event?.headers === 'object' && event.headers !== null ? { ...event.headers } : {};
+  const cookies = Array.isArray(event?.cookies) ? event.cookies.filter((c) => typeof c === 'string') : [];
+  if (cookies.length > 0) headers.cookie = cookies.join('; ');
+  return headers;
 }
 
 /** Function URLs base64-encode bodies they don't consider text (form bodies among them). */
@@ -62,7 +83,10 @@ export function createResolverRouter(deps: ResolverHandlerDeps): Router {
   const store = deps.metrics ? timedStore(deps.store, deps.metrics) : deps.store;
   const resolver = new SessionResolver({ store, log, now: deps.now });
   const verifier = deps.tokens ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now }) : undefined;
+  if (deps.portal && !deps.tokens) throw new Error('the portal needs a token store (it issues the connect tokens)');
+  const portal = deps.portal && deps.tokens ? deps.portal({ resolver, tokens: deps.tokens, log, now: deps.now }) : undefined;
   return createRouter({
+    portal,
     resolver,
     log,
     allowedSources: deps.allowedSources,
@@ -82,7 +106,12 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
     event: APIGatewayProxyEventV2,
   ): Promise<APIGatewayProxyStructuredResultV2> {
     const response = await route(requestFromEvent(event));
-    return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+    return {
+      statusCode: response.statusCode,
+      headers: response.headers,
+      body: response.body,
+      ...(response.cookies ? { cookies: [...response.cookies] } : {}),
+    };
   };
   // The invocation's fields on every log line: Powertools' Logger and LambdaLog both have addContext.
   // Powertools' temporary keys are cleared after each invocation, as its middleware's resetKeys did.

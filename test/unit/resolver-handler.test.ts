@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CidrSet } from '../../lambda/core/ip';
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore, type SessionStore } from '../../lambda/core/session-store';
+import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
 import { createResolverHandler, requestFromEvent } from '../../lambda/handlers/resolver-handler';
 import { functionUrlEvent, lambdaContext, loadFunctionUrlEvent } from '../helpers/function-url-event';
 
@@ -116,7 +117,26 @@ describe('requestFromEvent', () => {
     ['a lowercase method', { requestContext: { http: { method: 'delete' } } }, { method: 'DELETE', path: '/', rawQueryString: '', sourceIp: undefined, requestId: undefined }],
     ['an over-long request id (events can be hand-made)', { requestContext: { requestId: 'x'.repeat(129) } }, { method: 'GET', path: '/', rawQueryString: '', sourceIp: undefined, requestId: undefined }],
   ])('%s', (_name, event, expected) => {
-    expect(requestFromEvent(event as Partial<APIGatewayProxyEventV2> | undefined)).toEqual(expected);
+    const request = requestFromEvent(event as Partial<APIGatewayProxyEventV2> | undefined);
+    expect(request).toMatchObject(expected);
+    expect(request.scheme).toBe('https');
+  });
+
+  it("hands the portal the event's headers, with payload 2.0's separate cookies joined into one Cookie header", () => {
+    const event = functionUrlEvent({ headers: { host: 'abc.lambda-url.eu-west-1.on.aws', origin: 'https://abc.lambda-url.eu-west-1.on.aws' } });
+    const request = requestFromEvent({ ...event, cookies: ['dcv_portal=a.b', 'other=1'] });
+    expect(request.headers).toMatchObject({ host: 'abc.lambda-url.eu-west-1.on.aws', cookie: 'dcv_portal=a.b; other=1' });
+  });
+
+  it('returns Set-Cookie values as the Function URL response\'s cookies (a header map holds only one)', async () => {
+    const handler = createResolverHandler({
+      store: new MemorySessionStore(ITEMS),
+      logger: silentLogger(),
+      tokens: new MemoryTokenStore(),
+      portal: () => async () => ({ statusCode: 303, headers: { Location: '/portal' }, body: '', cookies: ['a=1; Path=/portal', 'b=; Max-Age=0'] }),
+    });
+    const answer = await handler(functionUrlEvent({ method: 'GET', path: '/portal/callback' }), lambdaContext());
+    expect(answer).toMatchObject({ statusCode: 303, cookies: ['a=1; Path=/portal', 'b=; Max-Age=0'] });
   });
 
   it('takes the source address from requestContext.http.sourceIp, never X-Forwarded-For', () => {

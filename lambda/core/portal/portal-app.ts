@@ -1,0 +1,420 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors';
+import type { HttpRequest, HttpResponse } from '../http-router';
+import type { Log } from '../log';
+import { describeError, type SessionResolver } from '../resolve';
+import { allowedAs } from '../session-access';
+import { parseGatewayUrl } from '../tokens/connect-links';
+import { issueToken } from '../tokens/issue-token';
+import type { TokenStore } from '../tokens/token-store';
+import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient } from './oidc';
+import { placeInPool, portalEntries, type PoolEntry, type SessionEntry } from './pool-placement';
+import { errorPage, listPage, nativeLinkPage, signedOutPage, type PoolView, type SessionView } from './portal-pages';
+import { DEFAULT_GROUPS_CLAIM, portalUserFromClaims, portalUserFromCookie, portalUserToCookie, type PortalUser } from './portal-user';
+import { readCatalog, type LeaseStore, type SessionCatalog } from './session-catalog';
+import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from './signed-cookie';
+
+/** How long a portal sign-in lasts before the identity provider is asked again. */
+export const DEFAULT_SESSION_SECONDS = 8 * 60 * 60;
+/** How long a user has to finish signing in at the provider. */
+const SIGN_IN_SECONDS = 10 * 60;
+const SESSION_COOKIE = 'dcv_portal';
+const SIGN_IN_COOKIE = 'dcv_portal_login';
+const MAX_FORM_BYTES = 4096;
+
+export interface PortalOptions {
+  readonly oidc: OidcClient;
+  /** HMAC key for the cookies (≥ 32 bytes): Secrets Manager on AWS, per process or env locally. */
+  readonly cookieKey: string | Buffer;
+  /** The gateway's public https address, for the links. */
+  readonly gatewayUrl: string;
+  readonly catalog: SessionCatalog;
+  readonly leases: LeaseStore;
+  readonly resolver: SessionResolver;
+  readonly tokens: TokenStore;
+  readonly log: Log;
+  /** The ID token claim with the user's groups. @default 'groups' (Cognito: 'cognito:groups') */
+  readonly groupsClaim?: string;
+  /** Pool lease length. @default 8 h */
+  readonly leaseSeconds?: number;
+  /** @default DEFAULT_SESSION_SECONDS */
+  readonly sessionSeconds?: number;
+  /**
+   * The portal's public base (scheme, host, path prefix), e.g. `https://abc.lambda-url.eu-west-1.on.aws`.
+   * @default the request's own scheme and Host, and the path prefix it came in on
+   */
+  readonly publicUrl?: string;
+  readonly now?: () => number;
+}
+
+/** What the router hands the portal: the request, the prefix it stripped, the path after it. */
+export interface PortalRequest {
+  readonly request: HttpRequest;
+  /** '' or '/<secret prefix>'. */
+  readonly basePath: string;
+  /** '/portal' or '/portal/…'. */
+  readonly path: string;
+  /** The request's log line: the portal adds what it did (never a token, code or cookie). */
+  readonly fields: Record<string, unknown>;
+}
+
+export type PortalHandler = (input: PortalRequest) => Promise<HttpResponse>;
+
+/**
+ * No scripts at all, no framing (clickjacking a Connect button), forms only to ourselves and, since
+ * browsers apply form-action to a form's redirect too, Connect's 303 to the gateway.
+ * `Referrer-Policy: same-origin`, not no-referrer: under no-referrer browsers send `Origin: null` on our
+ * own form posts, and the Origin check below needs the real one; nothing goes to other origins.
+ */
+function htmlHeaders(gatewayOrigin: string): Record<string, string> {
+  return {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Security-Policy': `default-src 'none'; style-src 'unsafe-inline'; form-action 'self' ${gatewayOrigin}; frame-ancestors 'none'; base-uri 'none'`,
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'same-origin',
+  };
+}
+
+/** A refusal shown as a page (the portal never answers JSON). */
+class PortalError extends HttpError {
+  constructor(statusCode: number, readonly title: string, message: string) {
+    super(statusCode, message);
+  }
+}
+
+/**
+ * The self-service portal: sign in with OpenID Connect (code flow, PKCE, state, nonce), list the desktops
+ * the user may open, and Connect (mint a token with the auth-loop library, redirect to the gateway).
+ * State lives only in signed cookies, so any number of Lambda instances or `serve` processes can answer.
+ */
+export function createPortal(options: PortalOptions): PortalHandler {
+  const sealer = new CookieSealer(options.cookieKey);
+  const now = options.now ?? Date.now;
+  const { log } = options;
+  const groupsClaim = options.groupsClaim ?? DEFAULT_GROUPS_CLAIM;
+  const sessionSeconds = options.sessionSeconds ?? DEFAULT_SESSION_SECONDS;
+  const headers = htmlHeaders(new URL(parseGatewayUrl(options.gatewayUrl)).origin);
+  const html = (statusCode: number, body: string, extra: Record<string, string> = {}): HttpResponse => ({
+    statusCode,
+    headers: { ...headers, ...extra },
+    body,
+  });
+
+  return async function portal(input: PortalRequest): Promise<HttpResponse> {
+    const base = publicBase(options.publicUrl, input);
+    const paths = portalPaths(input.basePath);
+    try {
+      switch (input.path) {
+        case '/portal':
+        case '/portal/':
+          allow(input.request, ['GET', 'HEAD']);
+          return await home(input, paths);
+        case '/portal/login':
+          allow(input.request, ['GET', 'HEAD']);
+          return await login(input, base);
+        case '/portal/callback':
+          allow(input.request, ['GET', 'HEAD']);
+          return await callback(input, base, paths);
+        case '/portal/connect':
+          allow(input.request, ['POST']);
+          return await connect(input, base, paths);
+        case '/portal/logout':
+          allow(input.request, ['POST']);
+          return logout(input, base, paths);
+        default:
+          throw new PortalError(404, 'Not found', 'There is no such page.');
+      }
+    } catch (error) {
+      return failure(error, input, paths);
+    }
+  };
+
+  async function home(input: PortalRequest, paths: PortalPaths): Promise<HttpResponse> {
+    const session = readSession(input.request);
+    if (!session) return html(200, signedOutPage(paths.login));
+    const nowSeconds = now() / 1000;
+    const entries = portalEntries(
+      (await readCatalog(options.catalog, log)).map((e) => e.record),
+      session.user,
+      nowSeconds,
+    );
+    input.fields.portal = 'list';
+    input.fields.user = session.user.displayName;
+    return html(
+      200,
+      listPage({
+        user: session.user.displayName,
+        sessions: entries.sessions.map(sessionView),
+        pools: entries.pools.map(poolView),
+        csrf: session.csrf,
+        connectPath: paths.connect,
+        logoutPath: paths.logout,
+      }),
+    );
+  }
+
+  async function login(input: PortalRequest, base: PortalBase): Promise<HttpResponse> {
+    const transaction = newSignInTransaction();
+    const location = await options.oidc.authorizationUrl({
+      redirectUri: base.callbackUrl,
+      state: transaction.state,
+      nonce: transaction.nonce,
+      codeChallenge: codeChallengeOf(transaction.codeVerifier),
+    });
+    input.fields.portal = 'login';
+    const expires = now() / 1000 + SIGN_IN_SECONDS;
+    const cookie = sealer.seal(SIGN_IN_COOKIE, { ...transaction }, expires);
+    return redirect(302, location, [setCookie(SIGN_IN_COOKIE, cookie, { path: base.cookiePath, maxAge: SIGN_IN_SECONDS })]);
+  }
+
+  async function callback(input: PortalRequest, base: PortalBase, paths: PortalPaths): Promise<HttpResponse> {
+    input.fields.portal = 'callback';
+    const nowSeconds = now() / 1000;
+    const transaction = sealer.open(SIGN_IN_COOKIE, readCookie(input.request.headers?.cookie, SIGN_IN_COOKIE), nowSeconds);
+    const clearSignIn = setCookie(SIGN_IN_COOKIE, '', { path: base.cookiePath, maxAge: 0 });
+    const params = new URLSearchParams(input.request.rawQueryString);
+    const state = params.get('state') ?? '';
+    // No sign-in cookie: this browser did not start this sign-in, it took too long, or the callback is a
+    // replay of one already completed (the cookie is cleared on success).
+    if (!transaction || typeof transaction.state !== 'string' || !sameSecret(state, transaction.state)) {
+      throw new PortalError(400, 'Sign-in not accepted', 'This sign-in was not started here, has expired, or was already used. Please sign in again.');
+    }
+    let claims;
+    try {
+      claims = await options.oidc.signIn(new URL(`${base.callbackUrl}?${input.request.rawQueryString}`), {
+        redirectUri: base.callbackUrl,
+        state: transaction.state,
+        nonce: String(transaction.nonce),
+        codeVerifier: String(transaction.codeVerifier),
+      });
+    } catch (error) {
+      if (error instanceof OidcError) {
+        log.warn('portal sign-in refused', { requestId: input.request.requestId, reason: error.message });
+        throw new PortalError(400, 'Sign-in not accepted', 'The identity provider did not confirm this sign-in. Please sign in again.');
+      }
+      throw error;
+    }
+    let user: PortalUser;
+    try {
+      user = portalUserFromClaims(claims, groupsClaim);
+    } catch (error) {
+      throw new PortalError(400, 'Sign-in not accepted', (error as Error).message);
+    }
+    let cookie: string;
+    try {
+      cookie = sealer.seal(SESSION_COOKIE, { ...portalUserToCookie(user), csrf: randomBytes(32).toString('base64url') }, nowSeconds + sessionSeconds);
+    } catch (error) {
+      if (!(error instanceof CookieTooLargeError)) throw error;
+      throw new PortalError(400, 'Sign-in not accepted', 'Your account has too many names or groups to keep in a sign-in cookie; ask your administrator to send fewer groups in the ID token.');
+    }
+    input.fields.user = user.displayName;
+    log.info('portal sign-in', { requestId: input.request.requestId, user: user.displayName, subject: user.subject, groups: user.groups.length });
+    return redirect(303, paths.home, [clearSignIn, setCookie(SESSION_COOKIE, cookie, { path: base.cookiePath, maxAge: sessionSeconds })]);
+  }
+
+  async function connect(input: PortalRequest, base: PortalBase, paths: PortalPaths): Promise<HttpResponse> {
+    input.fields.portal = 'connect';
+    const { session, form } = checkedPost(input, base);
+    const { user } = session;
+    input.fields.user = user.displayName;
+    const client = form.get('client') === 'native' ? 'native' : 'web';
+    const sessionId = form.get('session');
+    const pool = form.get('pool');
+    let target: string;
+    let tokenUser: string;
+    if (pool !== null && sessionId === null) {
+      const lease = await placeInPool(
+        { catalog: options.catalog, leases: options.leases, log, leaseSeconds: options.leaseSeconds, now },
+        { pool, principal: user, user: user.subject },
+      );
+      // The lease item allows exactly its holder, by subject: the verifier checks that name.
+      target = lease.sessionId;
+      tokenUser = user.subject;
+      input.fields.pool = pool;
+    } else if (sessionId !== null && pool === null) {
+      const record = await options.resolver.findUsable(sessionId, { requestId: input.request.requestId }).catch((error: unknown) => {
+        throw error instanceof NotFoundError ? notYours(sessionId) : error;
+      });
+      // Pool members and leases are reached through their pool, never by id.
+      const allowedName = record.pool === undefined && record.source !== 'lease' ? allowedAs(record, user) : undefined;
+      if (allowedName === undefined) throw notYours(sessionId);
+      target = record.sessionId;
+      tokenUser = allowedName.startsWith('group:') ? user.displayName : allowedName;
+    } else {
+      throw new PortalError(400, 'Cannot connect', 'The form must name one session or one pool.');
+    }
+    const issued = await issueToken(
+      { tokens: options.tokens, sessions: options.resolver, now },
+      { sessionId: target, user: tokenUser, groups: user.groups, gatewayUrl: options.gatewayUrl },
+    );
+    input.fields.sessionId = target;
+    input.fields.tokenId = issued.tokenId;
+    input.fields.client = client;
+    log.info('portal connect', { requestId: input.request.requestId, user: user.displayName, sessionId: target, tokenId: issued.tokenId, client });
+    if (client === 'native') return html(200, nativeLinkPage(pool !== null ? `pool ${pool}` : target, issued.nativeUrl!, issued.expiresAt, paths.home));
+    return redirect(303, issued.url!);
+  }
+
+  function logout(input: PortalRequest, base: PortalBase, paths: PortalPaths): HttpResponse {
+    input.fields.portal = 'logout';
+    const { session } = checkedPost(input, base);
+    input.fields.user = session.user.displayName;
+    return redirect(303, paths.home, [setCookie(SESSION_COOKIE, '', { path: base.cookiePath, maxAge: 0 })]);
+  }
+
+  function readSession(request: HttpRequest): { user: PortalUser; csrf: string } | undefined {
+    const payload = sealer.open(SESSION_COOKIE, readCookie(request.headers?.cookie, SESSION_COOKIE), now() / 1000);
+    const user = payload && portalUserFromCookie(payload);
+    if (!user || typeof payload.csrf !== 'string') return undefined;
+    return { user, csrf: payload.csrf };
+  }
+
+  /**
+   * A state-changing POST: signed in, from our own origin (Origin / Sec-Fetch-Site when the browser sends
+   * them), with the session's CSRF value in the form. SameSite=Lax already keeps the cookie off
+   * cross-site POSTs; these checks hold even where it does not.
+   */
+  function checkedPost(input: PortalRequest, base: PortalBase): { session: { user: PortalUser; csrf: string }; form: URLSearchParams } {
+    const { request } = input;
+    if (request.bodyTooLarge) throw new PayloadTooLargeError(`form must be at most ${MAX_FORM_BYTES} bytes`);
+    const session = readSession(request);
+    if (!session) throw new PortalError(401, 'Signed out', 'Your sign-in has ended. Please sign in again.');
+    const origin = request.headers?.origin;
+    const fetchSite = request.headers?.['sec-fetch-site'];
+    if ((origin !== undefined && origin !== base.origin) || (fetchSite !== undefined && fetchSite !== 'same-origin')) {
+      throw new PortalError(403, 'Request refused', 'This request did not come from the portal page.');
+    }
+    const body = request.body ?? '';
+    if (Buffer.byteLength(body) > MAX_FORM_BYTES) throw new PayloadTooLargeError(`form must be at most ${MAX_FORM_BYTES} bytes`);
+    if (!(request.contentType ?? '').toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+      throw new PortalError(403, 'Request refused', 'This request did not come from the portal page.');
+    }
+    const form = new URLSearchParams(body);
+    if (!sameSecret(form.get('csrf') ?? '', session.csrf)) {
+      throw new PortalError(403, 'Request refused', 'This request did not come from the portal page.');
+    }
+    return { session, form };
+  }
+
+  function failure(error: unknown, input: PortalRequest, paths: PortalPaths): HttpResponse {
+    if (error instanceof OidcUnavailableError) {
+      log.error('identity provider unavailable', { requestId: input.request.requestId, cause: error.message });
+      return html(503, errorPage('Sign-in unavailable', 'The identity provider cannot be reached just now. Try again in a minute.', paths.home), { 'Retry-After': '5' });
+    }
+    if (error instanceof HttpError) {
+      input.fields.reason = error.message;
+      const title = error instanceof PortalError ? error.title : titleOf(error.statusCode);
+      return html(error.statusCode, errorPage(title, error.message, paths.home), error.headers);
+    }
+    log.error('portal failed', { requestId: input.request.requestId, error: describeError(error) });
+    return html(500, errorPage('Something went wrong', 'The portal could not answer. Try again.', paths.home));
+  }
+}
+
+function titleOf(status: number): string {
+  if (status === 404) return 'Not available';
+  if (status === 409) return 'No desktop free';
+  if (status === 503) return 'Try again shortly';
+  return 'Cannot do that';
+}
+
+function notYours(sessionId: string): PortalError {
+  // The same answer for unknown, disabled and not-yours: a user learns nothing about others' sessions.
+  return new PortalError(404, 'Not available', `There is no desktop '${sessionId.slice(0, 100)}' you can open right now.`);
+}
+
+function allow(request: HttpRequest, methods: readonly string[]): void {
+  if (!methods.includes(request.method)) throw new MethodNotAllowedError(methods);
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y);
+}
+
+interface PortalPaths {
+  readonly home: string;
+  readonly login: string;
+  readonly connect: string;
+  readonly logout: string;
+}
+
+function portalPaths(basePath: string): PortalPaths {
+  return {
+    home: `${basePath}/portal`,
+    login: `${basePath}/portal/login`,
+    connect: `${basePath}/portal/connect`,
+    logout: `${basePath}/portal/logout`,
+  };
+}
+
+interface PortalBase {
+  readonly origin: string;
+  readonly callbackUrl: string;
+  /** Cookies only go back to the portal's own paths. */
+  readonly cookiePath: string;
+}
+
+function publicBase(publicUrl: string | undefined, input: PortalRequest): PortalBase {
+  let root: string;
+  if (publicUrl) {
+    root = publicUrl.replace(/\/+$/, '');
+  } else {
+    const host = input.request.headers?.host;
+    if (!host || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) throw new PortalError(400, 'Bad request', 'The request has no usable Host header.');
+    root = `${input.request.scheme ?? 'https'}://${host}${input.basePath}`;
+  }
+  const url = new URL(root);
+  return { origin: url.origin, callbackUrl: `${root}/portal/callback`, cookiePath: `${url.pathname.replace(/\/+$/, '')}/portal` };
+}
+
+function redirect(statusCode: 302 | 303, location: string, cookies?: string[]): HttpResponse {
+  return { statusCode, headers: { Location: location, 'Cache-Control': 'no-store' }, body: '', ...(cookies ? { cookies } : {}) };
+}
+
+function sessionView(entry: SessionEntry): SessionView {
+  const { record, state } = entry;
+  if (state === 'disabled') return { sessionId: entry.sessionId, state: 'Disabled by your administrator', usable: false };
+  if (state === 'expired') return { sessionId: entry.sessionId, state: 'Expired', usable: false };
+  const until = record.expiresAt === undefined ? '' : ` until ${new Date(record.expiresAt * 1000).toISOString()}`;
+  return { sessionId: entry.sessionId, state: `Available${until}`, usable: true };
+}
+
+function poolView(entry: PoolEntry): PoolView {
+  return {
+    name: entry.pool,
+    free: entry.free,
+    total: entry.members.length,
+    ...(entry.lease
+      ? { held: { sessionId: entry.lease.sessionId, until: new Date((entry.lease.expiresAt ?? 0) * 1000).toISOString() } }
+      : {}),
+  };
+}
+
+/**
+ * A portal built on its first request (Lambda: the secret is read and the OpenID client loaded then, so
+ * the resolver's cold start pays for neither). A failed build answers 503 and is tried again next time.
+ */
+export function deferredPortal(build: () => Promise<PortalHandler>, log: Log): PortalHandler {
+  let pending: Promise<PortalHandler> | undefined;
+  return async (input) => {
+    pending ??= build().catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    });
+    let portal: PortalHandler;
+    try {
+      portal = await pending;
+    } catch (error) {
+      log.error('portal unavailable', { requestId: input.request.requestId, error: describeError(error) });
+      return {
+        statusCode: 503,
+        headers: { ...htmlHeaders("'self'"), 'Retry-After': '5' },
+        body: errorPage('Portal unavailable', 'The portal is not ready. Try again in a minute.', `${input.basePath}/portal`),
+      };
+    }
+    return portal(input);
+  };
+}

@@ -1,0 +1,296 @@
+import { describe, expect, it } from 'vitest';
+import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
+import { createPortal } from '../../lambda/core/portal/portal-app';
+import { OidcError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../../lambda/core/portal/oidc';
+import { CookieSealer } from '../../lambda/core/portal/signed-cookie';
+import type { RawItem } from '../../lambda/core/session-record';
+import { MemorySessionStore } from '../../lambda/core/session-store';
+import { hashToken } from '../../lambda/core/tokens/token';
+import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
+import { createResolverRouter } from '../../lambda/handlers/resolver-handler';
+import { RecordingLog } from '../helpers/recording-log';
+
+const KEY = 'k'.repeat(40);
+const GATEWAY = 'https://gw.example.com:8443';
+const HOST = 'portal.example.com';
+const ORIGIN = `https://${HOST}`;
+const T0 = Date.parse('2026-11-26T12:00:00Z');
+
+const SESSIONS: RawItem[] = [
+  { SessionId: 'alice-desk', DcvServerEndpoint: '10.0.0.1', AllowedUsers: ['alice@example.com'] },
+  { SessionId: 'eng-desk', DcvServerEndpoint: '10.0.0.2', AllowedGroups: ['engineers'] },
+  { SessionId: 'bob-desk', DcvServerEndpoint: '10.0.0.3', AllowedUsers: ['bob'] },
+  { SessionId: 'nobodys', DcvServerEndpoint: '10.0.0.4' },
+  { SessionId: 'old-desk', DcvServerEndpoint: '10.0.0.5', AllowedUsers: ['alice@example.com'], Enabled: false },
+  { SessionId: '<script>x</script>', DcvServerEndpoint: '10.0.0.6', AllowedUsers: ['alice@example.com'] },
+  { SessionId: 'gpu-1', DcvServerEndpoint: '10.0.1.1', Pool: 'gpu', AllowedGroups: ['engineers'] },
+  { SessionId: 'gpu-2', DcvServerEndpoint: '10.0.1.2', Pool: 'gpu', AllowedGroups: ['engineers'] },
+];
+
+const USERS: Record<string, Record<string, unknown>> = {
+  alice: { sub: 'sub-alice', email: 'alice@example.com', groups: ['engineers'] },
+  bob: { sub: 'sub-bob', preferred_username: 'bob', groups: [] },
+  dave: { sub: 'sub-dave', email: 'dave@example.com', groups: ['engineers'] },
+  eve: { sub: 'sub-eve', email: 'eve@example.com', groups: ['engineers'] },
+};
+
+/** A provider stand-in: the code names the user; it checks what a real one (and openid-client) checks. */
+class FakeOidc implements OidcClient {
+  readonly redeemed = new Set<string>();
+  lastNonce?: string;
+  async authorizationUrl(request: AuthorizationRequest): Promise<string> {
+    this.lastNonce = request.nonce;
+    const url = new URL('https://idp.example.com/authorize');
+    url.search = new URLSearchParams({ redirect_uri: request.redirectUri, state: request.state, nonce: request.nonce, code_challenge: request.codeChallenge }).toString();
+    return url.toString();
+  }
+  async signIn(callbackUrl: URL, checks: SignInChecks): Promise<Record<string, unknown>> {
+    const code = callbackUrl.searchParams.get('code') ?? '';
+    if (callbackUrl.searchParams.get('state') !== checks.state) throw new OidcError('state mismatch');
+    if (this.redeemed.has(code)) throw new OidcError('invalid_grant: code already used');
+    this.redeemed.add(code);
+    const user = USERS[code.split('.')[0]];
+    if (!user) throw new OidcError('invalid_grant');
+    return { ...user, nonce: checks.nonce };
+  }
+}
+
+function setup(prefix?: string) {
+  let now = T0;
+  const store = new MemorySessionStore(SESSIONS);
+  const tokens = new MemoryTokenStore();
+  const log = new RecordingLog();
+  const oidc = new FakeOidc();
+  const route: Router = createResolverRouter({
+    store,
+    logger: log,
+    tokens,
+    pathPrefix: prefix,
+    now: () => now,
+    portal: (shared) => createPortal({ ...shared, oidc, cookieKey: KEY, gatewayUrl: GATEWAY, catalog: store, leases: store }),
+  });
+  const base = prefix ? `/${prefix}` : '';
+  const send = (method: string, path: string, init: { cookie?: string; body?: string; headers?: Record<string, string>; query?: string } = {}) =>
+    route({
+      method,
+      path: `${base}${path}`,
+      rawQueryString: init.query ?? '',
+      sourceIp: '127.0.0.1',
+      body: init.body,
+      contentType: init.body === undefined ? undefined : 'application/x-www-form-urlencoded',
+      headers: { host: HOST, ...(init.cookie ? { cookie: init.cookie } : {}), ...(init.body !== undefined ? { origin: ORIGIN, 'sec-fetch-site': 'same-origin' } : {}), ...init.headers },
+      scheme: 'https',
+    } satisfies HttpRequest);
+
+  let signIns = 0;
+  async function signIn(user: string): Promise<{ cookie: string; csrf: string; list: HttpResponse }> {
+    const login = await send('GET', '/portal/login');
+    const state = new URL(login.headers.Location).searchParams.get('state')!;
+    const loginCookie = cookiePair(login, 'dcv_portal_login');
+    // Codes are single-use at the provider: each sign-in gets its own.
+    const callback = await send('GET', '/portal/callback', { cookie: loginCookie, query: `code=${user}.${++signIns}&state=${state}` });
+    expect(callback.statusCode).toBe(303);
+    const cookie = cookiePair(callback, 'dcv_portal');
+    const list = await send('GET', '/portal', { cookie });
+    const csrf = /name="csrf" value="([^"]+)"/.exec(list.body)![1];
+    return { cookie, csrf, list };
+  }
+  return { send, signIn, store, tokens, log, oidc, advance: (ms: number) => (now += ms) };
+}
+
+function cookiePair(response: HttpResponse, name: string): string {
+  const cookie = response.cookies?.find((c) => c.startsWith(`${name}=`));
+  if (!cookie) throw new Error(`no ${name} cookie in ${JSON.stringify(response.cookies)}`);
+  return cookie.split(';')[0];
+}
+
+function listed(body: string): string[] {
+  return [...body.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1]);
+}
+
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
+describe('portal: sign-in', () => {
+  it('signed out, /portal offers a sign-in link and lists nothing', async () => {
+    const { send } = setup();
+    const page = await send('GET', '/portal');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['Content-Type']).toBe('text/html; charset=utf-8');
+    expect(page.body).toContain('href="/portal/login"');
+    expect(listed(page.body)).toEqual([]);
+  });
+
+  it('login redirects to the provider with state, nonce and an S256 challenge, kept in a signed HttpOnly Secure Lax cookie', async () => {
+    const { send } = setup();
+    const login = await send('GET', '/portal/login');
+    expect(login.statusCode).toBe(302);
+    const url = new URL(login.headers.Location);
+    expect(url.origin).toBe('https://idp.example.com');
+    expect(url.searchParams.get('redirect_uri')).toBe(`${ORIGIN}/portal/callback`);
+    for (const p of ['state', 'nonce', 'code_challenge']) expect(url.searchParams.get(p)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const cookie = login.cookies!.find((c) => c.startsWith('dcv_portal_login='))!;
+    expect(cookie).toMatch(/; Path=\/portal; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/);
+    // The verifier's secret is not in the URL.
+    expect(login.headers.Location).not.toContain('code_verifier');
+  });
+
+  it('a callback with no sign-in cookie, the wrong state, or replayed after success is refused (400) and signs nobody in', async () => {
+    const { send } = setup();
+    const login = await send('GET', '/portal/login');
+    const state = new URL(login.headers.Location).searchParams.get('state')!;
+    const loginCookie = cookiePair(login, 'dcv_portal_login');
+
+    const noCookie = await send('GET', '/portal/callback', { query: `code=alice&state=${state}` });
+    expect(noCookie.statusCode).toBe(400);
+    expect(noCookie.cookies?.some((c) => c.startsWith('dcv_portal=') && !c.startsWith('dcv_portal=;'))).not.toBe(true);
+
+    const wrongState = await send('GET', '/portal/callback', { cookie: loginCookie, query: `code=alice&state=${'x'.repeat(43)}` });
+    expect(wrongState.statusCode).toBe(400);
+
+    const ok = await send('GET', '/portal/callback', { cookie: loginCookie, query: `code=alice&state=${state}` });
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.Location).toBe('/portal');
+    // The sign-in cookie is cleared; a replay with the cleared cookie, or with a kept copy, is refused.
+    expect(ok.cookies).toContain('dcv_portal_login=; Path=/portal; Max-Age=0; HttpOnly; Secure; SameSite=Lax');
+    expect((await send('GET', '/portal/callback', { query: `code=alice&state=${state}` })).statusCode).toBe(400);
+    const replay = await send('GET', '/portal/callback', { cookie: loginCookie, query: `code=alice&state=${state}` });
+    expect(replay.statusCode).toBe(400);
+    expect(replay.body).toContain('Sign-in not accepted');
+  });
+
+  it('a tampered, re-signed-with-another-key or expired session cookie is signed out', async () => {
+    const { send, signIn, advance } = setup();
+    const { cookie } = await signIn('bob');
+    const [name, value] = cookie.split('=');
+    const [body, mac] = value.split('.');
+    const payload = JSON.parse(Buffer.from(body, 'base64url').toString());
+    const forged = Buffer.from(JSON.stringify({ ...payload, groups: ['engineers'] })).toString('base64url');
+    for (const bad of [`${name}=${forged}.${mac}`, `${name}=${new CookieSealer('z'.repeat(40)).seal('dcv_portal', payload, T0 / 1000 + 60)}`]) {
+      const page = await send('GET', '/portal', { cookie: bad });
+      expect(page.body).toContain('href="/portal/login"');
+      expect(listed(page.body)).toEqual([]);
+    }
+    advance(8 * 3600 * 1000 + 1000);
+    expect(listed((await send('GET', '/portal', { cookie })).body)).toEqual([]);
+  });
+});
+
+describe('portal: the list', () => {
+  it('shows exactly the sessions and pools the user may open, with their state, escaped', async () => {
+    const { signIn } = setup();
+    const alice = await signIn('alice');
+    expect(listed(alice.list.body)).toEqual(['&lt;script&gt;x&lt;/script&gt;', 'alice-desk', 'eng-desk', 'old-desk', 'Pool gpu']);
+    expect(alice.list.body).toContain('Disabled by your administrator');
+    expect(alice.list.body).toContain('2 of 2 hosts free');
+    expect(alice.list.body).not.toContain('<script>');
+    const bob = await signIn('bob');
+    expect(listed(bob.list.body)).toEqual(['bob-desk']);
+  });
+
+  it('pages carry a CSP without scripts that lets Connect redirect to the gateway, and are never cached', async () => {
+    const { signIn } = setup();
+    const { list } = await signIn('alice');
+    expect(list.headers['Content-Security-Policy']).toBe(
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https://gw.example.com:8443; frame-ancestors 'none'; base-uri 'none'",
+    );
+    expect(list.headers['Cache-Control']).toBe('no-store');
+  });
+});
+
+describe('portal: Connect', () => {
+  it('mints a token for the user and session and redirects to the gateway link', async () => {
+    const { send, signIn, tokens } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'eng-desk', client: 'web' }) });
+    expect(answer.statusCode).toBe(303);
+    const link = new URL(answer.headers.Location);
+    expect(link.origin).toBe(GATEWAY);
+    expect(link.hash).toBe('#eng-desk');
+    const state = await tokens.get(hashToken(link.searchParams.get('authToken')!));
+    expect(state).toMatchObject({ sessionId: 'eng-desk', user: 'alice@example.com', groups: ['engineers'], maxUses: 3 });
+  });
+
+  it('the native button shows the dcv:// link on a page', async () => {
+    const { send, signIn } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk', client: 'native' }) });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.body).toMatch(/href="dcv:\/\/gw\.example\.com:8443\/\?authToken=[A-Za-z0-9_-]+#alice-desk"/);
+  });
+
+  it('refuses without the CSRF value, from another origin or site, or signed out, and mints nothing', async () => {
+    const { send, signIn, tokens } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    const cases: [Parameters<typeof send>[2], number][] = [
+      [{ cookie, body: form({ session: 'alice-desk' }) }, 403],
+      [{ cookie, body: form({ csrf: `${csrf.slice(0, -1)}A`, session: 'alice-desk' }) }, 403],
+      [{ cookie, body: form({ csrf, session: 'alice-desk' }), headers: { origin: 'https://evil.example' } }, 403],
+      [{ cookie, body: form({ csrf, session: 'alice-desk' }), headers: { 'sec-fetch-site': 'cross-site' } }, 403],
+      [{ body: form({ csrf, session: 'alice-desk' }) }, 401],
+    ];
+    for (const [init, status] of cases) expect((await send('POST', '/portal/connect', init)).statusCode).toBe(status);
+    expect((await send('GET', '/portal/connect', { cookie })).statusCode).toBe(405);
+    const listedTokens = [];
+    for await (const t of tokens.list()) listedTokens.push(t);
+    expect(listedTokens).toEqual([]);
+  });
+
+  it("a session that is not the user's, unknown, disabled, or a pool member is 404 and mints nothing", async () => {
+    const { send, signIn, tokens } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    for (const session of ['bob-desk', 'nobodys', 'no-such', 'old-desk', 'gpu-1']) {
+      const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session }) });
+      expect(answer.statusCode, session).toBe(404);
+    }
+    const listedTokens = [];
+    for await (const t of tokens.list()) listedTokens.push(t);
+    expect(listedTokens).toEqual([]);
+  });
+
+  it('a pool places users on distinct hosts, gives a user the same host back, and is 409 when full', async () => {
+    const { send, signIn } = setup();
+    const hostOf = async (who: string) => {
+      const { cookie, csrf } = await signIn(who);
+      const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, pool: 'gpu' }) });
+      return answer.statusCode === 303 ? new URL(answer.headers.Location).hash : answer.statusCode;
+    };
+    const first = await hostOf('alice');
+    const second = await hostOf('dave');
+    expect([first, second].sort()).toEqual(['#lease:gpu-1', '#lease:gpu-2']);
+    expect(await hostOf('alice')).toBe(first);
+    expect(await hostOf('eve')).toBe(409);
+  });
+});
+
+describe('portal: sign out and prefix', () => {
+  it('sign out clears the cookie (with the CSRF value) and the next page is signed out', async () => {
+    const { send, signIn } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    expect((await send('POST', '/portal/logout', { cookie, body: form({}) })).statusCode).toBe(403);
+    const out = await send('POST', '/portal/logout', { cookie, body: form({ csrf }) });
+    expect(out.statusCode).toBe(303);
+    expect(out.cookies).toContain('dcv_portal=; Path=/portal; Max-Age=0; HttpOnly; Secure; SameSite=Lax');
+  });
+
+  it('under a secret path prefix every URL and cookie path carries it; without it /portal is a plain 404', async () => {
+    const { send, signIn } = setup('s3cret');
+    const login = await send('GET', '/portal/login');
+    expect(new URL(login.headers.Location).searchParams.get('redirect_uri')).toBe(`${ORIGIN}/s3cret/portal/callback`);
+    expect(login.cookies![0]).toContain('Path=/s3cret/portal;');
+    const { list } = await signIn('bob');
+    expect(list.body).toContain('action="/s3cret/portal/connect"');
+    const router = createResolverRouter({ store: new MemorySessionStore(), logger: new RecordingLog(), pathPrefix: 's3cret' });
+    const bare = await router({ method: 'GET', path: '/portal', rawQueryString: '', headers: { host: HOST } });
+    expect(bare.statusCode).toBe(404);
+  });
+
+  it('logs who did what, never a token, code, state or cookie', async () => {
+    const { send, signIn, log } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk' }) });
+    const token = new URL(answer.headers.Location).searchParams.get('authToken')!;
+    const text = JSON.stringify(log.entries);
+    expect(text).toContain('portal connect');
+    for (const secret of [token, cookie.split('=')[1], csrf]) expect(text).not.toContain(secret);
+  });
+});
