@@ -31,4 +31,11 @@ new DcvResolverStack(app, settings.stackName, {
   tagPrefix: settings.tagPrefix,
   discoverySchedule: settings.discoveryScheduleMinutes ? Duration.minutes(settings.discoveryScheduleMinutes) : undefined,
   alarmTopicArn: settings.alarmTopicArn,
+  portal: settings.portal,
+  gatewayUrl: settings.gatewayUrl,
+  oidcIssuer: settings.oidcIssuer,
+  oidcClientId: settings.oidcClientId,
+  oidcGroupsClaim: settings.oidcGroupsClaim,
+  portalLeaseSeconds: settings.portalLeaseSeconds,
+  cognitoDomainPrefix: settings.cognitoDomainPrefix,
 });

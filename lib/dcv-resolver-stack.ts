@@ -5,6 +5,7 @@ import type { AccessSettings } from './access-settings';
 import type { DcvFunction } from './dcv-function';
 import { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver';
 import { addGatewayOutputs } from './resolver-access';
+import type { ResolverPortal } from './resolver-portal';
 import type { SessionDiscovery } from './session-discovery';
 
 /**
@@ -25,6 +26,8 @@ export class DcvResolverStack extends Stack {
   readonly resolver: DcvFunction;
   readonly access: AccessSettings;
   readonly discovery?: SessionDiscovery;
+  /** The self-service portal; absent when `portal` is off. */
+  readonly portal?: ResolverPortal;
   /** The construct holding everything above. */
   readonly sessionResolver: DcvSessionResolver;
 
@@ -39,6 +42,7 @@ export class DcvResolverStack extends Stack {
     this.resolver = resolver.resolver;
     this.access = resolver.access;
     this.discovery = resolver.discovery;
+    this.portal = resolver.portal;
 
     if (resolver.tokensTable) {
       new CfnOutput(this, 'TokenTableName', {
@@ -51,5 +55,27 @@ export class DcvResolverStack extends Stack {
     if (resolver.discovery) {
       new CfnOutput(this, 'DiscoveryDeadLetterQueueUrl', { value: resolver.discovery.deadLetterQueue.queueUrl });
     }
+    if (resolver.portal) addPortalOutputs(this, resolver.portal);
+  }
+}
+
+/** Where users go, what to register at the identity provider, and (cognito) where to manage users. */
+function addPortalOutputs(scope: Construct, portal: ResolverPortal): void {
+  new CfnOutput(scope, 'PortalUrl', { value: portal.portalUrl, description: 'The self-service portal: users open this and sign in' });
+  new CfnOutput(scope, 'PortalCallbackUrl', {
+    value: portal.callbackUrl,
+    description: portal.userPool
+      ? "The Cognito app client's callback URL (set by the stack)"
+      : "Register as the redirect URI of the public client at your identity provider",
+  });
+  if (portal.userPool && portal.userPoolDomain) {
+    new CfnOutput(scope, 'UserPoolId', {
+      value: portal.userPool.userPoolId,
+      description: "Add users: aws cognito-idp admin-create-user --user-pool-id <this> --username <email>",
+    });
+    new CfnOutput(scope, 'CognitoSignInDomain', {
+      value: portal.userPoolDomain.baseUrl(),
+      description: "The user pool's hosted sign-in domain",
+    });
   }
 }

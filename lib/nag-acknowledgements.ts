@@ -1,4 +1,5 @@
 import { NagSuppressions } from 'cdk-nag';
+import type { Construct } from 'constructs';
 import type { DcvFunction } from './dcv-function';
 
 /**
@@ -21,4 +22,36 @@ export function acknowledgeResolverFindings(resolver: DcvFunction): void {
         'latency; X-Ray would add a wildcard-resource permission and per-request cost without showing more.',
     },
   ]);
+}
+
+/**
+ * cdk-nag findings on the portal (lib/resolver-portal.ts) that are deliberate. Added on the portal's own
+ * construct, so nothing else in the stack is covered by them.
+ */
+export function acknowledgePortalFindings(portal: Construct): void {
+  NagSuppressions.addResourceSuppressions(
+    portal,
+    [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The secret holds the portal cookie signing key, generated at deploy and read by the resolver only; ' +
+          'rotating it would sign every user out and needs a rotation function for no gain. Rotate it by hand ' +
+          '(put a new random cookieKey) if it is ever exposed.',
+      },
+      {
+        id: 'AwsSolutions-COG2',
+        reason:
+          'MFA is OPTIONAL with TOTP (no SMS): users can and should enrol an authenticator, but requiring it ' +
+          'would lock out users of a pool federated to a company identity provider that already enforces MFA.',
+      },
+      {
+        id: 'AwsSolutions-COG8',
+        reason:
+          'The Plus feature plan is a per-user cost this product does not impose; operators who want threat ' +
+          'protection can raise the plan on the retained pool. Self sign-up is off and MFA (TOTP) is available.',
+      },
+    ],
+    true,
+  );
 }

@@ -1,11 +1,12 @@
 import { validateTagPrefix } from '../lambda/core/discovery/tag-parser';
 import { resolveAccessSettings, type AccessSettings } from './access-settings';
+import { PORTAL_LEASE_SECONDS_RANGE, resolvePortalSettings, type PortalProps } from './portal-settings';
 
 /**
  * CDK context values (`-c key=value` or cdk.json) read and validated in one place. Context values from
  * the command line arrive as strings; from cdk.json they may be numbers or booleans.
  */
-export interface StackContext extends AccessSettings {
+export interface StackContext extends AccessSettings, PortalProps {
   readonly stackName: string;
   readonly tableName?: string;
   /** The token verifier and its table on/off (default on), and the tokens table's name. */
@@ -95,11 +96,24 @@ export function readStackContext(lookup: Lookup): StackContext {
     invokerRoleArn: text(lookup, 'invokerRoleArn'),
     reservedConcurrency: contextInt(lookup, 'reservedConcurrency', 1, 1000),
   });
+  const verifier = contextBool(lookup, 'verifier');
+  const portal: PortalProps = {
+    portal: text(lookup, 'portal'),
+    gatewayUrl: text(lookup, 'gatewayUrl'),
+    oidcIssuer: text(lookup, 'oidcIssuer'),
+    oidcClientId: text(lookup, 'oidcClientId'),
+    oidcGroupsClaim: text(lookup, 'oidcGroupsClaim'),
+    portalLeaseSeconds: contextInt(lookup, 'portalLeaseSeconds', PORTAL_LEASE_SECONDS_RANGE.min, PORTAL_LEASE_SECONDS_RANGE.max),
+    cognitoDomainPrefix: text(lookup, 'cognitoDomainPrefix'),
+  };
+  // Validated here too, so `cdk synth` stops with one line naming the key before any construct is built.
+  resolvePortalSettings(portal, { accessMode: access.accessMode, verifier });
   return {
     ...access,
+    ...portal,
     stackName: text(lookup, 'stackName') ?? 'DcvSessionResolver',
     tableName: text(lookup, 'tableName'),
-    verifier: contextBool(lookup, 'verifier'),
+    verifier,
     tokensTableName: text(lookup, 'tokensTableName'),
     resolverMemorySize: contextInt(lookup, 'resolverMemorySize', 128, 10240),
     resolverTimeoutSeconds: contextInt(lookup, 'resolverTimeoutSeconds', 1, 900),

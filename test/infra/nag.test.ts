@@ -43,6 +43,7 @@ function suppressionReasons(stack: DcvResolverStack): { id: string; reason: stri
 describe.each<[string, DcvResolverStackProps]>([
   ['network', { allowedSourceCidrs: ['203.0.113.10/32'], pathPrefix: 'p' }],
   ['iam', { accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/DcvGatewayHost' }],
+  ['network + portal cognito', { allowedSourceCidrs: ['0.0.0.0/0'], portal: 'cognito', gatewayUrl: 'https://gateway.example.com' }],
 ])('cdk-nag, %s mode', (_mode, props) => {
   let findings: string[];
   let stack: DcvResolverStack;

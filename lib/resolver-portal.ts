@@ -1,0 +1,191 @@
+import { ArnFormat, Aws, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import {
+  AccountRecovery,
+  Mfa,
+  OAuthScope,
+  UserPool,
+  UserPoolClientIdentityProvider,
+  type UserPoolClient,
+  type UserPoolDomain,
+} from 'aws-cdk-lib/aws-cognito';
+import type { Table } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { FunctionUrl } from 'aws-cdk-lib/aws-lambda';
+import { CfnSecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { DcvFunction } from './dcv-function';
+import { acknowledgePortalFindings } from './nag-acknowledgements';
+import { PortalSettingsError, type PortalSettings } from './portal-settings';
+
+export interface ResolverPortalProps {
+  readonly settings: PortalSettings;
+  /** The resolver function: it serves the portal's routes and is given the PORTAL_* environment. */
+  readonly resolver: DcvFunction;
+  /** The resolver's Function URL (AuthType NONE): the portal's origin. */
+  readonly functionUrl: FunctionUrl;
+  readonly pathPrefix?: string;
+  /** Sessions: listed (Scan) and, for pool placement, written only under `lease:*` keys. */
+  readonly table: Table;
+  /** Connect tokens the portal mints (PutItem). */
+  readonly tokensTable: Table;
+}
+
+/**
+ * The self-service portal's infrastructure: the Secrets Manager secret with the cookie signing key (and,
+ * in `cognito` mode, the app client id), a Cognito user pool with its hosted sign-in and public app
+ * client (`cognito` mode), and the resolver's PORTAL_* environment and permissions.
+ *
+ * The function refers to the secret by its literal NAME and to nothing of the app client: the client's
+ * callback URL is built from the Function URL, which refers to the function, so any reference from the
+ * function (its environment, or its role's policy, which the function depends on) back to the client or
+ * to the secret that holds the client id would be a CloudFormation dependency cycle.
+ */
+export class ResolverPortal extends Construct {
+  /** `<Function URL>[<prefix>/]portal`: where users go. May be a CDK token. */
+  readonly portalUrl: string;
+  /** The redirect URI registered at the identity provider: `<portalUrl>/callback`. */
+  readonly callbackUrl: string;
+  /** The secret's literal name (PORTAL_SECRET_ID). */
+  readonly secretName: string;
+  readonly secret: Secret;
+  /** The OpenID issuer (PORTAL_ISSUER). May be a CDK token. */
+  readonly issuer: string;
+  /** `cognito` mode only. */
+  readonly userPool?: UserPool;
+  readonly userPoolClient?: UserPoolClient;
+  readonly userPoolDomain?: UserPoolDomain;
+
+  constructor(scope: Construct, id: string, props: ResolverPortalProps) {
+    super(scope, id);
+    const { settings, resolver } = props;
+    const stack = Stack.of(this);
+
+    // Function URLs end in '/'; the portal's routes sit under the same secret prefix as every route.
+    const base = Fn.join('', [props.functionUrl.url, props.pathPrefix ? `${props.pathPrefix}/` : '']);
+    this.portalUrl = Fn.join('', [base, 'portal']);
+    this.callbackUrl = Fn.join('', [base, 'portal/callback']);
+
+    // A literal name (see the class comment). One portal per stack: a second would take the same name.
+    this.secretName = `${stack.stackName}-dcv-portal`;
+    const taken = stack.node.findAll().some((c) => c instanceof CfnSecret && c.name === this.secretName);
+    if (taken) {
+      throw new PortalSettingsError(`a stack holds one portal: the secret name '${this.secretName}' is already used in stack '${stack.stackName}'`);
+    }
+
+    let secretTemplate = '{}';
+    if (settings.mode === 'cognito') {
+      const cognito = this.cognitoSignIn(settings);
+      this.userPool = cognito.pool;
+      this.userPoolClient = cognito.client;
+      this.userPoolDomain = cognito.domain;
+      // The app client id travels through the secret, not the environment (no function → client reference).
+      secretTemplate = stack.toJsonString({ clientId: cognito.client.userPoolClientId });
+      this.issuer = Fn.join('', ['https://cognito-idp.', stack.region, '.', stack.urlSuffix, '/', cognito.pool.userPoolId]);
+    } else {
+      this.issuer = settings.oidcIssuer!;
+    }
+
+    this.secret = new Secret(this, 'Secret', {
+      secretName: this.secretName,
+      description: 'DCV portal: the session cookie signing key (cookieKey) and, with Cognito, the app client id',
+      generateSecretString: {
+        secretStringTemplate: secretTemplate,
+        generateStringKey: 'cookieKey',
+        // 64 letters and digits: ~380 bits for HMAC-SHA256, and nothing a JSON or shell reader trips on.
+        passwordLength: 64,
+        excludePunctuation: true,
+      },
+    });
+
+    resolver.addEnvironment('PORTAL_ISSUER', this.issuer);
+    if (settings.mode === 'oidc') resolver.addEnvironment('PORTAL_CLIENT_ID', settings.oidcClientId!);
+    resolver.addEnvironment('PORTAL_SECRET_ID', this.secretName);
+    resolver.addEnvironment('PORTAL_GATEWAY_URL', settings.gatewayUrl);
+    resolver.addEnvironment('PORTAL_GROUPS_CLAIM', settings.groupsClaim);
+    if (settings.leaseSeconds !== undefined) resolver.addEnvironment('PORTAL_LEASE_SECONDS', String(settings.leaseSeconds));
+
+    // Secrets Manager appends '-' and six random characters to the name; '??????' matches exactly those,
+    // so a secret whose name merely starts with ours is not readable.
+    resolver.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [
+          stack.formatArn({
+            service: 'secretsmanager',
+            resource: 'secret',
+            resourceName: `${this.secretName}-??????`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+    // The list reads every session the user may open; placement writes lease items and nothing else.
+    resolver.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: [props.table.tableArn] }));
+    resolver.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [props.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['lease:*'] } },
+      }),
+    );
+    resolver.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [props.tokensTable.tableArn] }));
+
+    acknowledgePortalFindings(this);
+  }
+
+  private cognitoSignIn(settings: PortalSettings): { pool: UserPool; client: UserPoolClient; domain: UserPoolDomain } {
+    const pool = new UserPool(this, 'UserPool', {
+      // Operators add users (or federate a provider into the pool); nobody signs themselves up.
+      selfSignUpEnabled: false,
+      signInAliases: { email: true },
+      signInCaseSensitive: false,
+      standardAttributes: { email: { required: true, mutable: true } },
+      passwordPolicy: {
+        minLength: 12,
+        requireLowercase: true,
+        requireUppercase: true,
+        requireDigits: true,
+        requireSymbols: true,
+      },
+      mfa: Mfa.OPTIONAL,
+      mfaSecondFactor: { otp: true, sms: false },
+      accountRecovery: AccountRecovery.EMAIL_ONLY,
+      // The users (and their MFA devices) outlive the stack, like the sessions table.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const domain = pool.addDomain('Domain', {
+      cognitoDomain: { domainPrefix: settings.cognitoDomainPrefix ?? defaultDomainPrefix(Stack.of(this).stackName) },
+    });
+    const client = pool.addClient('PortalClient', {
+      // A public client: the portal uses the code flow with PKCE, and a secret in a Lambda env is no secret.
+      generateSecret: false,
+      oAuth: {
+        flows: { authorizationCodeGrant: true },
+        scopes: [OAuthScope.OPENID, OAuthScope.EMAIL, OAuthScope.PROFILE],
+        callbackUrls: [this.callbackUrl],
+        logoutUrls: [this.portalUrl],
+      },
+      supportedIdentityProviders: [UserPoolClientIdentityProvider.COGNITO],
+      preventUserExistenceErrors: true,
+    });
+    return { pool, client, domain };
+  }
+}
+
+/**
+ * `<stack name>-<first 8 hex digits of the stack's id>`: readable, and unique across accounts (hosted
+ * domain prefixes are global per region) without putting the account id in the sign-in address.
+ */
+function defaultDomainPrefix(stackName: string): string {
+  const readable =
+    stackName
+      .toLowerCase()
+      .replace(/aws|amazon|cognito/g, '')
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/-+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 54)
+      .replace(/-$/, '') || 'dcv-portal';
+  const stackGuid = Fn.select(2, Fn.split('/', Aws.STACK_ID));
+  return Fn.join('-', [readable, Fn.select(0, Fn.split('-', stackGuid))]);
+}

@@ -1,0 +1,314 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Aspects } from 'aws-cdk-lib';
+import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
+import { PortalSettingsError } from '../../lib/portal-settings';
+import { readStackContext } from '../../lib/stack-context';
+
+/** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
+const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+type Json = Record<string, any>;
+
+const GATEWAY = 'https://gateway.example.com:8443';
+const NETWORK = { allowedSourceCidrs: ['0.0.0.0/0', '::/0'] } as const;
+const COGNITO: DcvResolverStackProps = { ...NETWORK, portal: 'cognito', gatewayUrl: GATEWAY, pathPrefix: 's3cret' };
+const OIDC: DcvResolverStackProps = {
+  ...NETWORK,
+  portal: 'oidc',
+  gatewayUrl: GATEWAY,
+  oidcIssuer: 'https://login.example.com/tenant/v2.0',
+  oidcClientId: 'dcv-portal',
+};
+
+function synth(props: DcvResolverStackProps, options: { nag?: boolean; before?: (stack: DcvResolverStack) => void } = {}) {
+  const outdir = mkdtempSync(join(tmpdir(), 'dcv-portal-'));
+  outdirs.push(outdir);
+  const app = new App({ outdir, context: NO_BUNDLING });
+  const stack = new DcvResolverStack(app, 'Portal', { ...props, env: { account: '123456789012', region: 'eu-west-1' } });
+  if (options.nag) {
+    Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true, logIgnores: true }));
+    Aspects.of(app).add(new ServerlessChecks({ verbose: true, logIgnores: true }));
+  }
+  options.before?.(stack);
+  // Template.fromStack synthesizes and refuses a template whose resources form a dependency cycle.
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const resolverEnv = (stack: DcvResolverStack, template: Template): Json =>
+  (template.toJSON().Resources[stack.getLogicalId(stack.resolver.node.defaultChild as never)] as Json).Properties.Environment
+    .Variables;
+
+/** Every statement of the resolver role's policies. */
+function resolverStatements(stack: DcvResolverStack, template: Template): Json[] {
+  const roleId = stack.getLogicalId(stack.resolver.role!.node.defaultChild as never);
+  return Object.values(template.findResources('AWS::IAM::Policy'))
+    .filter((p) => (p as Json).Properties.Roles.some((r: Json) => r.Ref === roleId))
+    .flatMap((p) => (p as Json).Properties.PolicyDocument.Statement as Json[]);
+}
+
+describe('portal off (the default)', () => {
+  it('adds no secret, no user pool, no PORTAL_ environment and no portal output', () => {
+    const { stack, template } = synth(NETWORK);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    template.resourceCountIs('AWS::Cognito::UserPool', 0);
+    template.resourceCountIs('AWS::Cognito::UserPoolClient', 0);
+    expect(Object.keys(resolverEnv(stack, template)).filter((k) => k.startsWith('PORTAL_'))).toEqual([]);
+    expect(Object.keys(template.findOutputs('*')).filter((k) => /Portal|UserPool|Cognito/.test(k))).toEqual([]);
+    const actions = resolverStatements(stack, template).flatMap((s) => [s.Action].flat());
+    expect(actions).not.toContain('dynamodb:Scan');
+    expect(actions).not.toContain('dynamodb:PutItem');
+    expect(actions).not.toContain('secretsmanager:GetSecretValue');
+    expect(stack.portal).toBeUndefined();
+  });
+});
+
+describe("portal 'cognito'", () => {
+  const { stack, template } = synth(COGNITO);
+  const urlId = () => stack.getLogicalId(stack.sessionResolver.functionUrl.node.defaultChild as never);
+  const poolId = () => stack.getLogicalId(stack.portal!.userPool!.node.defaultChild as never);
+
+  it('makes a user pool nobody signs up to, with strong passwords, TOTP MFA, email sign-in, retained', () => {
+    template.resourceCountIs('AWS::Cognito::UserPool', 1);
+    template.hasResource('AWS::Cognito::UserPool', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: Match.objectLike({
+        AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
+        UsernameAttributes: ['email'],
+        MfaConfiguration: 'OPTIONAL',
+        EnabledMfas: ['SOFTWARE_TOKEN_MFA'],
+        Policies: {
+          PasswordPolicy: Match.objectLike({
+            MinimumLength: 12,
+            RequireLowercase: true,
+            RequireUppercase: true,
+            RequireNumbers: true,
+            RequireSymbols: true,
+          }),
+        },
+      }),
+    });
+  });
+
+  it('gives the pool a hosted domain: the stack name and the first part of the stack id by default', () => {
+    template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      UserPoolId: { Ref: poolId() },
+      Domain: {
+        'Fn::Join': ['-', ['portal', { 'Fn::Select': [0, { 'Fn::Split': ['-', { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] }] }] }]],
+      },
+    });
+    const custom = synth({ ...COGNITO, cognitoDomainPrefix: 'acme-desktops' });
+    custom.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'acme-desktops' });
+  });
+
+  it('makes a public app client: no secret, code grant only, openid/email/profile, callback built from the Function URL', () => {
+    const callback = new Capture();
+    const logout = new Capture();
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      UserPoolId: { Ref: poolId() },
+      GenerateSecret: false,
+      AllowedOAuthFlowsUserPoolClient: true,
+      AllowedOAuthFlows: ['code'],
+      AllowedOAuthScopes: Match.arrayEquals(['openid', 'email', 'profile']),
+      SupportedIdentityProviders: ['COGNITO'],
+      CallbackURLs: [callback],
+      LogoutURLs: [logout],
+    });
+    const url = { 'Fn::GetAtt': [urlId(), 'FunctionUrl'] };
+    // The Function URL ends in '/'; the routes sit under the secret path prefix like every route.
+    expect(callback.asObject()).toEqual({ 'Fn::Join': ['', [url, 's3cret/portal/callback']] });
+    expect(logout.asObject()).toEqual({ 'Fn::Join': ['', [url, 's3cret/portal']] });
+  });
+
+  it('keeps the cookie key and the client id in a secret with a literal name', () => {
+    template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    const clientId = stack.getLogicalId(stack.portal!.userPoolClient!.node.defaultChild as never);
+    const tmpl = new Capture();
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Name: 'Portal-dcv-portal',
+      GenerateSecretString: { GenerateStringKey: 'cookieKey', PasswordLength: 64, ExcludePunctuation: true, SecretStringTemplate: tmpl },
+    });
+    expect(tmpl.asObject()).toEqual({ 'Fn::Join': ['', ['{"clientId":"', { Ref: clientId }, '"}']] });
+  });
+
+  it('tells the function the issuer, the secret by name, the gateway and the Cognito groups claim; no client id', () => {
+    const env = resolverEnv(stack, template);
+    expect(env.PORTAL_ISSUER).toEqual({
+      'Fn::Join': ['', ['https://cognito-idp.eu-west-1.', { Ref: 'AWS::URLSuffix' }, '/', { Ref: poolId() }]],
+    });
+    expect(env.PORTAL_SECRET_ID).toBe('Portal-dcv-portal');
+    expect(env.PORTAL_GATEWAY_URL).toBe(GATEWAY);
+    expect(env.PORTAL_GROUPS_CLAIM).toBe('cognito:groups');
+    expect(env).not.toHaveProperty('PORTAL_CLIENT_ID');
+    expect(env).not.toHaveProperty('PORTAL_LEASE_SECONDS');
+  });
+
+  it('lets the function read exactly that secret, list sessions, write only lease items, and mint tokens', () => {
+    const statements = resolverStatements(stack, template);
+    const tableArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.table.node.defaultChild as never), 'Arn'] };
+    const tokensArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.tokensTable!.node.defaultChild as never), 'Arn'] };
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'secretsmanager:GetSecretValue',
+      Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:eu-west-1:123456789012:secret:Portal-dcv-portal-??????']] },
+    });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:Scan', Resource: tableArn });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'dynamodb:PutItem',
+      Resource: tableArn,
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['lease:*'] } },
+    });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: tokensArn });
+    // No unconditional write on the sessions table.
+    const sessionWrites = statements.filter(
+      (s) => JSON.stringify(s.Resource) === JSON.stringify(tableArn) && [s.Action].flat().includes('dynamodb:PutItem'),
+    );
+    expect(sessionWrites.every((s) => s.Condition)).toBe(true);
+  });
+
+  it('deploys without a dependency cycle; handing the function the client id directly would make one', () => {
+    expect(template.toJSON().Resources).toBeDefined(); // synthesized above, so no cycle
+    // The check is real: the obvious wiring (client id in the environment) closes the loop
+    // function → client → Function URL → function, and synthesis refuses it.
+    const naive = () =>
+      synth(COGNITO, { before: (s) => s.resolver.addEnvironment('PORTAL_CLIENT_ID', s.portal!.userPoolClient!.userPoolClientId) });
+    expect(naive).toThrow(/dependency cycle: Resolver\w+ -> PortalUserPoolPortalClient\w+ -> ResolverFunctionUrl\w+ -> Resolver/);
+    // So would granting by the secret's ARN: the function depends on its role's policy, the policy on the
+    // secret, the secret (its template holds the client id) on the client.
+    const grant = () => synth(COGNITO, { before: (s) => s.portal!.secret.grantRead(s.resolver) });
+    expect(grant).toThrow(/dependency cycle: .*PortalSecret\w+ -> PortalUserPoolPortalClient/);
+  });
+
+  it('has no reference from the function or its role to the app client or the secret (that would be a cycle)', () => {
+    const resources = template.toJSON().Resources as Json;
+    const fn = JSON.stringify(resources[stack.getLogicalId(stack.resolver.node.defaultChild as never)]);
+    const policies = JSON.stringify(resolverStatements(stack, template));
+    for (const construct of [stack.portal!.userPoolClient!, stack.portal!.secret]) {
+      const id = stack.getLogicalId(construct.node.defaultChild as never);
+      expect(fn).not.toContain(id);
+      expect(policies).not.toContain(id);
+    }
+  });
+
+  it('outputs the portal URL, the callback URL, the user pool id and the hosted domain', () => {
+    template.hasOutput('PortalUrl', { Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [urlId(), 'FunctionUrl'] }, 's3cret/portal']] } });
+    template.hasOutput('PortalCallbackUrl', Match.anyValue());
+    template.hasOutput('UserPoolId', { Value: { Ref: poolId() } });
+    template.hasOutput('CognitoSignInDomain', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
+    expect(JSON.stringify(template.findOutputs('CognitoSignInDomain'))).toContain('.auth.eu-west-1.amazoncognito.com');
+  });
+});
+
+describe("portal 'oidc'", () => {
+  it('makes no user pool; the function gets the issuer, the client id and the groups claim', () => {
+    const { stack, template } = synth({ ...OIDC, oidcGroupsClaim: 'https://example.com/groups', portalLeaseSeconds: 3600 });
+    template.resourceCountIs('AWS::Cognito::UserPool', 0);
+    template.resourceCountIs('AWS::Cognito::UserPoolClient', 0);
+    const env = resolverEnv(stack, template);
+    expect(env).toMatchObject({
+      PORTAL_ISSUER: 'https://login.example.com/tenant/v2.0',
+      PORTAL_CLIENT_ID: 'dcv-portal',
+      PORTAL_SECRET_ID: 'Portal-dcv-portal',
+      PORTAL_GATEWAY_URL: GATEWAY,
+      PORTAL_GROUPS_CLAIM: 'https://example.com/groups',
+      PORTAL_LEASE_SECONDS: '3600',
+    });
+    // Only the cookie key in the secret.
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Name: 'Portal-dcv-portal',
+      GenerateSecretString: Match.objectLike({ GenerateStringKey: 'cookieKey', SecretStringTemplate: '{}' }),
+    });
+    expect(Object.keys(template.findOutputs('*'))).toEqual(expect.arrayContaining(['PortalUrl', 'PortalCallbackUrl']));
+    expect(Object.keys(template.findOutputs('*'))).not.toContain('UserPoolId');
+  });
+
+  it("defaults the groups claim to 'groups'", () => {
+    const { stack, template } = synth(OIDC);
+    expect(resolverEnv(stack, template).PORTAL_GROUPS_CLAIM).toBe('groups');
+  });
+});
+
+describe('validation', () => {
+  it.each<[string, DcvResolverStackProps, RegExp]>([
+    ['unknown mode', { ...NETWORK, portal: 'saml', gatewayUrl: GATEWAY }, /portal must be 'off', 'cognito' or 'oidc', not 'saml'/],
+    ['no gatewayUrl', { ...NETWORK, portal: 'cognito' }, /portal 'cognito' needs gatewayUrl/],
+    ['http gatewayUrl', { ...COGNITO, gatewayUrl: 'http://gateway.example.com' }, /gatewayUrl must be an https URL/],
+    ['gatewayUrl not a URL', { ...COGNITO, gatewayUrl: 'gateway' }, /gatewayUrl must be an https URL/],
+    ['gatewayUrl with a query', { ...COGNITO, gatewayUrl: 'https://g.example.com/?a=1' }, /gatewayUrl must be an https URL without credentials, query or fragment/],
+    ['oidc without issuer', { ...OIDC, oidcIssuer: undefined }, /portal 'oidc' needs oidcIssuer/],
+    ['http issuer', { ...OIDC, oidcIssuer: 'http://login.example.com' }, /oidcIssuer must be an https URL/],
+    ['oidc without client id', { ...OIDC, oidcClientId: ' ' }, /portal 'oidc' needs oidcClientId/],
+    ['client id with a space', { ...OIDC, oidcClientId: 'a b' }, /oidcClientId must be the client id registered at the issuer/],
+    ['issuer in cognito mode', { ...COGNITO, oidcIssuer: 'https://login.example.com' }, /oidcIssuer is only used with portal 'oidc'/],
+    ['domain prefix in oidc mode', { ...OIDC, cognitoDomainPrefix: 'acme' }, /cognitoDomainPrefix is only used with portal 'cognito'/],
+    ['gatewayUrl with portal off', { ...NETWORK, gatewayUrl: GATEWAY }, /gatewayUrl is only used with portal 'cognito' or 'oidc'/],
+    ['lease too short', { ...COGNITO, portalLeaseSeconds: 59 }, /portalLeaseSeconds must be an integer from 60 to 604800, not '59'/],
+    ['lease not an integer', { ...COGNITO, portalLeaseSeconds: 90.5 }, /portalLeaseSeconds must be an integer/],
+    ['domain prefix with capitals', { ...COGNITO, cognitoDomainPrefix: 'Acme' }, /cognitoDomainPrefix must be 1 to 63 lowercase letters/],
+    ['domain prefix with a reserved word', { ...COGNITO, cognitoDomainPrefix: 'my-cognito-login' }, /must not contain 'aws', 'amazon' or 'cognito'/],
+    ['domain prefix ending in a hyphen', { ...COGNITO, cognitoDomainPrefix: 'acme-' }, /cognitoDomainPrefix must be/],
+    ['verifier off', { ...COGNITO, verifier: false }, /portal 'cognito' needs the token verifier/],
+    [
+      'iam access mode',
+      { portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: 'https://login.example.com', oidcClientId: 'x', accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/Gw' },
+      /portal 'oidc' cannot be used with accessMode 'iam': a browser cannot sign its requests/,
+    ],
+  ])('refuses %s with a PortalSettingsError naming the key', (_name, props, message) => {
+    expect(() => synth(props)).toThrow(PortalSettingsError);
+    expect(() => synth(props)).toThrow(message);
+  });
+
+  it('the CDK context: the same keys, validated before any construct is built', () => {
+    const context = (values: Record<string, unknown>) => (key: string) => values[key];
+    const base = { allowAnySource: 'true' };
+    expect(readStackContext(context(base)).portal).toBeUndefined();
+    const read = readStackContext(
+      context({ ...base, portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: 'https://login.example.com', oidcClientId: 'c', portalLeaseSeconds: '7200', oidcGroupsClaim: 'roles' }),
+    );
+    expect(read).toMatchObject({ portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: 'https://login.example.com', oidcClientId: 'c', portalLeaseSeconds: 7200, oidcGroupsClaim: 'roles' });
+    expect(readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, cognitoDomainPrefix: 'acme' })).cognitoDomainPrefix).toBe('acme');
+    expect(() => readStackContext(context({ ...base, portal: 'cognito' }))).toThrow(/needs gatewayUrl/);
+    expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, portalLeaseSeconds: 'soon' }))).toThrow(
+      /context 'portalLeaseSeconds' must be an integer from 60 to 604800, not 'soon'/,
+    );
+    expect(() =>
+      readStackContext(context({ accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/Gw', portal: 'cognito', gatewayUrl: GATEWAY })),
+    ).toThrow(/cannot be used with accessMode 'iam'/);
+    expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, verifier: 'false' }))).toThrow(/needs the token verifier/);
+  });
+
+  it('refuses a second portal in the same stack (the secret name would collide)', async () => {
+    const { DcvSessionResolver } = await import('../../lib/dcv-session-resolver');
+    const outdir = mkdtempSync(join(tmpdir(), 'dcv-portal-'));
+    outdirs.push(outdir);
+    const { stack } = { stack: new DcvResolverStack(new App({ outdir, context: NO_BUNDLING }), 'Twice', COGNITO) };
+    expect(() => new DcvSessionResolver(stack, 'Second', OIDC)).toThrow(/a stack holds one portal: the secret name 'Twice-dcv-portal'/);
+  });
+});
+
+describe.each<[string, DcvResolverStackProps]>([
+  ['cognito', COGNITO],
+  ['oidc', OIDC],
+])('cdk-nag with portal %s', (_mode, props) => {
+  it('leaves no unacknowledged AwsSolutions or Serverless finding, and the portal findings were seen', () => {
+    const { stack } = synth(props, { nag: true });
+    const annotations = Annotations.fromStack(stack);
+    const findings = [
+      ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
+      ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
+    ].map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
+    expect(findings).toEqual([]);
+    // The checks ran on the portal: its acknowledged secret finding was reported as ignored.
+    expect(annotations.findInfo('*', Match.stringLikeRegexp('AwsSolutions-SMG4')).length).toBeGreaterThan(0);
+  });
+});
