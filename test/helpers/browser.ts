@@ -19,15 +19,15 @@ export async function launchChromium(): Promise<Browser> {
 }
 
 /**
- * A fresh context (its own cookies: one person) for the length of `use`, always closed afterwards.
+ * A fresh context (its own cookies: one person) with one page. The caller closes the context.
  * Any request to a host other than 127.0.0.1 / localhost / [::1] is aborted and recorded in `offLoopback`,
  * so a test can assert that the browser never tried to leave the machine.
  */
-export async function withContext<T>(browser: Browser, use: (context: BrowserContext, page: Page) => Promise<T>, options: BrowserContextOptions = {}): Promise<T> {
+export async function openContext(browser: Browser, options: BrowserContextOptions = {}): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, ...options });
-  context.setDefaultTimeout(15_000);
-  context.setDefaultNavigationTimeout(15_000);
   try {
+    context.setDefaultTimeout(15_000);
+    context.setDefaultNavigationTimeout(15_000);
     await context.route(
       (url) => !isLoopback(url),
       async (route) => {
@@ -35,7 +35,17 @@ export async function withContext<T>(browser: Browser, use: (context: BrowserCon
         await route.abort('blockedbyclient');
       },
     );
-    const page = await context.newPage();
+    return { context, page: await context.newPage() };
+  } catch (error) {
+    await context.close();
+    throw error;
+  }
+}
+
+/** openContext for the length of `use`, always closed afterwards. */
+export async function withContext<T>(browser: Browser, use: (context: BrowserContext, page: Page) => Promise<T>, options: BrowserContextOptions = {}): Promise<T> {
+  const { context, page } = await openContext(browser, options);
+  try {
     return await use(context, page);
   } finally {
     await context.close();

@@ -95,7 +95,9 @@ function configuration(): Configuration {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['preferred_username', 'name'],
+      // groups also with profile: like Entra ID or Cognito, which send groups without a scope of their own
+      // (the portal asks for openid email profile); an IdP like Okta needs the groups scope.
+      profile: ['preferred_username', 'name', 'groups'],
       groups: ['groups'],
     },
     // Put the scope's claims in the ID token itself (what the portal reads), not only at userinfo.
