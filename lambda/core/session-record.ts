@@ -183,7 +183,9 @@ const principalList: Rule<readonly string[]> = (value) => {
 export function principalProblem(name: string): string | undefined {
   if (name.trim() === '') return 'must not be empty';
   if (name.length > MAX_PRINCIPAL_LENGTH) return `must be at most ${MAX_PRINCIPAL_LENGTH} characters`;
-  return hasControlChars(name) ? 'must not contain control characters' : undefined;
+  if (hasControlChars(name)) return 'must not contain control characters';
+  // ' alice' typed in the console would never match anyone: say so instead of silently admitting nobody.
+  return name.trim() === name ? undefined : 'must not start or end with a space';
 }
 
 /** Pool names appear in tags, forms and item keys: letters, digits, '.', '_', '-', 1–64 characters. */

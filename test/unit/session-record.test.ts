@@ -277,6 +277,8 @@ describe('parseSessionRecord: portal attributes (AllowedUsers, AllowedGroups, Po
     ['an empty LeaseUser', { LeaseUser: '' }, 'LeaseUser must not be empty'],
     ['a LeaseUser of 257 characters', { LeaseUser: 'l'.repeat(257) }, 'LeaseUser must be at most 256 characters'],
     ['a LeaseUser with a tab', { LeaseUser: 'al\tice' }, 'LeaseUser must not contain control characters'],
+    ['a user name with a trailing space (console typo)', { AllowedUsers: ['alice '] }, "AllowedUsers entry 'alice ' must not start or end with a space"],
+    ['a group name with a leading space', { AllowedGroups: [' ops'] }, "AllowedGroups entry ' ops' must not start or end with a space"],
   ] as const)('%s', (_name, attributes, reason) => {
     expect(parseSessionRecord({ ...base, ...attributes })).toEqual({ ok: false, reason });
   });
@@ -300,5 +302,7 @@ describe('parseSessionRecord: portal attributes (AllowedUsers, AllowedGroups, Po
     expect(principalProblem('x'.repeat(257))).toBe('must be at most 256 characters');
     expect(principalProblem('x'.repeat(256))).toBeUndefined();
     expect(principalProblem('a\u007fb')).toBe('must not contain control characters');
+    expect(principalProblem(' alice')).toBe('must not start or end with a space');
+    expect(principalProblem('Équipe A')).toBeUndefined();
   });
 });

@@ -150,6 +150,7 @@ describe('stored token state', () => {
     ['groups', { groups: ['ops', 7] }, 'groups must be a list of group names (strings)'],
     ['groups', { groups: ['ops', ''] }, "groups entry '' must not be empty"],
     ['groups', { groups: ['o\nps'] }, "groups entry 'o\nps' must not contain control characters"],
+    ['groups', { groups: ['ops '] }, "groups entry 'ops ' must not start or end with a space"],
     ['groups', { groups: ['g'.repeat(257)] }, `groups entry '${'g'.repeat(64)}' must be at most 256 characters`],
     ['groups', { groups: Array.from({ length: 101 }, (_, i) => `g${i}`) }, 'groups must have at most 100 entries'],
     ['createdAt', { createdAt: 5 }, 'createdAt must be an ISO time'],
