@@ -18,7 +18,7 @@ const T0 = Date.parse('2026-11-26T12:00:00Z');
 
 const SESSIONS: RawItem[] = [
   { SessionId: 'alice-desk', DcvServerEndpoint: '10.0.0.1', AllowedUsers: ['alice@example.com'] },
-  { SessionId: 'eng-desk', DcvServerEndpoint: '10.0.0.2', AllowedGroups: ['engineers'] },
+  { SessionId: 'eng-desk', DcvServerEndpoint: '10.0.0.2', AllowedGroups: ['engineers'], ExpiresAt: 1893456000 },
   { SessionId: 'bob-desk', DcvServerEndpoint: '10.0.0.3', AllowedUsers: ['bob'] },
   { SessionId: 'nobodys', DcvServerEndpoint: '10.0.0.4' },
   { SessionId: 'old-desk', DcvServerEndpoint: '10.0.0.5', AllowedUsers: ['alice@example.com'], Enabled: false },
@@ -182,6 +182,7 @@ describe('portal: the list', () => {
     expect(listed(alice.list.body)).toEqual(['&lt;script&gt;x&lt;/script&gt;', 'alice-desk', 'eng-desk', 'old-desk', 'Pool gpu']);
     expect(alice.list.body).toContain('Disabled by your administrator');
     expect(alice.list.body).toContain('2 of 2 hosts free');
+    expect(alice.list.body).toContain('Available until 2030-01-01 00:00 UTC');
     expect(alice.list.body).not.toContain('<script>');
     const bob = await signIn('bob');
     expect(listed(bob.list.body)).toEqual(['bob-desk']);
@@ -216,6 +217,8 @@ describe('portal: Connect', () => {
     const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk', client: 'native' }) });
     expect(answer.statusCode).toBe(200);
     expect(answer.body).toMatch(/href="dcv:\/\/gw\.example\.com:8443\/\?authToken=[A-Za-z0-9_-]+#alice-desk"/);
+    // Ten minutes from T0 (12:00 UTC), in one zone for everyone.
+    expect(answer.body).toContain('It works until 2026-11-26 12:10 UTC');
   });
 
   it('refuses without the CSRF value, from another origin or site, or signed out, and mints nothing', async () => {

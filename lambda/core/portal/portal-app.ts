@@ -252,7 +252,10 @@ export function createPortal(options: PortalOptions): PortalHandler {
     input.fields.tokenId = issued.tokenId;
     input.fields.client = client;
     log.info('portal connect', { requestId: input.request.requestId, user: user.displayName, sessionId: target, tokenId: issued.tokenId, client });
-    if (client === 'native') return html(200, nativeLinkPage(pool !== null ? `pool ${pool}` : target, issued.nativeUrl!, issued.expiresAt, paths.home));
+    if (client === 'native') {
+      const until = readableTime(Date.parse(issued.expiresAt) / 1000);
+      return html(200, nativeLinkPage(pool !== null ? `pool ${pool}` : target, issued.nativeUrl!, until, paths.home));
+    }
     return redirect(303, issued.url!);
   }
 
@@ -374,11 +377,16 @@ function redirect(statusCode: 302 | 303, location: string, cookies?: string[]): 
   return { statusCode, headers: { Location: location, 'Cache-Control': 'no-store' }, body: '', ...(cookies ? { cookies } : {}) };
 }
 
+/** `2030-01-01 00:00 UTC`: one zone for everyone, since the page is rendered on the server. */
+export function readableTime(epochSeconds: number): string {
+  return `${new Date(epochSeconds * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
 function sessionView(entry: SessionEntry): SessionView {
   const { record, state } = entry;
   if (state === 'disabled') return { sessionId: entry.sessionId, state: 'Disabled by your administrator', usable: false };
   if (state === 'expired') return { sessionId: entry.sessionId, state: 'Expired', usable: false };
-  const until = record.expiresAt === undefined ? '' : ` until ${new Date(record.expiresAt * 1000).toISOString()}`;
+  const until = record.expiresAt === undefined ? '' : ` until ${readableTime(record.expiresAt)}`;
   return { sessionId: entry.sessionId, state: `Available${until}`, usable: true };
 }
 
@@ -388,7 +396,7 @@ function poolView(entry: PoolEntry): PoolView {
     free: entry.free,
     total: entry.members.length,
     ...(entry.lease
-      ? { held: { sessionId: entry.lease.sessionId, until: new Date((entry.lease.expiresAt ?? 0) * 1000).toISOString() } }
+      ? { held: { sessionId: entry.lease.sessionId, until: readableTime(entry.lease.expiresAt ?? 0) } }
       : {}),
   };
 }
