@@ -23,6 +23,13 @@ export interface DcvFunctionProps {
    */
   readonly bundleAwsSdk?: boolean;
   /**
+   * AWS SDK clients left out of the bundle even when bundleAwsSdk is on, because the code imports them
+   * dynamically on a rare path: they then load from the Lambda runtime's own SDK on first use instead of
+   * being parsed at every cold start. (With bundleAwsSdk off, every `@aws-sdk/*` is external anyway.)
+   * @default - none
+   */
+  readonly runtimeSdkModules?: readonly string[];
+  /**
    * Ship source maps and run with --enable-source-maps, so uncaught errors show TypeScript locations.
    * Costs cold-start time (the map is parsed at start-up), so it is off where stacks never reach a log.
    * @default false
@@ -79,6 +86,8 @@ export class DcvFunction extends NodejsFunction {
         // ESM bundles still meet CommonJS dependencies that call require().
         banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
         bundleAwsSDK: props.bundleAwsSdk ?? true,
+        // Setting externalModules replaces the default externals, so only when the SDK is bundled.
+        externalModules: (props.bundleAwsSdk ?? true) && props.runtimeSdkModules?.length ? [...props.runtimeSdkModules] : undefined,
       },
     });
     this.logGroupRef = logGroup;

@@ -155,6 +155,9 @@ export class DcvSessionResolver extends Construct {
       timeout: props.resolverTimeout ?? Duration.seconds(5),
       logRetention: props.logRetention,
       bundleAwsSdk: props.bundleAwsSdk,
+      // The portal's secret reader imports it on the first portal request (lambda/adapters/portal-secret.ts);
+      // bundled, its ~330 kB were parsed at every cold start, portal or not.
+      runtimeSdkModules: ['@aws-sdk/client-secrets-manager'],
       reservedConcurrentExecutions: access.reservedConcurrency,
       environment: { TABLE_NAME: this.table.tableName },
     });

@@ -1,16 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Aspects } from 'aws-cdk-lib';
+import { fileURLToPath } from 'node:url';
+import { App, Aspects, Stack } from 'aws-cdk-lib';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DcvFunction } from '../../lib/dcv-function';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 import { PortalSettingsError } from '../../lib/portal-settings';
 import { readStackContext } from '../../lib/stack-context';
 
 /** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+mkdirSync(join(ROOT, 'cdk.out'), { recursive: true });
 const outdirs: string[] = [];
 afterAll(() => {
   for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
@@ -294,6 +299,32 @@ describe('validation', () => {
     const { stack } = { stack: new DcvResolverStack(new App({ outdir, context: NO_BUNDLING }), 'Twice', COGNITO) };
     expect(() => new DcvSessionResolver(stack, 'Second', OIDC)).toThrow(/a stack holds one portal: the secret name 'Twice-dcv-portal'/);
   });
+});
+
+describe('the Secrets Manager client stays out of the resolver bundle', () => {
+  it('runtimeSdkModules leaves it to the Lambda runtime while the rest of the SDK is bundled', () => {
+    const outdir = mkdtempSync(join(ROOT, 'cdk.out', 'vitest-portal-bundle-'));
+    outdirs.push(outdir);
+    const stack = new Stack(new App({ outdir }), 'Bundle');
+    const entry = join(ROOT, 'lambda', 'adapters', 'portal-secret.ts');
+    const lazy = new DcvFunction(stack, 'Lazy', { entry, description: 'x', runtimeSdkModules: ['@aws-sdk/client-secrets-manager'] });
+    const bundled = new DcvFunction(stack, 'Bundled', { entry, description: 'x' });
+    const template = Template.fromStack(stack); // bundles both
+    const code = (fn: DcvFunction) => {
+      const props = template.toJSON().Resources[stack.getLogicalId(fn.node.defaultChild as CfnFunction)].Properties as Json;
+      const hash = String(props.Code.S3Key).replace(/\.zip$/, '');
+      return readFileSync(join(outdir, `asset.${hash}`, 'index.mjs'), 'utf8');
+    };
+    const runtimeImport = /import\(\s*["']@aws-sdk\/client-secrets-manager["']\s*\)/;
+    // Booleans and sizes, not the code: a failure should not print 300 kB of minified JavaScript.
+    expect(runtimeImport.test(code(lazy))).toBe(true);
+    expect(code(lazy).includes('"SecretsManagerClient"')).toBe(false);
+    expect(code(lazy).length).toBeLessThan(50_000);
+    // The default (bundleAwsSdk) inlines it: the difference the option makes.
+    expect(runtimeImport.test(code(bundled))).toBe(false);
+    expect(code(bundled).includes('"SecretsManagerClient"')).toBe(true);
+    expect(code(bundled).length).toBeGreaterThan(200_000);
+  }, 120_000);
 });
 
 describe.each<[string, DcvResolverStackProps]>([
