@@ -17,6 +17,14 @@ export {
   type AccessProps,
   type AccessSettings,
 } from './access-settings';
+export {
+  PORTAL_MODES,
+  PortalSettingsError,
+  type PortalMode,
+  type PortalProps,
+  type PortalSettings,
+} from './portal-settings';
+export { ResolverPortal, type ResolverPortalProps } from './resolver-portal';
 // The outputs the shipped stack makes, for an app that wants the same ones from its own construct.
 export { DCV_SERVER_PLACEHOLDER, PROXY_DEFAULT_LISTEN, addGatewayOutputs, type ExposedResolver } from './resolver-access';
 export { readStackContext, type StackContext } from './stack-context';
