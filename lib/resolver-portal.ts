@@ -177,10 +177,11 @@ export class ResolverPortal extends Construct {
  * domain prefixes are global per region) without putting the account id in the sign-in address.
  */
 function defaultDomainPrefix(stackName: string): string {
+  let name = stackName.toLowerCase();
+  // Until none is left: removing one reserved word can join the letters around it into another.
+  while (/aws|amazon|cognito/.test(name)) name = name.replace(/aws|amazon|cognito/g, '');
   const readable =
-    stackName
-      .toLowerCase()
-      .replace(/aws|amazon|cognito/g, '')
+    name
       .replace(/[^a-z0-9-]+/g, '-')
       .replace(/-+/g, '-')
       .replace(/^-|-$/g, '')

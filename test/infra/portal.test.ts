@@ -111,6 +111,13 @@ describe("portal 'cognito'", () => {
         'Fn::Join': ['-', ['portal', { 'Fn::Select': [0, { 'Fn::Split': ['-', { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] }] }] }]],
       },
     });
+    // Reserved words (aws, amazon, cognito) are left out of the default, and so are the hyphens they leave.
+    const outdir = mkdtempSync(join(tmpdir(), 'dcv-portal-'));
+    outdirs.push(outdir);
+    const named = new DcvResolverStack(new App({ outdir, context: NO_BUNDLING }), 'AWS-CognitoDesk-tops', COGNITO);
+    Template.fromStack(named).hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: { 'Fn::Join': ['-', ['desk-tops', Match.anyValue()]] },
+    });
     const custom = synth({ ...COGNITO, cognitoDomainPrefix: 'acme-desktops' });
     custom.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'acme-desktops' });
   });
