@@ -66,7 +66,8 @@ export class ResolverPortal extends Construct {
     this.callbackUrl = Fn.join('', [base, 'portal/callback']);
 
     // A literal name (see the class comment). One portal per stack: a second would take the same name.
-    this.secretName = `${stack.stackName}-dcv-portal`;
+    // Not ending in '-' + six characters: Secrets Manager would read those as its own ARN suffix.
+    this.secretName = `${stack.stackName}-dcv-portal-keys`;
     const taken = stack.node.findAll().some((c) => c instanceof CfnSecret && c.name === this.secretName);
     if (taken) {
       throw new PortalSettingsError(`a stack holds one portal: the secret name '${this.secretName}' is already used in stack '${stack.stackName}'`);

@@ -146,7 +146,7 @@ describe("portal 'cognito'", () => {
     const clientId = stack.getLogicalId(stack.portal!.userPoolClient!.node.defaultChild as never);
     const tmpl = new Capture();
     template.hasResourceProperties('AWS::SecretsManager::Secret', {
-      Name: 'Portal-dcv-portal',
+      Name: 'Portal-dcv-portal-keys',
       GenerateSecretString: { GenerateStringKey: 'cookieKey', PasswordLength: 64, ExcludePunctuation: true, SecretStringTemplate: tmpl },
     });
     expect(tmpl.asObject()).toEqual({ 'Fn::Join': ['', ['{"clientId":"', { Ref: clientId }, '"}']] });
@@ -157,7 +157,7 @@ describe("portal 'cognito'", () => {
     expect(env.PORTAL_ISSUER).toEqual({
       'Fn::Join': ['', ['https://cognito-idp.eu-west-1.', { Ref: 'AWS::URLSuffix' }, '/', { Ref: poolId() }]],
     });
-    expect(env.PORTAL_SECRET_ID).toBe('Portal-dcv-portal');
+    expect(env.PORTAL_SECRET_ID).toBe('Portal-dcv-portal-keys');
     expect(env.PORTAL_GATEWAY_URL).toBe(GATEWAY);
     expect(env.PORTAL_GROUPS_CLAIM).toBe('cognito:groups');
     expect(env).not.toHaveProperty('PORTAL_CLIENT_ID');
@@ -171,7 +171,7 @@ describe("portal 'cognito'", () => {
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: 'secretsmanager:GetSecretValue',
-      Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:eu-west-1:123456789012:secret:Portal-dcv-portal-??????']] },
+      Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:eu-west-1:123456789012:secret:Portal-dcv-portal-keys-??????']] },
     });
     expect(statements).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:Scan', Resource: tableArn });
     expect(statements).toContainEqual({
@@ -230,14 +230,14 @@ describe("portal 'oidc'", () => {
     expect(env).toMatchObject({
       PORTAL_ISSUER: 'https://login.example.com/tenant/v2.0',
       PORTAL_CLIENT_ID: 'dcv-portal',
-      PORTAL_SECRET_ID: 'Portal-dcv-portal',
+      PORTAL_SECRET_ID: 'Portal-dcv-portal-keys',
       PORTAL_GATEWAY_URL: GATEWAY,
       PORTAL_GROUPS_CLAIM: 'https://example.com/groups',
       PORTAL_LEASE_SECONDS: '3600',
     });
     // Only the cookie key in the secret.
     template.hasResourceProperties('AWS::SecretsManager::Secret', {
-      Name: 'Portal-dcv-portal',
+      Name: 'Portal-dcv-portal-keys',
       GenerateSecretString: Match.objectLike({ GenerateStringKey: 'cookieKey', SecretStringTemplate: '{}' }),
     });
     expect(Object.keys(template.findOutputs('*'))).toEqual(expect.arrayContaining(['PortalUrl', 'PortalCallbackUrl']));
@@ -304,7 +304,7 @@ describe('validation', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'dcv-portal-'));
     outdirs.push(outdir);
     const { stack } = { stack: new DcvResolverStack(new App({ outdir, context: NO_BUNDLING }), 'Twice', COGNITO) };
-    expect(() => new DcvSessionResolver(stack, 'Second', OIDC)).toThrow(/a stack holds one portal: the secret name 'Twice-dcv-portal'/);
+    expect(() => new DcvSessionResolver(stack, 'Second', OIDC)).toThrow(/a stack holds one portal: the secret name 'Twice-dcv-portal-keys'/);
   });
 });
 

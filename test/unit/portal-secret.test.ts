@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cachedPortalSecret, loadPortalSecret, parsePortalSecret, PortalSecretError } from '../../lambda/adapters/portal-secret';
 
 const KEY = 'k'.repeat(64);
-const ID = 'DcvSessionResolver-dcv-portal';
+const ID = 'DcvSessionResolver-dcv-portal-keys';
 
 describe('parsePortalSecret', () => {
   it('accepts the cookie key alone (oidc) and with the client id (cognito)', () => {
@@ -15,7 +15,7 @@ describe('parsePortalSecret', () => {
   });
 
   it.each<[string, string, RegExp]>([
-    ['not JSON', 'cookieKey=abc', /portal secret 'DcvSessionResolver-dcv-portal' is not JSON/],
+    ['not JSON', 'cookieKey=abc', /portal secret 'DcvSessionResolver-dcv-portal-keys' is not JSON/],
     ['an array', '[1]', /must be a JSON object/],
     ['null', 'null', /must be a JSON object/],
     ['no cookieKey', '{"clientId":"c"}', /cookieKey must be a string of at least 32 characters \(it is missing\)/],
@@ -62,7 +62,7 @@ describe('loadPortalSecret (Secrets Manager through aws-sdk-client-mock)', () =>
     sm.on(GetSecretValueCommand).rejects(Object.assign(new Error("User is not authorized to perform: secretsmanager:GetSecretValue"), { name: 'AccessDeniedException' }));
     const read = loadPortalSecret(ID);
     await expect(read).rejects.toThrow(PortalSecretError);
-    await expect(loadPortalSecret(ID)).rejects.toThrow(/portal secret 'DcvSessionResolver-dcv-portal' could not be read: AccessDeniedException: User is not authorized/);
+    await expect(loadPortalSecret(ID)).rejects.toThrow(/portal secret 'DcvSessionResolver-dcv-portal-keys' could not be read: AccessDeniedException: User is not authorized/);
   });
 
   it('refuses a binary secret and a malformed one', async () => {
