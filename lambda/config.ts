@@ -1,5 +1,6 @@
 import { ConfigError } from './core/config-errors';
 import { CidrSet } from './core/ip';
+import { issuerProblem } from './core/portal/oidc';
 
 /**
  * Environment read and validated once, at cold start: a misconfigured function fails at init with a
@@ -72,7 +73,13 @@ export interface PortalFunctionConfig {
 export function readPortalFunctionConfig(env: Env): PortalFunctionConfig | undefined {
   const issuer = optionalString(env, 'PORTAL_ISSUER');
   if (issuer === undefined) return undefined;
-  if (!/^https:\/\//.test(issuer)) throw new ConfigError('PORTAL_ISSUER must be an https:// URL');
+  let problem: string | undefined;
+  try {
+    problem = issuerProblem(new URL(issuer));
+  } catch {
+    problem = 'must be a URL';
+  }
+  if (problem) throw new ConfigError(`PORTAL_ISSUER ${problem}`);
   const lease = optionalString(env, 'PORTAL_LEASE_SECONDS');
   if (lease !== undefined && !/^\d{2,7}$/.test(lease)) throw new ConfigError('PORTAL_LEASE_SECONDS must be a number of seconds (10 to 9999999)');
   return {

@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import { OidcError, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../core/portal/oidc';
+import { issuerProblem, OidcError, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../core/portal/oidc';
 
 export interface OpenIdConnectOptions {
   /** The issuer URL; its /.well-known/openid-configuration is read on first use and kept. */
@@ -16,12 +16,6 @@ export interface OpenIdConnectOptions {
 
 export const DEFAULT_SCOPES = 'openid email profile';
 
-/** Plain http is only ever accepted from a provider on this machine (tests, a laptop's local provider). */
-export function isLoopbackUrl(url: URL): boolean {
-  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /**
  * The portal's OpenID Connect client, by `openid-client` (a certified relying-party library): discovery,
  * the authorization URL, the code exchange with PKCE, and the ID token's verification against the
@@ -29,11 +23,10 @@ export function isLoopbackUrl(url: URL): boolean {
  */
 export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
   const issuer = new URL(options.issuer);
+  const problem = issuerProblem(issuer);
+  if (problem) throw new Error(`OIDC issuer ${problem}, not '${options.issuer}'`);
   if (options.scopes !== undefined && !options.scopes.split(' ').includes('openid')) {
     throw new Error(`OIDC scopes must include 'openid', not '${options.scopes}'`);
-  }
-  if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && isLoopbackUrl(issuer))) {
-    throw new Error(`OIDC issuer must be an https:// URL, not '${options.issuer}'`);
   }
   let configuration: Promise<client.Configuration> | undefined;
 

@@ -51,3 +51,14 @@ export function newSignInTransaction(): SignInTransaction {
 export function codeChallengeOf(codeVerifier: string): string {
   return createHash('sha256').update(codeVerifier).digest('base64url');
 }
+
+/**
+ * Why a URL can't be an issuer, or undefined: https only, except plain http from a provider on this
+ * machine (tests, a laptop's local provider), where nothing crosses a network.
+ */
+export function issuerProblem(url: URL): string | undefined {
+  if (url.protocol === 'https:') return undefined;
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return url.protocol === 'http:' && loopback ? undefined : 'must be an https:// URL';
+}

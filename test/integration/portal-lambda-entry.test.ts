@@ -1,0 +1,206 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { functionUrlEvent, lambdaContext } from '../helpers/function-url-event';
+import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
+import { createTokensTable } from '../helpers/token-tables';
+import { parseAuthXml, verifyForm } from '../helpers/verify-http';
+
+/**
+ * The portal through the deployed Lambda entry (lambda/handlers/resolver.ts), configured only by the
+ * PORTAL_* environment the stack sets: the cookie key read from Secrets Manager (a loopback stand-in), the
+ * provider a real oidc-provider, the tables dynalite, the requests Function URL events. A scripted user agent
+ * signs alice in, lists, connects, and the DCV server's verifier accepts the token.
+ */
+const TABLE = 'PortalEntrySessions';
+const TOKENS = 'PortalEntryTokens';
+const HOST = 'abcdefgh.lambda-url.us-east-1.on.aws';
+const SECRET_ID = 'DcvSessionResolver-dcv-portal-keys';
+const GATEWAY = 'https://gw.example.com:8443';
+
+let dynamo: LocalDynamo;
+let idp: TestOidcProvider;
+let secrets: Server;
+let secretCalls = 0;
+let secretFailures = 0;
+
+/** Secrets Manager's GetSecretValue (JSON 1.1 protocol) on loopback; fails while secretFailures > 0. */
+async function startSecretsManager(): Promise<string> {
+  secrets = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      secretCalls++;
+      const ok = req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue' && JSON.parse(body).SecretId === SECRET_ID;
+      if (!ok || secretFailures > 0) {
+        secretFailures = Math.max(0, secretFailures - 1);
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(JSON.stringify({ __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(JSON.stringify({ Name: SECRET_ID, SecretString: JSON.stringify({ cookieKey: 'c'.repeat(48), clientId: idp.clientId }) }));
+    });
+  });
+  await new Promise<void>((resolve) => secrets.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(secrets.address() as AddressInfo).port}`;
+}
+
+type Handler = (event: APIGatewayProxyEventV2, context: ReturnType<typeof lambdaContext>) => Promise<APIGatewayProxyStructuredResultV2>;
+let handler: Handler;
+let cookies: Record<string, string> = {};
+
+/** One Function URL request as a browser at HOST would send it, keeping the portal's cookies. */
+async function call(method: string, path: string, init: { query?: string; form?: Record<string, string> } = {}) {
+  const event = functionUrlEvent({ method, path, rawQueryString: init.query ?? '', sourceIp: '198.51.100.20', headers: { host: HOST } });
+  const withCookies: APIGatewayProxyEventV2 = {
+    ...event,
+    cookies: Object.entries(cookies).map(([k, v]) => `${k}=${v}`),
+    ...(init.form
+      ? {
+          body: Buffer.from(new URLSearchParams(init.form).toString()).toString('base64'),
+          isBase64Encoded: true,
+          headers: { ...event.headers, host: HOST, origin: `https://${HOST}`, 'sec-fetch-site': 'same-origin', 'content-type': 'application/x-www-form-urlencoded' },
+        }
+      : {}),
+  };
+  const answer = await handler(withCookies, lambdaContext());
+  for (const c of answer.cookies ?? []) {
+    const [pair] = c.split(';');
+    const [name, value] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
+    if (value === '') delete cookies[name];
+    else cookies[name] = value;
+  }
+  return answer;
+}
+
+/** The user at the provider: follows its redirects with its own cookies, signs in as `login`, returns the callback URL. */
+async function signInAtProvider(authorizeUrl: string, login: string): Promise<URL> {
+  const jar = new Map<string, string>();
+  let url = authorizeUrl;
+  let body: string | undefined;
+  for (let hop = 0; hop < 10; hop++) {
+    const res = await fetch(url, {
+      method: body ? 'POST' : 'GET',
+      redirect: 'manual',
+      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body,
+    });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+    }
+    body = undefined;
+    const location = res.headers.get('location');
+    if (location) {
+      const next = new URL(location, url);
+      // Back at the portal: the user agent hands this URL to the Function URL, not to the network.
+      if (next.host === HOST) return next;
+      url = next.toString();
+      continue;
+    }
+    const page = await res.text();
+    const action = /<form method="post" action="([^"]+)"/.exec(page);
+    if (!action) throw new Error(`unexpected provider page (${res.status}): ${page.slice(0, 200)}`);
+    url = new URL(action[1], url).toString();
+    body = new URLSearchParams({ login }).toString();
+  }
+  throw new Error('too many redirects at the provider');
+}
+
+beforeAll(async () => {
+  dynamo = await startDynalite();
+  await dynamo.createSessionTable(TABLE);
+  await createTokensTable(dynamo, TOKENS);
+  for (const item of [
+    { SessionId: { S: 'alice-desk' }, DcvServerEndpoint: { S: '10.0.0.11' }, TargetSessionId: { S: 'console' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] } },
+    { SessionId: { S: 'bob-desk' }, DcvServerEndpoint: { S: '10.0.0.12' }, AllowedUsers: { SS: ['bob@example.com'] } },
+  ]) {
+    await dynamo.client().send(new PutItemCommand({ TableName: TABLE, Item: item }));
+  }
+  idp = await startOidcProvider({ redirectUris: [`https://${HOST}/portal/callback`] });
+  const secretsEndpoint = await startSecretsManager();
+  vi.resetModules();
+  Object.assign(process.env, {
+    TABLE_NAME: TABLE,
+    TOKENS_TABLE_NAME: TOKENS,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsEndpoint,
+    PORTAL_ISSUER: idp.issuer,
+    PORTAL_SECRET_ID: SECRET_ID,
+    PORTAL_GATEWAY_URL: GATEWAY,
+  });
+  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  handler = (await import('../../lambda/handlers/resolver')).handler as unknown as Handler;
+}, 60_000);
+
+afterAll(async () => {
+  vi.restoreAllMocks();
+  for (const key of ['TABLE_NAME', 'TOKENS_TABLE_NAME', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL_SECRETS_MANAGER', 'PORTAL_ISSUER', 'PORTAL_SECRET_ID', 'PORTAL_GATEWAY_URL']) {
+    delete process.env[key];
+  }
+  await idp?.close();
+  await new Promise((resolve) => secrets?.close(resolve));
+  await dynamo?.stop();
+});
+
+describe('the portal through the Lambda entry', () => {
+  it('answers 503 while the secret cannot be read, and works once it can (the failed read is not kept)', async () => {
+    secretFailures = 1;
+    const down = await call('GET', '/portal');
+    expect(down.statusCode).toBe(503);
+    expect(down.body).toContain('Portal unavailable');
+    const up = await call('GET', '/portal');
+    expect(up.statusCode).toBe(200);
+    expect(up.body).toContain('href="/portal/login"');
+    expect(secretCalls).toBe(2);
+  });
+
+  it('signs alice in at the provider, lists only her desktop, and Connect gives a token the verifier accepts', async () => {
+    const login = await call('GET', '/portal/login');
+    expect(login.statusCode).toBe(302);
+    const authorize = new URL(login.headers!.Location as string);
+    expect(authorize.origin).toBe(idp.issuer);
+    expect(authorize.searchParams.get('redirect_uri')).toBe(`https://${HOST}/portal/callback`);
+
+    const back = await signInAtProvider(authorize.toString(), 'alice');
+    const callback = await call('GET', back.pathname, { query: back.search.slice(1) });
+    expect(callback.statusCode).toBe(303);
+    expect(cookies.dcv_portal).toBeDefined();
+    expect(cookies.dcv_portal_login).toBeUndefined();
+
+    const list = await call('GET', '/portal');
+    expect([...list.body!.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1])).toEqual(['alice-desk']);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(list.body!)![1];
+
+    const connect = await call('POST', '/portal/connect', { form: { csrf, session: 'alice-desk', client: 'web' } });
+    expect(connect.statusCode).toBe(303);
+    const link = new URL(connect.headers!.Location as string);
+    expect(`${link.origin}${link.hash}`).toBe(`${GATEWAY}#alice-desk`);
+
+    const verify = functionUrlEvent({
+      method: 'POST',
+      path: '/verifyToken/10.0.0.11',
+      sourceIp: '198.51.100.30',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    const verdict = await handler(
+      { ...verify, body: verifyForm({ sessionId: 'console', authenticationToken: link.searchParams.get('authToken')!, clientAddress: '203.0.113.5' }) },
+      lambdaContext(),
+    );
+    expect(parseAuthXml(verdict.body!)).toEqual({ result: 'yes', username: 'alice@example.com' });
+    // Built once: the secret was read twice in all (the failed read and one good one).
+    expect(secretCalls).toBe(2);
+  });
+
+  it("refuses a Connect to bob's desktop and mints nothing for it", async () => {
+    const list = await call('GET', '/portal');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(list.body!)![1];
+    const answer = await call('POST', '/portal/connect', { form: { csrf, session: 'bob-desk' } });
+    expect(answer.statusCode).toBe(404);
+    expect(answer.headers!.Location).toBeUndefined();
+  });
+});
