@@ -33,6 +33,8 @@ const OFFLINE_CLIENT = { region: OFFLINE_AWS_ENV.AWS_REGION, credentials: { acce
 // Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
 const BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
 const CONSTRUCT_OPTIONS = [BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
+/** Modules an entry leaves to the Lambda runtime's SDK (lib/dcv-session-resolver.ts `runtimeSdkModules`). */
+const RUNTIME_SDK_MODULES: Record<string, string[]> = { resolver: ['@aws-sdk/client-secrets-manager'] };
 /** Entries the stack deploys with source maps (lib/session-discovery.ts `sourceMaps: true`). */
 const WITH_SOURCE_MAPS = new Set(['discovery']);
 
@@ -40,6 +42,9 @@ function checkConstructOptions(): void {
   const source = readFileSync(join(ROOT, 'lib', 'dcv-function.ts'), 'utf8');
   const missing = CONSTRUCT_OPTIONS.filter((option) => !source.includes(option));
   if (missing.length) throw new Error(`lib/dcv-function.ts bundling changed; update bench/coldstart.ts: ${missing.join(' | ')}`);
+  const construct = readFileSync(join(ROOT, 'lib', 'dcv-session-resolver.ts'), 'utf8');
+  const runtimeModules = `runtimeSdkModules: ${JSON.stringify(RUNTIME_SDK_MODULES.resolver).replaceAll('"', "'")}`;
+  if (!construct.includes(runtimeModules)) throw new Error(`lib/dcv-session-resolver.ts no longer says ${runtimeModules}; update bench/coldstart.ts`);
 }
 
 /** Lambda entries: files under lambda/handlers that export `handler`. */
@@ -65,6 +70,7 @@ async function bundle(entry: string, outRoot: string, sourceMaps: boolean): Prom
     sourcemap: sourceMaps,
     mainFields: ['module', 'main'],
     banner: { js: BANNER },
+    external: RUNTIME_SDK_MODULES[basename(entry, '.ts')] ?? [],
     logLevel: 'error',
   });
   return { file: outfile, bytes: statSync(outfile).size };

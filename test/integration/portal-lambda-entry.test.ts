@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
@@ -115,10 +115,11 @@ beforeAll(async () => {
   dynamo = await startDynalite();
   await dynamo.createSessionTable(TABLE);
   await createTokensTable(dynamo, TOKENS);
-  for (const item of [
+  const items: Record<string, AttributeValue>[] = [
     { SessionId: { S: 'alice-desk' }, DcvServerEndpoint: { S: '10.0.0.11' }, TargetSessionId: { S: 'console' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] } },
     { SessionId: { S: 'bob-desk' }, DcvServerEndpoint: { S: '10.0.0.12' }, AllowedUsers: { SS: ['bob@example.com'] } },
-  ]) {
+  ];
+  for (const item of items) {
     await dynamo.client().send(new PutItemCommand({ TableName: TABLE, Item: item }));
   }
   idp = await startOidcProvider({ redirectUris: [`https://${HOST}/portal/callback`] });
