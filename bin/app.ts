@@ -36,6 +36,7 @@ new DcvResolverStack(app, settings.stackName, {
   oidcIssuer: settings.oidcIssuer,
   oidcClientId: settings.oidcClientId,
   oidcGroupsClaim: settings.oidcGroupsClaim,
+  oidcScopes: settings.oidcScopes,
   portalLeaseSeconds: settings.portalLeaseSeconds,
   cognitoDomainPrefix: settings.cognitoDomainPrefix,
 });

@@ -70,6 +70,11 @@ export interface PortalFunctionConfig {
   readonly leaseSeconds?: number;
 }
 
+function scopesOf(value: string | undefined): string | undefined {
+  if (value !== undefined && !value.split(/\s+/).includes('openid')) throw new ConfigError("PORTAL_SCOPES must include 'openid'");
+  return value;
+}
+
 export function readPortalFunctionConfig(env: Env): PortalFunctionConfig | undefined {
   const issuer = optionalString(env, 'PORTAL_ISSUER');
   if (issuer === undefined) return undefined;
@@ -88,7 +93,7 @@ export function readPortalFunctionConfig(env: Env): PortalFunctionConfig | undef
     secretId: requiredString(env, 'PORTAL_SECRET_ID'),
     gatewayUrl: requiredString(env, 'PORTAL_GATEWAY_URL'),
     groupsClaim: optionalString(env, 'PORTAL_GROUPS_CLAIM'),
-    scopes: optionalString(env, 'PORTAL_SCOPES'),
+    scopes: scopesOf(optionalString(env, 'PORTAL_SCOPES')),
     ...(lease === undefined ? {} : { leaseSeconds: Number(lease) }),
   };
 }

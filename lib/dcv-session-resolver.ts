@@ -22,7 +22,7 @@ const RESOLVER_ENTRY = fileURLToPath(new URL('../lambda/handlers/resolver.ts', i
 export interface DcvSessionResolverProps extends AccessProps, PortalProps {
   // accessMode, allowedSourceCidrs, allowAnySource, pathPrefix, invokerRoleArn, reservedConcurrency:
   // documented once, on AccessProps (lib/access-settings.ts), which the stack's props share too.
-  // portal, gatewayUrl, oidcIssuer, oidcClientId, oidcGroupsClaim, portalLeaseSeconds, cognitoDomainPrefix:
+  // portal, gatewayUrl, oidcIssuer, oidcClientId, oidcGroupsClaim, oidcScopes, portalLeaseSeconds, cognitoDomainPrefix:
   // documented once, on PortalProps (lib/portal-settings.ts).
   /**
    * Physical name of the sessions table.

@@ -49,6 +49,12 @@ export interface PortalProps {
    */
   readonly oidcGroupsClaim?: string;
   /**
+   * With `portal: 'oidc'`: the scopes to ask for, space-separated, `openid` among them. Okta, for one, puts
+   * groups in the ID token only for a `groups` scope; Cognito and Entra ID refuse scopes they don't know.
+   * @default 'openid email profile'
+   */
+  readonly oidcScopes?: string;
+  /**
    * How long a pool placement (lease) lasts, in seconds (60 to 604800).
    * @default - the runtime's default (8 hours)
    */
@@ -69,6 +75,8 @@ export interface PortalSettings {
   readonly oidcIssuer?: string;
   readonly oidcClientId?: string;
   readonly groupsClaim: string;
+  /** Space-separated; absent: the runtime's default (openid email profile). */
+  readonly scopes?: string;
   readonly leaseSeconds?: number;
   readonly cognitoDomainPrefix?: string;
 }
@@ -121,6 +129,7 @@ const ONLY_IN: readonly [keyof PortalProps, 'cognito' | 'oidc' | 'on'][] = [
   ['oidcIssuer', 'oidc'],
   ['oidcClientId', 'oidc'],
   ['oidcGroupsClaim', 'oidc'],
+  ['oidcScopes', 'oidc'],
   ['cognitoDomainPrefix', 'cognito'],
 ];
 
@@ -175,7 +184,11 @@ export function resolvePortalSettings(
     const oidcClientId = printable('oidcClientId', props.oidcClientId, 'the client id registered at the issuer');
     if (!oidcClientId) fail("portal 'oidc' needs oidcClientId: the public client registered at the issuer (e.g. -c oidcClientId=dcv-portal)");
     const groupsClaim = printable('oidcGroupsClaim', props.oidcGroupsClaim, 'an ID token claim name') ?? 'groups';
-    return { mode: on, gatewayUrl, oidcIssuer, oidcClientId, groupsClaim, leaseSeconds: lease };
+    const scopes = props.oidcScopes?.trim().split(/\s+/).join(' ') || undefined;
+    if (scopes !== undefined && !Token.isUnresolved(scopes) && (!/^[\x21\x23-\x5B\x5D-\x7E ]+$/.test(scopes) || !scopes.split(' ').includes('openid'))) {
+      fail(`oidcScopes must be space-separated scope names including 'openid' (e.g. 'openid email profile groups'), not '${scopes}'`);
+    }
+    return { mode: on, gatewayUrl, oidcIssuer, oidcClientId, groupsClaim, ...(scopes ? { scopes } : {}), leaseSeconds: lease };
   }
 
   const prefix = props.cognitoDomainPrefix?.trim() || undefined;

@@ -103,6 +103,7 @@ export class ResolverPortal extends Construct {
     resolver.addEnvironment('PORTAL_SECRET_ID', this.secretName);
     resolver.addEnvironment('PORTAL_GATEWAY_URL', settings.gatewayUrl);
     resolver.addEnvironment('PORTAL_GROUPS_CLAIM', settings.groupsClaim);
+    if (settings.scopes !== undefined) resolver.addEnvironment('PORTAL_SCOPES', settings.scopes);
     if (settings.leaseSeconds !== undefined) resolver.addEnvironment('PORTAL_LEASE_SECONDS', String(settings.leaseSeconds));
 
     // Secrets Manager appends '-' and six random characters to the name; '??????' matches exactly those,

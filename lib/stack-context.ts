@@ -103,6 +103,7 @@ export function readStackContext(lookup: Lookup): StackContext {
     oidcIssuer: text(lookup, 'oidcIssuer'),
     oidcClientId: text(lookup, 'oidcClientId'),
     oidcGroupsClaim: text(lookup, 'oidcGroupsClaim'),
+    oidcScopes: text(lookup, 'oidcScopes'),
     portalLeaseSeconds: contextInt(lookup, 'portalLeaseSeconds', PORTAL_LEASE_SECONDS_RANGE.min, PORTAL_LEASE_SECONDS_RANGE.max),
     cognitoDomainPrefix: text(lookup, 'cognitoDomainPrefix'),
   };

@@ -244,9 +244,15 @@ describe("portal 'oidc'", () => {
     expect(Object.keys(template.findOutputs('*'))).not.toContain('UserPoolId');
   });
 
-  it("defaults the groups claim to 'groups'", () => {
+  it("defaults the groups claim to 'groups' and leaves the scopes to the runtime's default", () => {
     const { stack, template } = synth(OIDC);
     expect(resolverEnv(stack, template).PORTAL_GROUPS_CLAIM).toBe('groups');
+    expect(resolverEnv(stack, template).PORTAL_SCOPES).toBeUndefined();
+  });
+
+  it('passes oidcScopes (e.g. Okta, which sends groups only for a groups scope), spaces normalised', () => {
+    const { stack, template } = synth({ ...OIDC, oidcScopes: ' openid  email profile groups ' });
+    expect(resolverEnv(stack, template).PORTAL_SCOPES).toBe('openid email profile groups');
   });
 });
 
@@ -263,6 +269,8 @@ describe('validation', () => {
     ['client id with a space', { ...OIDC, oidcClientId: 'a b' }, /oidcClientId must be the client id registered at the issuer/],
     ['issuer in cognito mode', { ...COGNITO, oidcIssuer: 'https://login.example.com' }, /oidcIssuer is only used with portal 'oidc'/],
     ['domain prefix in oidc mode', { ...OIDC, cognitoDomainPrefix: 'acme' }, /cognitoDomainPrefix is only used with portal 'cognito'/],
+    ['scopes without openid', { ...OIDC, oidcScopes: 'email groups' }, /oidcScopes must be space-separated scope names including 'openid'/],
+    ['scopes in cognito mode', { ...COGNITO, oidcScopes: 'openid groups' }, /oidcScopes is only used with portal 'oidc'/],
     ['gatewayUrl with portal off', { ...NETWORK, gatewayUrl: GATEWAY }, /gatewayUrl is only used with portal 'cognito' or 'oidc'/],
     ['lease too short', { ...COGNITO, portalLeaseSeconds: 59 }, /portalLeaseSeconds must be an integer from 60 to 604800, not '59'/],
     ['lease not an integer', { ...COGNITO, portalLeaseSeconds: 90.5 }, /portalLeaseSeconds must be an integer/],

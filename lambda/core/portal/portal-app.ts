@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors';
+import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors';
 import type { HttpRequest, HttpResponse } from '../http-router';
 import type { Log } from '../log';
 import { describeError, type SessionResolver } from '../resolve';
@@ -247,7 +247,10 @@ export function createPortal(options: PortalOptions): PortalHandler {
     const issued = await issueToken(
       { tokens: options.tokens, sessions: options.resolver, now },
       { sessionId: target, user: tokenUser, groups: user.groups, gatewayUrl: options.gatewayUrl },
-    );
+    ).catch((error: unknown) => {
+      // The session's lists or state changed since the check above: the same answer as a session not yours.
+      throw error instanceof ForbiddenError || error instanceof NotFoundError ? notYours(sessionId ?? pool ?? '') : error;
+    });
     input.fields.sessionId = target;
     input.fields.tokenId = issued.tokenId;
     input.fields.client = client;
