@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
+import { CidrSet } from '../../lambda/core/ip';
 import { createPortal } from '../../lambda/core/portal/portal-app';
 import { OidcError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../../lambda/core/portal/oidc';
 import { CookieSealer } from '../../lambda/core/portal/signed-cookie';
@@ -285,6 +286,19 @@ describe('portal: sign out and prefix', () => {
     const router = createResolverRouter({ store: new MemorySessionStore(), logger: new RecordingLog(), pathPrefix: 's3cret' });
     const bare = await router({ method: 'GET', path: '/portal', rawQueryString: '', headers: { host: HOST } });
     expect(bare.statusCode).toBe(404);
+  });
+
+  it("obeys the resolver's allow-list like every route: a browser outside it gets 403 before any page", async () => {
+    const router = createResolverRouter({
+      store: new MemorySessionStore(SESSIONS),
+      logger: new RecordingLog(),
+      tokens: new MemoryTokenStore(),
+      allowedSources: CidrSet.parse(['203.0.113.0/24']),
+      portal: (shared) => createPortal({ ...shared, oidc: new FakeOidc(), cookieKey: KEY, gatewayUrl: GATEWAY, catalog: new MemorySessionStore(), leases: new MemorySessionStore() }),
+    });
+    const ask = (sourceIp: string) => router({ method: 'GET', path: '/portal/login', rawQueryString: '', sourceIp, headers: { host: HOST } });
+    expect((await ask('198.51.100.1')).statusCode).toBe(403);
+    expect((await ask('203.0.113.9')).statusCode).toBe(302);
   });
 
   it('logs who did what, never a token, code, state or cookie', async () => {
