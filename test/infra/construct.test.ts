@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AccessSettingsError, MISSING_ALLOW_LIST_MESSAGE } from '../../lib/access-settings';
 import { DcvSessionResolver, type DcvSessionResolverProps } from '../../lib/dcv-session-resolver';
 import { GatewayStack } from './fixtures/construct-example';
+import { nagFindings } from '../helpers/nag-findings';
 
 /** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -150,10 +151,7 @@ describe.each<[string, DcvSessionResolverProps]>([
   it('leaves no unacknowledged AwsSolutions or Serverless finding', () => {
     const { stack } = appStack(props, { nag: true });
     const annotations = Annotations.fromStack(stack);
-    const findings = [
-      ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-      ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-    ].map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
+    const findings = nagFindings(stack);
     expect(findings).toEqual([]);
     // The checks ran: the resolver's acknowledged finding was seen (and reported as ignored).
     const resolverPath = `/${stack.node.path}/DcvResolver/Resolver/Resource`;

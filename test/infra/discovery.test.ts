@@ -2,13 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Aspects, Duration, Stack } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 import { SessionDiscovery, type SessionDiscoveryProps } from '../../lib/session-discovery';
 import { readStackContext } from '../../lib/stack-context';
+import { nagFindings } from '../helpers/nag-findings';
 
 const outdirs: string[] = [];
 afterAll(() => {
@@ -172,14 +173,7 @@ describe('SessionDiscovery construct', () => {
   });
 
   it('leaves no unacknowledged cdk-nag finding', () => {
-    const annotations = Annotations.fromStack(stack);
-    const findings = [
-      ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-      ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-    ]
-      .filter((m) => m.id.startsWith('/DiscoveryTest/Discovery/'))
-      .map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
-    expect(findings).toEqual([]);
+    expect(nagFindings(stack).filter((finding) => finding.startsWith('/DiscoveryTest/Discovery/'))).toEqual([]);
   });
 });
 

@@ -6,6 +6,7 @@ import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
+import { nagFindings as findingsOf } from '../helpers/nag-findings';
 
 /** These tests read the template only: skip esbuild bundling of the function code (seconds per synth). */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -22,12 +23,7 @@ function nagFindings(props: DcvResolverStackProps): { findings: string[]; stack:
   const stack = new DcvResolverStack(app, 'Nag', props);
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
-  const annotations = Annotations.fromStack(stack);
-  const findings = [
-    ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-    ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-  ].map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
-  return { findings, stack };
+  return { findings: findingsOf(stack), stack };
 }
 
 /** Every acknowledgement in the stack, so none can hide behind an empty or token reason. */

@@ -2,12 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Aspects } from 'aws-cdk-lib';
-import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack } from '../../lib/dcv-resolver-stack';
 import { ResolverObservability, type ResolverObservabilityProps } from '../../lib/resolver-observability';
 import { readStackContext } from '../../lib/stack-context';
+import { nagFindings } from '../helpers/nag-findings';
 
 /** These tests read the template only: skip esbuild bundling of the function code. */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -188,11 +189,7 @@ describe('dashboard', () => {
 describe('cdk-nag', () => {
   it('the stack with the construct (and a topic) has no unacknowledged AwsSolutions or Serverless finding', () => {
     const { stack } = build({ alarmTopicArn: TOPIC }, { nag: true });
-    const annotations = Annotations.fromStack(stack);
-    const findings = [
-      ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-      ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-    ].map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
+    const findings = nagFindings(stack);
     expect(findings).toEqual([]);
   });
 });

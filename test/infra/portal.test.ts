@@ -11,6 +11,7 @@ import { DcvFunction } from '../../lib/dcv-function';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 import { PortalSettingsError } from '../../lib/portal-settings';
 import { readStackContext } from '../../lib/stack-context';
+import { nagFindings } from '../helpers/nag-findings';
 
 /** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -349,10 +350,7 @@ describe.each<[string, DcvResolverStackProps]>([
   it('leaves no unacknowledged AwsSolutions or Serverless finding, and the portal findings were seen', () => {
     const { stack } = synth(props, { nag: true });
     const annotations = Annotations.fromStack(stack);
-    const findings = [
-      ...annotations.findError('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-      ...annotations.findWarning('*', Match.stringLikeRegexp('^(AwsSolutions|Serverless)-')),
-    ].map((m) => `${m.id}: ${String(m.entry.data).split('\n')[0]}`);
+    const findings = nagFindings(stack);
     expect(findings).toEqual([]);
     // The checks ran on the portal: its acknowledged secret finding was reported as ignored.
     expect(annotations.findInfo('*', Match.stringLikeRegexp('AwsSolutions-SMG4')).length).toBeGreaterThan(0);
