@@ -267,6 +267,49 @@ describe('portal: Connect', () => {
   });
 });
 
+describe('portal: store failures', () => {
+  it('a session store that fails gives a 503 page for the list, and a token store that fails a 503 for Connect', async () => {
+    const store = new MemorySessionStore(SESSIONS);
+    let broken = false;
+    const tokens = new (class extends MemoryTokenStore {
+      override async put(grant: Parameters<MemoryTokenStore['put']>[0]): Promise<void> {
+        if (broken) throw new Error('throttled');
+        return super.put(grant);
+      }
+    })();
+    const log = new RecordingLog();
+    const oidc = new FakeOidc();
+    const catalog = { list: async () => (broken ? Promise.reject(new Error('throttled')) : store.list()) };
+    const route = createResolverRouter({
+      store,
+      logger: log,
+      tokens,
+      portal: (shared) => createPortal({ ...shared, oidc, cookieKey: KEY, gatewayUrl: GATEWAY, catalog, leases: store }),
+    });
+    const send = (method: string, path: string, init: { cookie?: string; query?: string; body?: string } = {}) =>
+      route({
+        method,
+        path,
+        rawQueryString: init.query ?? '',
+        body: init.body,
+        contentType: init.body === undefined ? undefined : 'application/x-www-form-urlencoded',
+        headers: { host: HOST, ...(init.cookie ? { cookie: init.cookie } : {}), ...(init.body !== undefined ? { origin: ORIGIN } : {}) },
+      });
+    const login = await send('GET', '/portal/login');
+    const state = new URL(login.headers.Location).searchParams.get('state')!;
+    const callback = await send('GET', '/portal/callback', { cookie: cookiePair(login, 'dcv_portal_login'), query: `code=alice.1&state=${state}` });
+    const cookie = cookiePair(callback, 'dcv_portal');
+    const csrf = /name="csrf" value="([^"]+)"/.exec((await send('GET', '/portal', { cookie })).body)![1];
+    broken = true;
+    const list = await send('GET', '/portal', { cookie });
+    expect(list.statusCode).toBe(503);
+    expect(list.headers['Content-Type']).toBe('text/html; charset=utf-8');
+    const connect = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk' }) });
+    expect(connect.statusCode).toBe(503);
+    expect(log.entries.filter((e) => e.level === 'error').map((e) => e.message)).toEqual(['session store failed', 'token store failed']);
+  });
+});
+
 describe('portal: sign out and prefix', () => {
   it('sign out clears the cookie (with the CSRF value) and the next page is signed out', async () => {
     const { send, signIn } = setup();

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors';
+import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
 import type { HttpRequest, HttpResponse } from '../http-router';
 import type { Log } from '../log';
 import { describeError, type SessionResolver } from '../resolve';
@@ -134,8 +134,12 @@ export function createPortal(options: PortalOptions): PortalHandler {
     const session = readSession(input.request);
     if (!session) return html(200, signedOutPage(paths.login));
     const nowSeconds = now() / 1000;
+    const catalog = await readCatalog(options.catalog, log).catch((error: unknown) => {
+      log.error('session store failed', { requestId: input.request.requestId, cause: describeError(error) });
+      throw new ServiceUnavailableError('The list of desktops cannot be read just now. Try again in a minute.');
+    });
     const entries = portalEntries(
-      (await readCatalog(options.catalog, log)).map((e) => e.record),
+      catalog.map((e) => e.record),
       session.user,
       nowSeconds,
     );
@@ -249,7 +253,10 @@ export function createPortal(options: PortalOptions): PortalHandler {
       { sessionId: target, user: tokenUser, groups: user.groups, gatewayUrl: options.gatewayUrl },
     ).catch((error: unknown) => {
       // The session's lists or state changed since the check above: the same answer as a session not yours.
-      throw error instanceof ForbiddenError || error instanceof NotFoundError ? notYours(sessionId ?? pool ?? '') : error;
+      if (error instanceof ForbiddenError || error instanceof NotFoundError) throw notYours(sessionId ?? pool ?? '');
+      if (error instanceof HttpError) throw error;
+      log.error('token store failed', { requestId: input.request.requestId, cause: describeError(error) });
+      throw new ServiceUnavailableError('A link cannot be issued just now. Try again in a minute.');
     });
     input.fields.sessionId = target;
     input.fields.tokenId = issued.tokenId;
