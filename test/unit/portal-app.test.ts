@@ -235,6 +235,11 @@ describe('portal: Connect', () => {
     ];
     for (const [init, status] of cases) expect((await send('POST', '/portal/connect', init)).statusCode).toBe(status);
     expect((await send('GET', '/portal/connect', { cookie })).statusCode).toBe(405);
+    expect((await send('HEAD', '/portal/callback', { query: 'code=alice.9&state=x' })).statusCode).toBe(405);
+    // No Host (HTTP/1.0, a hand-made event): a 400 page, never a crash.
+    const hostless = await send('GET', '/portal/login', { headers: { host: '' } });
+    expect(hostless.statusCode).toBe(400);
+    expect(hostless.headers['Content-Type']).toBe('text/html; charset=utf-8');
     const listedTokens = [];
     for await (const t of tokens.list()) listedTokens.push(t);
     expect(listedTokens).toEqual([]);

@@ -102,9 +102,9 @@ export function createPortal(options: PortalOptions): PortalHandler {
   });
 
   return async function portal(input: PortalRequest): Promise<HttpResponse> {
-    const base = publicBase(options.publicUrl, input);
     const paths = portalPaths(input.basePath);
     try {
+      const base = publicBase(options.publicUrl, input);
       switch (input.path) {
         case '/portal':
         case '/portal/':
@@ -114,7 +114,8 @@ export function createPortal(options: PortalOptions): PortalHandler {
           allow(input.request, ['GET', 'HEAD']);
           return await login(input, base);
         case '/portal/callback':
-          allow(input.request, ['GET', 'HEAD']);
+          // GET only: redeeming the code is a side effect a HEAD must not have.
+          allow(input.request, ['GET']);
           return await callback(input, base, paths);
         case '/portal/connect':
           allow(input.request, ['POST']);
