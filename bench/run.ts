@@ -5,13 +5,13 @@ import { parseArgs } from 'node:util';
 import { fmt, machine, ROOT, runBenchChild, type Spread } from './lib';
 
 /**
- * `npm run bench [-- --only handler,server,verify,coldstart,discovery] [--quick] [--discovery-100k] [--out FILE]`
+ * `npm run bench [-- --only handler,server,verify,portal,coldstart,discovery] [--quick] [--discovery-100k] [--out FILE]`
  *
  * Each measurement runs in its own child process; loopback only; every load is bounded in count and
  * time. A full run writes bench/results.json. Numbers are reported, never gated on: the exit code is
  * non-zero only when a benchmark could not run or an answer was wrong.
  */
-const CASES = ['handler', 'server', 'verify', 'coldstart', 'discovery'] as const;
+const CASES = ['handler', 'server', 'verify', 'portal', 'coldstart', 'discovery'] as const;
 type CaseName = (typeof CASES)[number];
 
 const { values } = parseArgs({
@@ -42,6 +42,8 @@ const PLAN: Record<CaseName, [string, string[], number]> = {
   server: ['server.ts', quick ? ['1', '3'] : ['3', '5'], 180_000],
   // [rounds, verifications per round]: each a yes that takes a real use of a token.
   verify: ['verify.ts', quick ? ['1', '500'] : ['3', '2000'], 180_000],
+  // [rounds, requests per round, catalog sizes]: list pages read the whole catalog, so size is the variable.
+  portal: ['portal.ts', quick ? ['1', '20', '100,1000'] : ['3', '30', '100,1000,10000'], 300_000],
   coldstart: ['coldstart.ts', quick ? ['5'] : ['21'], 300_000],
   // [fleet sizes:repeats, burst events]; events are measured on each size's last table.
   discovery: [
@@ -96,6 +98,10 @@ if (r.handler?.results) {
   const hit = r.handler.results.find((x: Any) => x.store === 'memory' && x.case === 'hit');
   targets.push({ target: 'handler (memory store) < 50 µs p50', value: `${hit.p50Us.median} µs`, met: hit.p50Us.median < 50 });
 }
+if (r.portal?.results) {
+  const page = r.portal.results.find((x: Any) => x.case.startsWith('list page, DynamoDB') && x.items === 1000);
+  if (page) targets.push({ target: 'portal list page, 1,000 sessions in DynamoDB < 100 ms p50', value: `${page.p50Ms.median} ms`, met: page.p50Ms.median < 100 });
+}
 if (r.coldstart?.timings) {
   for (const t of r.coldstart.timings.filter((x: Any) => x.name.startsWith('resolver bundle'))) {
     targets.push({ target: `${t.runtime}: ${t.name.replace(' bundle as deployed: ', ' cold ')} ≤ 1.25 × floor`, value: `${t.ratioToFloor} × wall (${t.ms.median} / ${(t.ms.median / t.ratioToFloor).toFixed(1)} ms), ${t.cpuRatioToFloor} × CPU; ${t.ratioToLeanFloor} × the lean floor`, met: t.ratioToFloor <= 1.25 });
@@ -141,6 +147,12 @@ if (r.server?.results) {
   for (const x of r.server.results) {
     row(x.name, fmt(x.rps, 0), fmt(x.p50Ms, 2), fmt(x.p99Ms, 2), fmt(x.cpuUsPerRequest, 0), String(x.non2xx), String(x.errors), String(x.mismatches), String(x.peakRssMiB));
   }
+}
+if (r.portal?.results) {
+  lines.push('', 'Portal, ms per request in-process (signed in; one session in a hundred is the user\'s): median of per-round p50 / p99', '');
+  row('case', 'sessions in the catalog', 'p50 ms', 'p99 ms');
+  row('---', '---:', '---:', '---:');
+  for (const x of r.portal.results) row(x.case, String(x.items), fmt(x.p50Ms as Spread, 2), fmt(x.p99Ms as Spread, 2));
 }
 if (r.coldstart?.timings) {
   lines.push('', `Cold start, ${r.coldstart.iterations} fresh processes each, one rotation (${r.coldstart.runtimes.map((x: Any) => x.version).join(', ')})`, '');
