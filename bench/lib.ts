@@ -102,6 +102,36 @@ export function devNull(): number {
   return openSync('/dev/null', 'w');
 }
 
+/**
+ * `rounds` × `perRound` calls of `once(n)` (n counts every call), each timed in ms; returns the spread
+ * over rounds of each round's p50 and p99, in ms × `scale` (1000 for µs), and how many calls ran.
+ */
+export async function timedRounds(
+  label: string,
+  rounds: number,
+  perRound: number,
+  once: (n: number) => Promise<void>,
+  options: { scale?: number; digits?: number } = {},
+): Promise<{ p50: Spread; p99: Spread; samples: number }> {
+  const scale = options.scale ?? 1;
+  const p50s: number[] = [];
+  const p99s: number[] = [];
+  let n = 0;
+  for (let round = 0; round < rounds; round++) {
+    const samples: number[] = [];
+    for (let i = 0; i < perRound; i++, n++) {
+      const t0 = performance.now();
+      await once(n);
+      samples.push((performance.now() - t0) * scale);
+    }
+    samples.sort((a, b) => a - b);
+    p50s.push(samples[Math.floor(samples.length * 0.5)]!);
+    p99s.push(samples[Math.floor(samples.length * 0.99)]!);
+    progress(`${label}: round ${round + 1}/${rounds}`);
+  }
+  return { p50: spread(p50s, options.digits), p99: spread(p99s, options.digits), samples: n };
+}
+
 /** Progress to stderr: stdout of bench children is /dev/null (it carries the resolver's logs). */
 export function progress(message: string): void {
   process.stderr.write(`  · ${message}\n`);

@@ -12,7 +12,7 @@ import type { RawItem } from '../lambda/core/session-record';
 import { MemorySessionStore } from '../lambda/core/session-store';
 import { MemoryTokenStore } from '../lambda/core/tokens/token-store';
 import { createResolverRouter } from '../lambda/handlers/resolver-handler';
-import { OFFLINE_AWS_ENV, progress, report, spread, startDynaliteChild, type Spread } from './lib';
+import { OFFLINE_AWS_ENV, report, startDynaliteChild, timedRounds, type Spread } from './lib';
 
 /**
  * The portal's cost per page, in-process through the shared router (what the Lambda handler and `serve`
@@ -82,25 +82,13 @@ async function signIn(route: Router): Promise<{ cookie: string; csrf: string }> 
 
 async function measure(name: string, count: number, route: Router, make: (csrf: string, cookie: string) => HttpRequest, expectStatus: number): Promise<PortalCaseResult> {
   const { cookie, csrf } = await signIn(route);
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  let n = 0;
-  for (let round = 0; round < rounds; round++) {
-    const samples: number[] = [];
-    for (let i = 0; i < perRound; i++, n++) {
-      const t0 = performance.now();
-      const res = await route(make(csrf, cookie));
-      samples.push(performance.now() - t0);
-      if (res.statusCode !== expectStatus) throw new Error(`${name}: expected ${expectStatus}, got ${res.statusCode} ${res.body.slice(0, 200)}`);
-      // Every list page must show exactly the user's sessions: one in a hundred.
-      if (expectStatus === 200 && (res.body.match(/<h2>/g) ?? []).length !== Math.ceil(count / 100)) throw new Error(`${name}: wrong list`);
-    }
-    samples.sort((a, b) => a - b);
-    p50s.push(samples[Math.floor(samples.length * 0.5)]!);
-    p99s.push(samples[Math.floor(samples.length * 0.99)]!);
-    progress(`portal ${name} (${count} items): round ${round + 1}/${rounds}`);
-  }
-  return { case: name, items: count, p50Ms: spread(p50s, 3), p99Ms: spread(p99s, 3), samples: n };
+  const timed = await timedRounds(`portal ${name} (${count} items)`, rounds, perRound, async () => {
+    const res = await route(make(csrf, cookie));
+    if (res.statusCode !== expectStatus) throw new Error(`${name}: expected ${expectStatus}, got ${res.statusCode} ${res.body.slice(0, 200)}`);
+    // Every list page must show exactly the user's sessions: one in a hundred.
+    if (expectStatus === 200 && (res.body.match(/<h2>/g) ?? []).length !== Math.ceil(count / 100)) throw new Error(`${name}: wrong list`);
+  }, { digits: 3 });
+  return { case: name, items: count, p50Ms: timed.p50, p99Ms: timed.p99, samples: timed.samples };
 }
 
 async function fillTable(client: DynamoDBClient, all: RawItem[]): Promise<void> {

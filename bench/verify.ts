@@ -11,7 +11,7 @@ import { MemorySessionStore } from '../lambda/core/session-store';
 import { issueToken } from '../lambda/core/tokens/issue-token';
 import { MemoryTokenStore, type TokenStore } from '../lambda/core/tokens/token-store';
 import { createResolverRouter } from '../lambda/handlers/resolver-handler';
-import { progress, report, spread, type Spread } from './lib';
+import { report, timedRounds, type Spread } from './lib';
 
 /**
  * The token verifier's latency: in-process through the shared router (what the Lambda handler and
@@ -43,40 +43,23 @@ function form(token: string): string {
   return `sessionId=console&authenticationToken=${token}&clientAddress=203.0.113.25`;
 }
 
-function percentiles(samples: number[]): { p50: number; p99: number } {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: sorted[Math.floor(sorted.length * 0.5)]!, p99: sorted[Math.floor(sorted.length * 0.99)]! };
-}
-
 async function inProcess(name: string, tokens: TokenStore): Promise<VerifyCaseResult> {
   // One log line per request, as in production, to /dev/null (the parent's stdout for bench children).
   const route = createResolverRouter({ store: new MemorySessionStore([SESSION]), logger: new JsonLineLog({ service: 'bench' }), tokens });
   const pool = await mintTokens(tokens, Math.ceil((perRound * rounds) / USES) + 1);
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  let n = 0;
-  for (let round = 0; round < rounds; round++) {
-    const samples: number[] = [];
-    for (let i = 0; i < perRound; i++, n++) {
-      const req: HttpRequest = {
-        method: 'POST',
-        path: '/verifyToken/10.0.1.15',
-        rawQueryString: '',
-        sourceIp: '127.0.0.1',
-        contentType: 'application/x-www-form-urlencoded',
-        body: form(pool[Math.floor(n / USES)]!),
-      };
-      const t0 = performance.now();
-      const res = await route(req);
-      samples.push((performance.now() - t0) * 1000);
-      if (!res.body.startsWith('<auth result="yes">')) throw new Error(`${name}: expected yes, got ${res.statusCode} ${res.body}`);
-    }
-    const { p50, p99 } = percentiles(samples);
-    p50s.push(p50);
-    p99s.push(p99);
-    progress(`verify ${name}: round ${round + 1}/${rounds}`);
-  }
-  return { case: name, p50Us: spread(p50s, 2), p99Us: spread(p99s, 2), samples: n };
+  const timed = await timedRounds(`verify ${name}`, rounds, perRound, async (n) => {
+    const req: HttpRequest = {
+      method: 'POST',
+      path: '/verifyToken/10.0.1.15',
+      rawQueryString: '',
+      sourceIp: '127.0.0.1',
+      contentType: 'application/x-www-form-urlencoded',
+      body: form(pool[Math.floor(n / USES)]!),
+    };
+    const res = await route(req);
+    if (!res.body.startsWith('<auth result="yes">')) throw new Error(`${name}: expected yes, got ${res.statusCode} ${res.body}`);
+  }, { scale: 1000, digits: 2 });
+  return { case: name, p50Us: timed.p50, p99Us: timed.p99, samples: timed.samples };
 }
 
 function post(agent: Agent, port: number, body: string): Promise<string> {
@@ -103,28 +86,17 @@ async function overServe(dir: string): Promise<VerifyCaseResult> {
   const port = Number(new URL(server.url).port);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const pool = await mintTokens(tokens, Math.ceil((perRound * rounds) / USES) + 1);
-  const p50s: number[] = [];
-  const p99s: number[] = [];
-  let n = 0;
+  let timed;
   try {
-    for (let round = 0; round < rounds; round++) {
-      const samples: number[] = [];
-      for (let i = 0; i < perRound; i++, n++) {
-        const t0 = performance.now();
-        const body = await post(agent, port, form(pool[Math.floor(n / USES)]!));
-        samples.push((performance.now() - t0) * 1000);
-        if (!body.startsWith('<auth result="yes">')) throw new Error(`serve: expected yes, got ${body}`);
-      }
-      const { p50, p99 } = percentiles(samples);
-      p50s.push(p50);
-      p99s.push(p99);
-      progress(`verify serve+directory: round ${round + 1}/${rounds}`);
-    }
+    timed = await timedRounds('verify serve+directory', rounds, perRound, async (n) => {
+      const body = await post(agent, port, form(pool[Math.floor(n / USES)]!));
+      if (!body.startsWith('<auth result="yes">')) throw new Error(`serve: expected yes, got ${body}`);
+    }, { scale: 1000, digits: 2 });
   } finally {
     agent.destroy();
     await server.close();
   }
-  return { case: 'serve (HTTP, directory store)', p50Us: spread(p50s, 2), p99Us: spread(p99s, 2), samples: n };
+  return { case: 'serve (HTTP, directory store)', p50Us: timed.p50, p99Us: timed.p99, samples: timed.samples };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-verify-'));
