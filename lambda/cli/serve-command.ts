@@ -51,7 +51,8 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
                          Connect issuer (https, or http on this machine) ...
   --oidc-client-id ID    ... as this public client (code flow + PKCE, no secret) ...
   --gateway URL          ... and connect links to this gateway (https://HOST[:PORT]); the portal
-                         needs a token store (--tokens-dir or --tokens-table)
+                         needs a token store (--tokens-dir, --tokens-table, or with --table NAME
+                         the table NAME-tokens by default)
   --oidc-groups-claim N  the ID token claim with the user's groups (default groups)
   --oidc-scopes LIST     scopes to ask for (default 'openid email profile'; Okta: add groups)
   --portal-url URL       the portal's public base URL (default: this server's scheme and the
@@ -124,7 +125,7 @@ function portalOptions(values: Record<string, string | boolean | string[] | unde
   if (!issuer || !clientId || !gateway) {
     throw new CliError('the portal needs all three of --oidc-issuer URL, --oidc-client-id ID and --gateway URL', 2);
   }
-  if (!values['tokens-dir'] && !values['tokens-table']) {
+  if (!values['tokens-dir'] && !values['tokens-table'] && !values.table) {
     throw new CliError('the portal issues connect tokens: give --tokens-dir DIR or --tokens-table NAME too', 2);
   }
   const url = (name: string, text: string): void => {
@@ -210,7 +211,8 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     sessions: values.sessions,
     table: values.table,
     tokensDir: values['tokens-dir'],
-    tokensTable: values['tokens-table'],
+    // With the portal and --table, tokens default to NAME-tokens, as for 'token create --table NAME'.
+    tokensTable: values['tokens-table'] ?? (values['oidc-issuer'] && values.table && !values['tokens-dir'] ? `${values.table}-tokens` : undefined),
     host: values.host,
     port,
     allowSources,
