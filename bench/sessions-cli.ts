@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { BatchWriteItemCommand } from '@aws-sdk/client-dynamodb';
 import { toAttributes } from '../lambda/adapters/session-admin-table';
 import { startDynalite } from '../test/helpers/dynalite';
+import { cliBaseEnv } from '../test/helpers/run-cli';
 import { fmt, machine, ROOT, spread } from './lib';
 
 const count = Number(process.argv[2] ?? 20_000);
@@ -21,13 +22,7 @@ const dir = mkdtempSync(join(tmpdir(), 'bench-sessions-'));
 const dynamo = await startDynalite();
 
 const env = {
-  PATH: process.env.PATH,
-  HOME: process.env.HOME,
-  AWS_ACCESS_KEY_ID: 'AKIDTESTTESTTEST',
-  AWS_SECRET_ACCESS_KEY: 'test-secret',
-  AWS_REGION: 'us-east-1',
-  AWS_EC2_METADATA_DISABLED: 'true',
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  ...cliBaseEnv(),
   AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
 };
 

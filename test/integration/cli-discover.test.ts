@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { PutItemCommand, ScanCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
@@ -9,8 +8,8 @@ import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { startEc2QueryServer, type Ec2QueryServer } from '../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { createDiscoveryTable } from '../helpers/discovery-table';
+import { CLI_PATH as CLI, cliBaseEnv } from '../helpers/run-cli';
 
-const CLI = fileURLToPath(new URL('../../bin/dcv-resolver.mjs', import.meta.url));
 const TABLE = 'cli-discover';
 
 let dynamo: LocalDynamo;
@@ -26,12 +25,7 @@ interface Run {
 /** The real CLI in a child process, configured only through the standard SDK environment variables. */
 function cli(args: string[]): Promise<Run> {
   const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    AWS_ACCESS_KEY_ID: 'AKIDTESTTESTTEST',
-    AWS_SECRET_ACCESS_KEY: 'test-secret',
-    AWS_REGION: 'us-east-1',
-    AWS_EC2_METADATA_DISABLED: 'true',
+    ...cliBaseEnv(),
     AWS_ENDPOINT_URL_EC2: ec2.endpoint,
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_MAX_ATTEMPTS: '1',
