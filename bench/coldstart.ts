@@ -9,7 +9,7 @@ import { DynamoDbTokenStore, TokenAttr } from '../lambda/adapters/dynamodb-token
 import { authYesXml } from '../lambda/core/tokens/auth-xml';
 import { issueToken } from '../lambda/core/tokens/issue-token';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
-import { node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
+import { LAMBDA_BANNER, LAMBDA_BUILD_OPTIONS, node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
 /**
  * 3. Cold start. Each Lambda entry is bundled as lib/dcv-function.ts bundles it for deploy (AWS SDK
@@ -31,8 +31,7 @@ const iterations = Number(process.argv[2] ?? 21);
 const OFFLINE_CLIENT = { region: OFFLINE_AWS_ENV.AWS_REGION, credentials: { accessKeyId: OFFLINE_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: OFFLINE_AWS_ENV.AWS_SECRET_ACCESS_KEY } };
 
 // Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
-const BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
-const CONSTRUCT_OPTIONS = [BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
+const CONSTRUCT_OPTIONS = [LAMBDA_BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
 /** Modules an entry leaves to the Lambda runtime's SDK (lib/dcv-session-resolver.ts `runtimeSdkModules`). */
 const RUNTIME_SDK_MODULES: Record<string, string[]> = { resolver: ['@aws-sdk/client-secrets-manager'] };
 /** Entries the stack deploys with source maps (lib/session-discovery.ts `sourceMaps: true`). */
@@ -59,19 +58,12 @@ function lambdaEntries(): string[] {
 async function bundle(entry: string, outRoot: string, sourceMaps: boolean): Promise<{ file: string; bytes: number }> {
   const outfile = join(outRoot, basename(entry, '.ts'), 'index.mjs');
   await build({
+    ...LAMBDA_BUILD_OPTIONS,
+    mainFields: [...LAMBDA_BUILD_OPTIONS.mainFields],
     entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node22',
     outfile,
-    minify: true,
-    keepNames: true,
     sourcemap: sourceMaps,
-    mainFields: ['module', 'main'],
-    banner: { js: BANNER },
     external: RUNTIME_SDK_MODULES[basename(entry, '.ts')] ?? [],
-    logLevel: 'error',
   });
   return { file: outfile, bytes: statSync(outfile).size };
 }

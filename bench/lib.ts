@@ -64,6 +64,22 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** lib/dcv-function.ts's ESM banner: CommonJS dependencies in the bundle still find `require`. */
+export const LAMBDA_BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
+/** esbuild options as lib/dcv-function.ts deploys a function (bench/coldstart.ts checks them against it). */
+export const LAMBDA_BUILD_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  minify: true,
+  keepNames: true,
+  mainFields: ['module', 'main'],
+  banner: { js: LAMBDA_BANNER },
+  logLevel: 'error',
+} as const;
+
 /** Credentials and region that keep the SDK offline: only loopback endpoints are ever used. */
 export const OFFLINE_AWS_ENV = {
   AWS_REGION: 'us-east-1',

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { machine, median, node22Binary, ROOT } from './lib';
+import { LAMBDA_BUILD_OPTIONS, machine, median, node22Binary, ROOT } from './lib';
 
 /**
  * What a metrics library costs a cold start: fresh processes import a bundle (built as the resolver is:
@@ -33,18 +33,12 @@ try {
     writeFileSync(entry, source);
     bundles[name] = join(dir, name, 'index.mjs');
     await build({
+      ...LAMBDA_BUILD_OPTIONS,
+      mainFields: [...LAMBDA_BUILD_OPTIONS.mainFields],
       entryPoints: [entry],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node22',
       outfile: bundles[name],
-      minify: true,
-      keepNames: true,
-      mainFields: ['module', 'main'],
+      // The entries are written to a temp directory: resolve packages from the project.
       nodePaths: [join(ROOT, 'node_modules')],
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-      logLevel: 'error',
     });
   }
   const runtimes = { 'Node 22': node22Binary(), [`Node ${process.versions.node.split('.')[0]}`]: process.execPath };
