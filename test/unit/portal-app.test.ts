@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
 import { CidrSet } from '../../lambda/core/ip';
 import { createPortal } from '../../lambda/core/portal/portal-app';
@@ -210,6 +210,15 @@ describe('portal: Connect', () => {
     expect(link.hash).toBe('#eng-desk');
     const state = await tokens.get(hashToken(link.searchParams.get('authToken')!));
     expect(state).toMatchObject({ sessionId: 'eng-desk', user: 'alice@example.com', groups: ['engineers'], maxUses: 3 });
+  });
+
+  it('reads the session once per Connect (resolved and checked, then the token issued without a second read)', async () => {
+    const { send, signIn, store } = setup();
+    const { cookie, csrf } = await signIn('alice');
+    const reads = vi.spyOn(store, 'get');
+    const answer = await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk' }) });
+    expect(answer.statusCode).toBe(303);
+    expect(reads.mock.calls).toEqual([['alice-desk']]);
   });
 
   it('the native button shows the dcv:// link on a page', async () => {

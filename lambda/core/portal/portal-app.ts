@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
+import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
 import type { HttpRequest, HttpResponse } from '../http-router';
 import type { Log } from '../log';
 import { describeError, type SessionResolver } from '../resolve';
@@ -249,12 +249,13 @@ export function createPortal(options: PortalOptions): PortalHandler {
     } else {
       throw new PortalError(400, 'Cannot connect', 'The form must name one session or one pool.');
     }
+    // Without `sessions`: the record was resolved and its lists checked just above (or the lease was just
+    // written), so issueToken does not read it a second time (a second GetItem, and on an eventually
+    // consistent store a fresh lease could read as absent). The verifier checks both again at every use.
     const issued = await issueToken(
-      { tokens: options.tokens, sessions: options.resolver, now },
+      { tokens: options.tokens, now },
       { sessionId: target, user: tokenUser, groups: user.groups, gatewayUrl: options.gatewayUrl },
     ).catch((error: unknown) => {
-      // The session's lists or state changed since the check above: the same answer as a session not yours.
-      if (error instanceof ForbiddenError || error instanceof NotFoundError) throw notYours(sessionId ?? pool ?? '');
       if (error instanceof HttpError) throw error;
       log.error('token store failed', { requestId: input.request.requestId, cause: describeError(error) });
       throw new ServiceUnavailableError('A link cannot be issued just now. Try again in a minute.');
