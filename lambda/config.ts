@@ -1,6 +1,6 @@
 import { ConfigError } from './core/config-errors';
 import { CidrSet } from './core/ip';
-import { issuerProblem } from './core/portal/oidc';
+import { issuerProblem, scopesProblem } from './core/portal/oidc';
 
 /**
  * Environment read and validated once, at cold start: a misconfigured function fails at init with a
@@ -71,7 +71,8 @@ export interface PortalFunctionConfig {
 }
 
 function scopesOf(value: string | undefined): string | undefined {
-  if (value !== undefined && !value.split(/\s+/).includes('openid')) throw new ConfigError("PORTAL_SCOPES must include 'openid'");
+  const problem = value === undefined ? undefined : scopesProblem(value);
+  if (problem) throw new ConfigError(`PORTAL_SCOPES ${problem}`);
   return value;
 }
 

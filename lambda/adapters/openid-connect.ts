@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import { issuerProblem, OidcError, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../core/portal/oidc';
+import { issuerProblem, OidcError, scopesProblem, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../core/portal/oidc';
 
 export interface OpenIdConnectOptions {
   /** The issuer URL; its /.well-known/openid-configuration is read on first use and kept. */
@@ -25,9 +25,9 @@ export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
   const issuer = new URL(options.issuer);
   const problem = issuerProblem(issuer);
   if (problem) throw new Error(`OIDC issuer ${problem}, not '${options.issuer}'`);
-  if (options.scopes !== undefined && !options.scopes.split(' ').includes('openid')) {
-    throw new Error(`OIDC scopes must include 'openid', not '${options.scopes}'`);
-  }
+  const scopesInvalid = options.scopes === undefined ? undefined : scopesProblem(options.scopes);
+  if (scopesInvalid) throw new Error(`OIDC scopes ${scopesInvalid}`);
+  const scope = options.scopes?.trim().split(/\s+/).join(' ') ?? DEFAULT_SCOPES;
   let configuration: Promise<client.Configuration> | undefined;
 
   function discover(): Promise<client.Configuration> {
@@ -49,7 +49,7 @@ export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
       return client
         .buildAuthorizationUrl(config, {
           redirect_uri: request.redirectUri,
-          scope: options.scopes ?? DEFAULT_SCOPES,
+          scope,
           state: request.state,
           nonce: request.nonce,
           code_challenge: request.codeChallenge,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { portalUserFromClaims, portalUserFromCookie, portalUserToCookie } from '../../lambda/core/portal/portal-user';
-import { codeChallengeOf, newSignInTransaction } from '../../lambda/core/portal/oidc';
+import { codeChallengeOf, issuerProblem, newSignInTransaction, scopesProblem } from '../../lambda/core/portal/oidc';
+import { readPortalFunctionConfig } from '../../lambda/config';
+import { openIdConnectClient } from '../../lambda/adapters/openid-connect';
 import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from '../../lambda/core/portal/signed-cookie';
 
 const NOW = 1_800_000_000;
@@ -73,5 +75,23 @@ describe('sign-in transaction', () => {
     for (const v of Object.values(t)) expect(v).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // RFC 7636 appendix B.
     expect(codeChallengeOf('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk')).toBe('E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM');
+  });
+});
+
+describe('issuer and scopes rules (one place for serve, the Lambda config and the client)', () => {
+  it('issuers: https, or plain http only on this machine', () => {
+    expect(issuerProblem(new URL('https://login.example.com/t/v2.0'))).toBeUndefined();
+    expect(issuerProblem(new URL('http://127.0.0.1:8080'))).toBeUndefined();
+    expect(issuerProblem(new URL('http://[::1]:8080'))).toBeUndefined();
+    expect(issuerProblem(new URL('http://login.example.com'))).toBe('must be an https:// URL');
+  });
+
+  it("scopes must include openid, whatever the spacing; the Lambda config and the client refuse the same list", () => {
+    expect(scopesProblem(' openid\temail  groups ')).toBeUndefined();
+    expect(scopesProblem('email groups')).toBe("must include 'openid', not 'email groups'");
+    const env = { PORTAL_ISSUER: 'https://login.example.com', PORTAL_SECRET_ID: 's', PORTAL_GATEWAY_URL: 'https://gw.example.com' };
+    expect(() => readPortalFunctionConfig({ ...env, PORTAL_SCOPES: 'email groups' })).toThrow("PORTAL_SCOPES must include 'openid', not 'email groups'");
+    expect(readPortalFunctionConfig({ ...env, PORTAL_SCOPES: 'openid groups' })?.scopes).toBe('openid groups');
+    expect(() => openIdConnectClient({ issuer: 'https://login.example.com', clientId: 'c', scopes: 'email' })).toThrow("OIDC scopes must include 'openid'");
   });
 });

@@ -52,6 +52,11 @@ export function codeChallengeOf(codeVerifier: string): string {
   return createHash('sha256').update(codeVerifier).digest('base64url');
 }
 
+/** Why a space-separated scope list can't be asked for (it must include `openid`), or undefined. */
+export function scopesProblem(scopes: string): string | undefined {
+  return scopes.trim().split(/\s+/).includes('openid') ? undefined : `must include 'openid', not '${scopes}'`;
+}
+
 /**
  * Why a URL can't be an issuer, or undefined: https only, except plain http from a provider on this
  * machine (tests, a laptop's local provider), where nothing crosses a network.
