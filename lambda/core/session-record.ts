@@ -191,10 +191,19 @@ export function principalProblem(name: string): string | undefined {
 /** Pool names appear in tags, forms and item keys: letters, digits, '.', '_', '-', 1–64 characters. */
 export const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** Why a value can't be a pool name, or undefined when it can. */
+export function poolNameProblem(name: string): string | undefined {
+  return POOL_NAME.test(name) ? undefined : "must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)";
+}
+
+/** Session ids of the portal's pool leases (`lease:<member SessionId>`): no other item may take one. */
+export const LEASE_PREFIX = 'lease:';
+
 const poolName: Rule<string> = (value) => {
   const v = text(value);
   if (v instanceof Invalid) return v;
-  return POOL_NAME.test(v) ? v : new Invalid("must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)");
+  const problem = poolNameProblem(v);
+  return problem ? new Invalid(problem) : v;
 };
 
 const principal: Rule<string> = (value) => {

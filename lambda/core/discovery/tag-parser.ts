@@ -1,5 +1,5 @@
 import { parseCidr } from '../ip';
-import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, MAX_PRINCIPALS, parseSessionRecord, POOL_NAME, principalProblem, type RawItem } from '../session-record';
+import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, LEASE_PREFIX, MAX_PRINCIPALS, parseSessionRecord, poolNameProblem, principalProblem, type RawItem } from '../session-record';
 import { withFingerprint } from './fingerprint';
 
 /**
@@ -22,9 +22,6 @@ export const TagName = {
   /** Portal: the instance is a member of this pool. */
   pool: 'pool',
 } as const;
-
-/** Session ids the portal uses for pool leases (`lease:<member>`); an instance may not claim one. */
-export const LEASE_ID_PREFIX = 'lease:';
 
 export const ADDRESS_KINDS = ['private-ip', 'private-dns', 'public-ip', 'public-dns', 'ipv6'] as const;
 export type AddressKind = (typeof ADDRESS_KINDS)[number];
@@ -133,9 +130,8 @@ function parseNames(key: string, value: string): string[] {
 
 function parsePool(key: string, value: string): string {
   const pool = value.trim();
-  if (!POOL_NAME.test(pool)) {
-    throw new TagError(`${key} '${value.slice(0, 80)}' must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)`);
-  }
+  const problem = poolNameProblem(pool);
+  if (problem) throw new TagError(`${key} '${value.slice(0, 80)}' ${problem}`);
   return pool;
 }
 
@@ -152,8 +148,9 @@ function parseSessionEntries(key: string, value: string, instanceId: string): Se
     const sessionId = (equals === -1 ? entry : entry.slice(0, equals)).trim();
     const target = equals === -1 ? undefined : entry.slice(equals + 1).trim();
     if (sessionId === '') throw new TagError(`${key} has an empty session id in '${value}'`);
-    if (sessionId.startsWith(LEASE_ID_PREFIX)) {
-      throw new TagError(`${key} entry '${sessionId}': ids starting with '${LEASE_ID_PREFIX}' are reserved for the portal's pool leases`);
+    // An instance may not claim a lease's id.
+    if (sessionId.startsWith(LEASE_PREFIX)) {
+      throw new TagError(`${key} entry '${sessionId}': ids starting with '${LEASE_PREFIX}' are reserved for the portal's pool leases`);
     }
     if (target !== undefined && target === '') throw new TagError(`${key} entry '${entry}' has an empty target after '='`);
     if (target !== undefined && target.includes('=')) throw new TagError(`${key} entry '${entry}' has more than one '='`);

@@ -2,8 +2,8 @@ import { BadRequestError, ConflictError, NotFoundError, ServiceUnavailableError 
 import type { Log } from '../log';
 import { describeError } from '../resolve';
 import { allowedAs, mayOpen, type Principal } from '../session-access';
-import { Attr, MAX_SESSION_ID_LENGTH, parseSessionRecord, POOL_NAME, principalProblem, type RawItem, type SessionRecord } from '../session-record';
-import { LEASE_PREFIX, leaseSessionId, readCatalog, type CatalogEntry, type LeaseStore, type SessionCatalog } from './session-catalog';
+import { Attr, LEASE_PREFIX, MAX_SESSION_ID_LENGTH, parseSessionRecord, POOL_NAME, principalProblem, type RawItem, type SessionRecord } from '../session-record';
+import { leaseSessionId, readCatalog, type CatalogEntry, type LeaseStore, type SessionCatalog } from './session-catalog';
 
 /**
  * What the portal shows a user, and Connect to a pool: placing the user on a free host with a lease.

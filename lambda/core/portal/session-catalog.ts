@@ -1,5 +1,5 @@
 import type { Log } from '../log';
-import { Attr, parseSessionRecord, type RawItem, type SessionRecord } from '../session-record';
+import { Attr, LEASE_PREFIX, parseSessionRecord, type RawItem, type SessionRecord } from '../session-record';
 
 /**
  * What the portal needs from the session store besides `get`: every item (to list a user's desktops and a
@@ -21,9 +21,7 @@ export interface LeaseStore {
   claim(item: RawItem, nowSeconds: number): Promise<boolean>;
 }
 
-/** Lease items are keyed by the member's id behind this prefix, so there is one lease item per host. */
-export const LEASE_PREFIX = 'lease:';
-
+/** Lease items are keyed by the member's id behind LEASE_PREFIX, so there is one lease item per host. */
 export function leaseSessionId(memberSessionId: string): string {
   return LEASE_PREFIX + memberSessionId;
 }
