@@ -1,6 +1,6 @@
 import { DynamoDBClient, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { boundedHttpHandler } from './sdk-http-handler';
-import { sdkDynamoApi, type DynamoApi } from './dynamodb-api';
+import type { DynamoApi } from './dynamodb-api';
 import { DynamoLiteClient } from './dynamodb-lite';
 import type { Change, CurrentItem } from '../core/discovery/reconcile';
 import { forEachLimited, type DiscoveryTable, type ScopedRead, type TableSnapshot, type WriteOutcome } from '../core/discovery/run-discovery';
@@ -50,10 +50,6 @@ export function createDiscoveryDynamoApi(): DynamoApi {
   return new DynamoLiteClient({ attemptTimeoutMs: 10_000, deadlineMs: 60_000, maxAttempts: 8, backoffBaseMs: 50 });
 }
 
-/** Either client behind the one seam. */
-export function asDynamoApi(client: DynamoDBClient | DynamoApi): DynamoApi {
-  return 'send' in client ? sdkDynamoApi(client) : client;
-}
 
 export function toAttributeValue(value: unknown): AttributeValue {
   if (typeof value === 'string') return { S: value };
@@ -158,12 +154,14 @@ export class DynamoDbDiscoveryTable implements DiscoveryTable {
 
   private readonly api: DynamoApi;
 
+  // A DynamoApi only: an SDK client is adapted with sdkDynamoApi() where it is created. (Deciding by
+  // probing the object, `'send' in client`, took the lean client for an SDK client and crashed the function.)
   constructor(
-    client: DynamoDBClient | DynamoApi,
+    api: DynamoApi,
     private readonly tableName: string,
     private readonly options: DiscoveryTableOptions,
   ) {
-    this.api = asDynamoApi(client);
+    this.api = api;
     this.instanceIndex = options.instanceIndex ?? INSTANCE_INDEX_NAME;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table';
+import { sdkDynamoApi } from '../adapters/dynamodb-api';
 import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source';
 import type { Change } from '../core/discovery/reconcile';
 import type { DiscoveryProgress, DiscoveryResult } from '../core/discovery/run-discovery';
@@ -182,7 +183,7 @@ export async function runDiscover(argv: string[]): Promise<void> {
     let report;
     try {
       report = await runFullReconcile(
-        { ec2, dynamodb },
+        { ec2, dynamodb: sdkDynamoApi(dynamodb) },
         { tableName: options.table, tagPrefix: options.tagPrefix, dryRun: options.dryRun, log: silentLog, onProgress: progress.update },
       );
     } catch (error) {

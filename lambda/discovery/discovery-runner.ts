@@ -1,4 +1,3 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { DynamoApi } from '../adapters/dynamodb-api';
 import { DynamoDbDiscoveryTable } from '../adapters/dynamodb-discovery-table';
@@ -12,8 +11,8 @@ import { silentLog } from '../core/log';
  */
 export interface DiscoveryClients {
   readonly ec2: EC2Client;
-  /** An SDK client (the CLI, tests) or any DynamoApi (the function's lean client). */
-  readonly dynamodb: DynamoDBClient | DynamoApi;
+  /** The function's lean client, or an SDK client adapted with sdkDynamoApi() (the CLI, tests). */
+  readonly dynamodb: DynamoApi;
 }
 
 export interface DiscoverySetup extends Partial<DiscoveryOptions> {

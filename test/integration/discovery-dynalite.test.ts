@@ -3,6 +3,7 @@ import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbDiscoveryTable, SKIPPED_EDITED, SKIPPED_NEW } from '../../lambda/adapters/dynamodb-discovery-table';
+import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { Ec2InstanceSource } from '../../lambda/adapters/ec2-instance-source';
 import { createLogger } from '../../lambda/adapters/logger';
@@ -46,7 +47,7 @@ async function table(): Promise<Map<string, RawItem>> {
 }
 
 function clients() {
-  return { ec2: new EC2Client({}), dynamodb: db };
+  return { ec2: new EC2Client({}), dynamodb: sdkDynamoApi(db) };
 }
 
 function reconcile(extra: { log?: RecordingLog } = {}) {
@@ -175,7 +176,7 @@ describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
     fleet.setTags(instanceIdOf(302), { 'dcv:session-id': 's302,late-manual' }); // plan: add late-manual
     fleet.setTags(instanceIdOf(303), { 'dcv:session-id': 's303', 'dcv:port': '7443' }); // plan: change s303, untouched by the operator
 
-    const inner = new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() });
+    const inner = new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() });
     const operatorEditsAfterRead: DiscoveryTable = {
       async *scan() {
         yield* inner.scan();
@@ -257,7 +258,7 @@ describe('full reconcile against dynalite, EC2 mocked at the SDK', () => {
     expect(conflictsOn(report)).toEqual([conflict]);
     const service = new DiscoveryService(
       new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }),
-      new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }),
+      new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() }),
       { log: new RecordingLog() },
     );
     const event = await service.reconcileInstances([instanceId], 'state-change stopped');
@@ -372,7 +373,7 @@ describe('event-driven reconcile through the Lambda handler', () => {
   // Direct invocations (EventBridge → Lambda) answer with the run's counts.
   const handler = () => {
     const handle = createDiscoveryHandler({
-      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
+      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
       logger,
     });
     return (event: unknown, ctx: never) => handle(event, ctx) as Promise<DiscoveryHandlerResult>;
@@ -460,8 +461,8 @@ describe('event-driven reconcile through the Lambda handler', () => {
       service: new DiscoveryService(
         new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }),
         {
-          scan: () => new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }).scan(),
-          readScoped: (request) => new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }).readScoped(request),
+          scan: () => new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() }).scan(),
+          readScoped: (request) => new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() }).readScoped(request),
           apply: async () => {
             throw Object.assign(new Error('boom'), { name: 'InternalServerError' });
           },
@@ -496,7 +497,7 @@ describe('conditional writes match every attribute type an operator can leave on
   it('an unchanged item is removed; the same item edited after the read is left alone', async () => {
     await db.send(new PutItemCommand({ TableName: TABLE, Item: odd('odd-1') }));
     await db.send(new PutItemCommand({ TableName: TABLE, Item: odd('odd-2') }));
-    const store = new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() });
+    const store = new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() });
     const snapshot = await store.readScoped({ instanceIds: [], sessionIds: ['odd-1', 'odd-2'] });
     const [one, two] = ['odd-1', 'odd-2'].map((id) => snapshot.current.find((c) => c.sessionId === id)!);
     // Edit odd-2 deep inside the map after the read.
@@ -567,7 +568,7 @@ describe('portal: pool tags and lease items', () => {
 
     // Event-driven: the terminate event reads the instance's items by InstanceId, the lease among them.
     const handle = createDiscoveryHandler({
-      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(db, TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
+      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
       logger: createLogger({ logLevel: 'SILENT' }),
     });
     const event = { source: 'aws.ec2', 'detail-type': 'EC2 Instance State-change Notification', detail: { 'instance-id': instanceIdOf(905), state: 'terminated' } };
