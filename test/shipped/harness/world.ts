@@ -1,0 +1,142 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateTableCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { FakeFleet } from '../../helpers/ec2-fleet';
+import { startEc2QueryServer, type Ec2QueryServer } from '../../helpers/ec2-query-server';
+import { startDynalite, type LocalDynamo } from '../../helpers/dynalite';
+import { startAwsRecorder, type AwsCall, type AwsRecorder } from './aws-recorder';
+import { startFunction, type RunningFunction } from './lambda-runtime-api';
+import { REGION, templateEnvironment, type Synthesized } from './synthesized';
+
+/**
+ * Everything a synthesized stack's functions talk to, on loopback: dynalite with the template's own tables,
+ * the EC2 Query API over a fake fleet, a Secrets Manager stand-in, each behind a call recorder; and the
+ * functions themselves, each started from its asset folder with the template's handler and environment.
+ */
+export interface World {
+  readonly dynamo: LocalDynamo;
+  readonly fleet: FakeFleet;
+  readonly calls: () => AwsCall[];
+  /** Secrets Manager's answers: SecretId → SecretString. */
+  readonly secrets: Map<string, string>;
+  /** Starts a function of the template as Lambda would (its own access key, so its calls are attributable). */
+  start(functionId: string): Promise<RunningFunction>;
+  /** The access key a function's calls are signed with. */
+  accessKeyOf(functionId: string): string;
+  stop(): Promise<void>;
+}
+
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** CreateTable input from an AWS::DynamoDB::Table resource: keys, attribute definitions, indexes. */
+export function createTableInput(name: string, props: Record<string, unknown>): CreateTableCommandInput {
+  const gsis = props.GlobalSecondaryIndexes as CreateTableCommandInput['GlobalSecondaryIndexes'] | undefined;
+  const lsis = props.LocalSecondaryIndexes as CreateTableCommandInput['LocalSecondaryIndexes'] | undefined;
+  return {
+    TableName: name,
+    KeySchema: props.KeySchema as CreateTableCommandInput['KeySchema'],
+    AttributeDefinitions: props.AttributeDefinitions as CreateTableCommandInput['AttributeDefinitions'],
+    BillingMode: (props.BillingMode as 'PAY_PER_REQUEST' | undefined) ?? 'PROVISIONED',
+    ...(props.BillingMode === 'PAY_PER_REQUEST' ? {} : { ProvisionedThroughput: { ReadCapacityUnits: 5, WriteCapacityUnits: 5 } }),
+    ...(gsis?.length ? { GlobalSecondaryIndexes: gsis.map((g) => ({ IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection })) } : {}),
+    ...(lsis?.length ? { LocalSecondaryIndexes: lsis } : {}),
+  };
+}
+
+async function startSecretsManager(secrets: Map<string, string>): Promise<{ endpoint: string; server: Server }> {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const id = JSON.parse(body || '{}').SecretId as string;
+      const value = req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue' ? secrets.get(id) : undefined;
+      res.writeHead(value === undefined ? 400 : 200, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(
+        JSON.stringify(
+          value === undefined
+            ? { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." }
+            : { ARN: `arn:aws:secretsmanager:${REGION}:123456789012:secret:${id}-AbCdEf`, Name: id, SecretString: value },
+        ),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+export async function startWorld(synth: Synthesized, options: { node?: string } = {}): Promise<World> {
+  const dynamo = await startDynalite();
+  for (const [id, name] of Object.entries(synth.tableNames)) {
+    await dynamo.client().send(new CreateTableCommand(createTableInput(name, synth.template.Resources[id]!.Properties)));
+  }
+  const fleet = new FakeFleet();
+  const ec2: Ec2QueryServer = await startEc2QueryServer(fleet);
+  const secrets = new Map<string, string>();
+  const secretsManager = await startSecretsManager(secrets);
+  const recorders: AwsRecorder[] = [
+    await startAwsRecorder('dynamodb', dynamo.endpoint),
+    await startAwsRecorder('ec2', ec2.endpoint),
+    await startAwsRecorder('secretsmanager', secretsManager.endpoint),
+  ];
+  const [dynamoRec, ec2Rec, secretsRec] = recorders as [AwsRecorder, AwsRecorder, AwsRecorder];
+  const running: RunningFunction[] = [];
+  const accessKeyOf = (functionId: string) => `AKIA${functionId.replace(/[^A-Za-z0-9]/g, '').toUpperCase()}`;
+  const node = options.node ?? process.execPath;
+
+  return {
+    dynamo,
+    fleet,
+    secrets,
+    calls: () => recorders.flatMap((r) => r.calls),
+    accessKeyOf,
+    async start(functionId) {
+      const props = synth.template.Resources[functionId]!.Properties;
+      const name = `${synth.stackName}-${functionId}`;
+      const fn = await startFunction({
+        taskRoot: synth.assetDir(functionId),
+        handler: props.Handler as string,
+        node,
+        timeoutMs: ((props.Timeout as number | undefined) ?? 3) * 1000,
+        env: {
+          // Lambda's reserved variables (the subset a Node.js function can see that matters here).
+          AWS_REGION: REGION,
+          AWS_DEFAULT_REGION: REGION,
+          AWS_EXECUTION_ENV: `AWS_Lambda_${props.Runtime as string}`,
+          AWS_LAMBDA_FUNCTION_NAME: name,
+          AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+          AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(props.MemorySize ?? 128),
+          AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+          AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${name}`,
+          AWS_LAMBDA_LOG_STREAM_NAME: '2026/12/02/[$LATEST]0123456789abcdef',
+          AWS_ACCESS_KEY_ID: accessKeyOf(functionId),
+          AWS_SECRET_ACCESS_KEY: 'shipped-test-secret',
+          AWS_SESSION_TOKEN: 'shipped-test-session',
+          LAMBDA_RUNTIME_DIR: '/var/runtime',
+          TZ: ':UTC',
+          LANG: 'en_US.UTF-8',
+          PATH: `${path.dirname(node)}:/usr/local/bin:/usr/bin:/bin`,
+          // The runtime's own AWS SDK (see runtime-sdk-hook.mjs).
+          RUNTIME_SDK_ROOT: REPO_ROOT,
+          // The loopback stand-ins: the SDK's and the lean client's standard endpoint settings.
+          AWS_ENDPOINT_URL_DYNAMODB: dynamoRec.endpoint,
+          AWS_ENDPOINT_URL_EC2: ec2Rec.endpoint,
+          AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsRec.endpoint,
+          // What the template sets, resolved.
+          ...templateEnvironment(synth, functionId),
+        },
+      });
+      running.push(fn);
+      return fn;
+    },
+    async stop() {
+      await Promise.all(running.map((f) => f.stop()));
+      for (const r of recorders) await r.close();
+      await ec2.close();
+      secretsManager.server.closeAllConnections();
+      await new Promise((resolve) => secretsManager.server.close(resolve));
+      await dynamo.stop();
+    },
+  };
+}
