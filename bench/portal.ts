@@ -47,7 +47,7 @@ function items(count: number): RawItem[] {
 
 const oidc: OidcClient = {
   authorizationUrl: async (r) => `https://idp.bench/authorize?state=${r.state}`,
-  signIn: async () => ({ sub: 'bench-user', email: 'bench@example.com', groups: ['bench-users'] }),
+  signIn: async () => ({ idTokenClaims: { sub: 'bench-user', email: 'bench@example.com', groups: ['bench-users'] } }),
 };
 
 function portalRouter(store: MemorySessionStore, catalog: SessionCatalog & LeaseStore): Router {

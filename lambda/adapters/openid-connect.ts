@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import { issuerProblem, OidcError, scopesProblem, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../core/portal/oidc';
+import { issuerProblem, OidcError, scopesProblem, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignIn, type SignInChecks } from '../core/portal/oidc';
 
 export interface OpenIdConnectOptions {
   /** The issuer URL; its /.well-known/openid-configuration is read on first use and kept. */
@@ -18,8 +18,8 @@ export const DEFAULT_SCOPES = 'openid email profile';
 
 /**
  * The portal's OpenID Connect client, by `openid-client` (a certified relying-party library): discovery,
- * the authorization URL, the code exchange with PKCE, and the ID token's verification against the
- * issuer's published keys. A public client: no secret, PKCE instead.
+ * the authorization URL, the code exchange with PKCE, the ID token's verification against the
+ * issuer's published keys, and UserInfo with the access token. A public client: no secret, PKCE instead.
  */
 export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
   const issuer = new URL(options.issuer);
@@ -58,7 +58,7 @@ export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
         .toString();
     },
 
-    async signIn(callbackUrl: URL, checks: SignInChecks): Promise<Record<string, unknown>> {
+    async signIn(callbackUrl: URL, checks: SignInChecks): Promise<SignIn> {
       const config = await discover();
       let tokens;
       try {
@@ -73,9 +73,37 @@ export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
       }
       const claims = tokens.claims();
       if (!claims) throw new OidcError('the provider returned no ID token');
-      return { ...claims };
+      const idTokenClaims = { ...claims };
+      if (!config.serverMetadata().userinfo_endpoint) return { idTokenClaims };
+      // The access token stays in this closure: it is used once, here, and never logged or kept.
+      const accessToken = tokens.access_token;
+      return {
+        idTokenClaims,
+        userInfo: () =>
+          client.fetchUserInfo(config, accessToken, claims.sub).then(
+            (userInfo) => ({ ...userInfo }),
+            (error: unknown) => {
+              throw classifyUserInfo(error);
+            },
+          ),
+      };
     },
   };
+}
+
+/**
+ * openid-client's expectedSubject check failing is a refusal (someone else's claims must never be
+ * merged into this sign-in); anything else (unreachable, 4xx/5xx, not JSON) means the provider cannot
+ * tell us who this is just now: unavailable, not a sign-in with fewer names.
+ */
+function classifyUserInfo(error: unknown): Error {
+  if (error instanceof client.ClientError && error.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') {
+    return new OidcError("UserInfo's sub is not the ID token's (openid-client's expectedSubject check)");
+  }
+  // The status is on the error (an error body or challenge) or on its cause (any other non-200 answer).
+  const { status, cause } = error as { status?: unknown; cause?: unknown };
+  const code = typeof status === 'number' ? status : cause instanceof Response ? cause.status : undefined;
+  return new OidcUnavailableError(`could not read UserInfo${code ? ` (HTTP ${code})` : ''}: ${(error as Error)?.message}`);
 }
 
 /** The provider's refusals and failed checks are the user's to retry; transport failures are ours. */

@@ -9,6 +9,11 @@ import Provider, { type Adapter, type ClientMetadata, type Configuration, type K
  * consent screen) so a browser signs in as a named person deterministically. Unknown names are refused.
  * The client can be (re)registered after start (`setRedirectUris`): the relying party under test (serve on
  * port 0) needs the issuer before it starts, and only then is its callback URL known.
+ *
+ * `claims` picks where the e-mail, profile and groups claims go: `'id-token'` copies them into the ID token
+ * as well (Cognito, Entra ID, Keycloak do), `'userinfo'` is OIDC Core 5.4 as oidc-provider does by default
+ * (`conformIdTokenClaims`): in the code flow the ID token holds only `sub`, the rest is at UserInfo.
+ * UserInfo requests are counted, and `setUserInfoFault` makes that endpoint misbehave.
  */
 export interface TestPerson {
   readonly email?: string;
@@ -23,24 +28,63 @@ export const PEOPLE: Readonly<Record<string, TestPerson>> = {
 
 export const TEST_CLIENT_ID = 'dcv-portal-test';
 const SCOPES = ['openid', 'email', 'profile', 'groups'];
+export const USERINFO_PATH = '/userinfo';
+
+export type ClaimsDelivery = 'id-token' | 'userinfo';
+/**
+ * `other-subject`: a well-formed answer for someone else (`sub: 'mallory'`); `server-error`: 503;
+ * `drop-connection`: the socket closed without an answer.
+ */
+export type UserInfoFault = 'other-subject' | 'server-error' | 'drop-connection';
 
 export interface TestOidcProvider {
   readonly issuer: string;
   readonly clientId: string;
   /** Registers the public client with exactly these redirect URIs (replacing earlier ones). */
   setRedirectUris(redirectUris: readonly string[]): Promise<void>;
+  readonly claims: ClaimsDelivery;
+  /** UserInfo requests received so far (any method, answered or not). */
+  userInfoRequests(): number;
+  /** Every access token issued so far (opaque: the value is its id), to check logs never hold one. */
+  accessTokens(): readonly string[];
+  /** How UserInfo answers from now on; undefined: correctly. */
+  setUserInfoFault(fault: UserInfoFault | undefined): void;
   close(): Promise<void>;
 }
 
-export async function startOidcProvider(options: { redirectUris?: readonly string[]; clientId?: string } = {}): Promise<TestOidcProvider> {
+export async function startOidcProvider(
+  options: { redirectUris?: readonly string[]; clientId?: string; claims?: ClaimsDelivery } = {},
+): Promise<TestOidcProvider> {
   const clientId = options.clientId ?? TEST_CLIENT_ID;
+  const claims = options.claims ?? 'id-token';
+  let userInfoRequests = 0;
+  let fault: UserInfoFault | undefined;
+  const accessTokens: string[] = [];
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const provider = new Provider(issuer, configuration());
+  const provider = new Provider(issuer, configuration(claims));
+  provider.on('access_token.saved', (token: { jti: string }) => accessTokens.push(token.jti));
+  // Ahead of the provider's own routes: count UserInfo requests, and misbehave there when asked to.
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== USERINFO_PATH) return next();
+    userInfoRequests++;
+    if (fault === 'drop-connection') {
+      ctx.respond = false;
+      ctx.req.socket.destroy();
+      return;
+    }
+    if (fault === 'server-error') {
+      ctx.status = 503;
+      ctx.body = 'userinfo is down';
+      return;
+    }
+    await next();
+    if (fault === 'other-subject' && ctx.status === 200 && typeof ctx.body === 'object' && ctx.body !== null) ctx.body = { ...ctx.body, sub: 'mallory' };
+  });
   // A client the provider finds through its (in-memory) storage, so it can be registered after start.
   const setRedirectUris = async (redirectUris: readonly string[]) => {
     // Client.adapter exists at run time (lib/models/client.js) but is missing from @types/oidc-provider.
@@ -65,6 +109,12 @@ export async function startOidcProvider(options: { redirectUris?: readonly strin
     issuer,
     clientId,
     setRedirectUris,
+    claims,
+    userInfoRequests: () => userInfoRequests,
+    accessTokens: () => [...accessTokens],
+    setUserInfoFault: (next) => {
+      fault = next;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -84,7 +134,7 @@ function publicClient(clientId: string, redirectUris: readonly string[]): Client
   };
 }
 
-function configuration(): Configuration {
+function configuration(claims: ClaimsDelivery): Configuration {
   // A fresh RSA key per provider: ID tokens are RS256 (every relying party supports it).
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
@@ -100,8 +150,9 @@ function configuration(): Configuration {
       profile: ['preferred_username', 'name', 'groups'],
       groups: ['groups'],
     },
-    // Put the scope's claims in the ID token itself (what the portal reads), not only at userinfo.
-    conformIdTokenClaims: false,
+    // false: the scopes' claims go into the ID token too; true (oidc-provider's default): only to UserInfo.
+    conformIdTokenClaims: claims === 'userinfo',
+    routes: { userinfo: USERINFO_PATH },
     features: { devInteractions: { enabled: false } },
     // Explicit lifetimes (seconds); the defaults work but print a notice each.
     ttl: { AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600, IdToken: 3600, AccessToken: 3600 },
@@ -140,6 +191,43 @@ function configuration(): Configuration {
       ctx.body = `${out.error}: ${out.error_description ?? ''}`;
     },
   };
+}
+
+/**
+ * A scripted user agent at the provider (no browser): follows its redirects with its own cookies, posts
+ * `login` on the sign-in form, and returns the URL it is sent back to at `relyingPartyHost` (not fetched:
+ * the caller hands it to the relying party under test).
+ */
+export async function signInWithoutBrowser(authorizeUrl: string, login: string, relyingPartyHost: string): Promise<URL> {
+  const jar = new Map<string, string>();
+  let url = authorizeUrl;
+  let body: string | undefined;
+  for (let hop = 0; hop < 10; hop++) {
+    const res = await fetch(url, {
+      method: body ? 'POST' : 'GET',
+      redirect: 'manual',
+      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body,
+    });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+    }
+    body = undefined;
+    const location = res.headers.get('location');
+    if (location) {
+      const next = new URL(location, url);
+      if (next.host === relyingPartyHost) return next;
+      url = next.toString();
+      continue;
+    }
+    const page = await res.text();
+    const action = /<form method="post" action="([^"]+)"/.exec(page);
+    if (!action) throw new Error(`unexpected provider page (${res.status}): ${page.slice(0, 200)}`);
+    url = new URL(action[1], url).toString();
+    body = new URLSearchParams({ login }).toString();
+  }
+  throw new Error('too many redirects at the provider');
 }
 
 /** GET: a form asking for a user name; POST: finish the login as that person (or show the form again). */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Cookie, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, offLoopback, openContext, signInAtTestIdp, withContext } from '../helpers/browser';
-import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
+import { startOidcProvider, USERINFO_PATH, type TestOidcProvider } from '../helpers/oidc-provider';
 import { cliBaseEnv } from '../helpers/run-cli';
 import { makeTestCerts, type TestCerts } from '../helpers/test-certs';
 import { httpSend, parseAuthXml, startServeProcess, verifyForm, type ServeProcess } from '../helpers/verify-http';
@@ -17,6 +17,8 @@ import { httpSend, parseAuthXml, startServeProcess, verifyForm, type ServeProces
 /**
  * The portal in a real browser: Debian's chromium (playwright-core) against `serve` as a child process and
  * a real OpenID provider (oidc-provider) on loopback. One browser for the file, a fresh context per person.
+ * The provider follows OIDC Core 5.4 to the letter (`claims: 'userinfo'`): its ID tokens carry only `sub`,
+ * so every e-mail and group the portal matches on came from UserInfo.
  */
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 
@@ -26,7 +28,7 @@ const closers: (() => Promise<unknown> | unknown)[] = [];
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  [browser, idp] = await Promise.all([launchChromium(), startOidcProvider()]);
+  [browser, idp] = await Promise.all([launchChromium(), startOidcProvider({ claims: 'userinfo' })]);
 });
 
 afterAll(async () => {
@@ -46,15 +48,25 @@ async function listen(server: Server): Promise<string> {
 }
 
 describe('the test identity provider (the fixture the portal tests rely on)', () => {
+  let copying: TestOidcProvider;
+  beforeAll(async () => {
+    copying = await startOidcProvider({ claims: 'id-token' });
+    closers.push(() => copying.close());
+  });
+
   /** A relying party by hand: the authorization request, the browser sign-in, the code exchange. */
-  async function signIn(user: string, options: { pkce?: boolean; scope?: string } = {}): Promise<{ landed: URL; claims?: Record<string, unknown> }> {
+  async function signIn(
+    user: string,
+    options: { pkce?: boolean; scope?: string; idp?: TestOidcProvider } = {},
+  ): Promise<{ landed: URL; claims?: Record<string, unknown>; userInfo?: Record<string, unknown> }> {
+    const provider = options.idp ?? idp;
     const relyingParty = createServer((_req, res) => res.end('relying party'));
     const redirectUri = `http://${await listen(relyingParty)}/cb`;
-    await idp.setRedirectUris([redirectUri]);
+    await provider.setRedirectUris([redirectUri]);
     const verifier = randomBytes(32).toString('base64url');
-    const auth = new URL(`${idp.issuer}/auth`);
+    const auth = new URL(`${provider.issuer}/auth`);
     auth.search = new URLSearchParams({
-      client_id: idp.clientId,
+      client_id: provider.clientId,
       redirect_uri: redirectUri,
       response_type: 'code',
       scope: options.scope ?? 'openid email profile groups',
@@ -71,30 +83,42 @@ describe('the test identity provider (the fixture the portal tests rely on)', ()
     const code = landed.searchParams.get('code');
     if (code === null) return { landed };
     const exchange = () =>
-      fetch(`${idp.issuer}/token`, {
+      fetch(`${provider.issuer}/token`, {
         method: 'POST',
-        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: idp.clientId, code_verifier: verifier }),
+        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: provider.clientId, code_verifier: verifier }),
       });
     const first = await exchange();
     expect(first.status).toBe(200);
-    const { id_token: idToken } = (await first.json()) as { id_token: string };
-    // A code is good once.
+    const { id_token: idToken, access_token: accessToken } = (await first.json()) as { id_token: string; access_token: string };
+    const userInfo = await fetch(`${provider.issuer}${USERINFO_PATH}`, { headers: { authorization: `Bearer ${accessToken}` } });
+    expect(userInfo.status).toBe(200);
+    const userInfoClaims = (await userInfo.json()) as Record<string, unknown>;
+    // A code is good once (and its reuse revokes what it gave: RFC 6749 4.1.2).
     expect((await exchange()).status).toBe(400);
-    return { landed, claims: JSON.parse(Buffer.from(idToken.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown> };
+    const revoked = await fetch(`${provider.issuer}${USERINFO_PATH}`, { headers: { authorization: `Bearer ${accessToken}` } });
+    expect(revoked.status).toBe(401);
+    return { landed, claims: JSON.parse(Buffer.from(idToken.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>, userInfo: userInfoClaims };
   }
 
-  it('signs a named person in with PKCE; the ID token carries email, preferred_username and groups; no PKCE is refused', async () => {
+  it('conforming (the portal tests\' provider): PKCE sign-in; the ID token carries only sub, UserInfo the e-mail, user name and groups; no PKCE is refused', async () => {
     // The scopes the portal asks for: groups come with profile too (see oidc-provider.ts).
     const alice = await signIn('alice', { scope: 'openid email profile' });
     expect(alice.landed.searchParams.get('state')).toBe('state-1');
-    expect(alice.claims).toMatchObject({ iss: idp.issuer, aud: idp.clientId, sub: 'alice', email: 'alice@example.com', preferred_username: 'alice', groups: ['engineers'], nonce: 'nonce-1' });
-    const carol = await signIn('carol');
-    expect(carol.claims).toMatchObject({ sub: 'carol', preferred_username: 'carol' });
-    expect(carol.claims).not.toHaveProperty('groups');
-    expect(carol.claims).not.toHaveProperty('email');
+    expect(alice.claims).toMatchObject({ iss: idp.issuer, aud: idp.clientId, sub: 'alice', nonce: 'nonce-1' });
+    for (const claim of ['email', 'email_verified', 'preferred_username', 'groups']) expect(alice.claims).not.toHaveProperty(claim);
+    expect(alice.userInfo).toEqual({ sub: 'alice', email: 'alice@example.com', email_verified: true, preferred_username: 'alice', name: 'alice', groups: ['engineers'] });
     const noPkce = await signIn('alice', { pkce: false });
     expect(noPkce.landed.searchParams.get('error')).toBe('invalid_request');
     expect(noPkce.landed.searchParams.get('error_description')).toMatch(/requires PKCE/);
+  });
+
+  it('copying (claims: id-token): the ID token carries e-mail, preferred_username and groups; carol has neither e-mail nor groups', async () => {
+    const alice = await signIn('alice', { scope: 'openid email profile', idp: copying });
+    expect(alice.claims).toMatchObject({ iss: copying.issuer, sub: 'alice', email: 'alice@example.com', preferred_username: 'alice', groups: ['engineers'], nonce: 'nonce-1' });
+    const carol = await signIn('carol', { idp: copying });
+    expect(carol.claims).toMatchObject({ sub: 'carol', preferred_username: 'carol' });
+    expect(carol.claims).not.toHaveProperty('groups');
+    expect(carol.claims).not.toHaveProperty('email');
   });
 });
 
@@ -187,11 +211,14 @@ describe('the portal in chromium: sign in, list, Connect, sign out (serve + oidc
     return httpSend(serve.url, `/verifyToken/${server}`, { body: verifyForm({ sessionId, authenticationToken: token, clientAddress: '203.0.113.9' }) });
   }
 
-  it('signed out, /portal shows only a Sign in link; Alice signs in and sees exactly her desktops', async () => {
+  it('signed out, /portal shows only a Sign in link; Alice signs in (claims from UserInfo) and sees exactly her desktops', async () => {
     const { context, page } = alice;
     await page.goto(portal);
     await expectSignedOut(page);
+    const userInfoBefore = idp.userInfoRequests();
     const signedIn = await signInToPortal(page, 'alice');
+    // Her ID token held only `sub`: the e-mail, user name and group below came from one UserInfo read.
+    expect(idp.userInfoRequests() - userInfoBefore).toBe(1);
     expect(signedIn.callbackUrl).toMatch(/[?&]code=.+&state=|[?&]state=.+&code=/);
     // Kept for the replay test.
     aliceCallback = { url: signedIn.callbackUrl, loginCookie: signedIn.loginCookie };
@@ -370,6 +397,9 @@ describe('the portal in chromium: sign in, list, Connect, sign out (serve + oidc
     for (const token of issuedTokens) expect(logs).not.toContain(token);
     expect(logs).not.toContain(aliceSession.value);
     expect(logs).not.toContain(new URL(aliceCallback.url).searchParams.get('code')!);
+    // Nor an access token (the portal used them at UserInfo).
+    expect(idp.accessTokens().length).toBeGreaterThan(0);
+    for (const accessToken of idp.accessTokens()) expect(logs).not.toContain(accessToken);
     expect(logs).toContain('portal');
   });
 });

@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { functionUrlEvent, lambdaContext } from '../helpers/function-url-event';
-import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
+import { signInWithoutBrowser, startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
 import { createTokensTable } from '../helpers/token-tables';
 import { parseAuthXml, verifyForm } from '../helpers/verify-http';
 
@@ -13,7 +13,9 @@ import { parseAuthXml, verifyForm } from '../helpers/verify-http';
  * The portal through the deployed Lambda entry (lambda/handlers/resolver.ts), configured only by the
  * PORTAL_* environment the stack sets: the cookie key read from Secrets Manager (a loopback stand-in), the
  * provider a real oidc-provider, the tables dynalite, the requests Function URL events. A scripted user agent
- * signs alice in, lists, connects, and the DCV server's verifier accepts the token.
+ * signs alice in, lists, connects, and the DCV server's verifier accepts the token. The provider copies the
+ * claims into the ID token (as Cognito does), so the sign-in costs no UserInfo request; the conforming
+ * provider (claims only at UserInfo) is the browser test's and portal-userinfo.test.ts's.
  */
 const TABLE = 'PortalEntrySessions';
 const TOKENS = 'PortalEntryTokens';
@@ -77,40 +79,6 @@ async function call(method: string, path: string, init: { query?: string; form?:
   return answer;
 }
 
-/** The user at the provider: follows its redirects with its own cookies, signs in as `login`, returns the callback URL. */
-async function signInAtProvider(authorizeUrl: string, login: string): Promise<URL> {
-  const jar = new Map<string, string>();
-  let url = authorizeUrl;
-  let body: string | undefined;
-  for (let hop = 0; hop < 10; hop++) {
-    const res = await fetch(url, {
-      method: body ? 'POST' : 'GET',
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-      body,
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
-    }
-    body = undefined;
-    const location = res.headers.get('location');
-    if (location) {
-      const next = new URL(location, url);
-      // Back at the portal: the user agent hands this URL to the Function URL, not to the network.
-      if (next.host === HOST) return next;
-      url = next.toString();
-      continue;
-    }
-    const page = await res.text();
-    const action = /<form method="post" action="([^"]+)"/.exec(page);
-    if (!action) throw new Error(`unexpected provider page (${res.status}): ${page.slice(0, 200)}`);
-    url = new URL(action[1], url).toString();
-    body = new URLSearchParams({ login }).toString();
-  }
-  throw new Error('too many redirects at the provider');
-}
-
 beforeAll(async () => {
   dynamo = await startDynalite();
   await dynamo.createSessionTable(TABLE);
@@ -122,7 +90,7 @@ beforeAll(async () => {
   for (const item of items) {
     await dynamo.client().send(new PutItemCommand({ TableName: TABLE, Item: item }));
   }
-  idp = await startOidcProvider({ redirectUris: [`https://${HOST}/portal/callback`] });
+  idp = await startOidcProvider({ claims: 'id-token', redirectUris: [`https://${HOST}/portal/callback`] });
   const secretsEndpoint = await startSecretsManager();
   vi.resetModules();
   Object.assign(process.env, {
@@ -167,11 +135,13 @@ describe('the portal through the Lambda entry', () => {
     expect(authorize.origin).toBe(idp.issuer);
     expect(authorize.searchParams.get('redirect_uri')).toBe(`https://${HOST}/portal/callback`);
 
-    const back = await signInAtProvider(authorize.toString(), 'alice');
+    const back = await signInWithoutBrowser(authorize.toString(), 'alice', HOST);
     const callback = await call('GET', back.pathname, { query: back.search.slice(1) });
     expect(callback.statusCode).toBe(303);
     expect(cookies.dcv_portal).toBeDefined();
     expect(cookies.dcv_portal_login).toBeUndefined();
+    // E-mail, user name and groups were all in the ID token: UserInfo was not asked.
+    expect(idp.userInfoRequests()).toBe(0);
 
     const list = await call('GET', '/portal');
     expect([...list.body!.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1])).toEqual(['alice-desk']);

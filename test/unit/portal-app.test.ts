@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
 import { CidrSet } from '../../lambda/core/ip';
 import { createPortal } from '../../lambda/core/portal/portal-app';
-import { OidcError, type AuthorizationRequest, type OidcClient, type SignInChecks } from '../../lambda/core/portal/oidc';
+import { OidcError, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignIn, type SignInChecks } from '../../lambda/core/portal/oidc';
 import { CookieSealer } from '../../lambda/core/portal/signed-cookie';
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore } from '../../lambda/core/session-store';
@@ -28,31 +28,50 @@ const SESSIONS: RawItem[] = [
   { SessionId: 'gpu-2', DcvServerEndpoint: '10.0.1.2', Pool: 'gpu', AllowedGroups: ['engineers'] },
 ];
 
+/** What each person's ID token carries. */
 const USERS: Record<string, Record<string, unknown>> = {
-  alice: { sub: 'sub-alice', email: 'alice@example.com', groups: ['engineers'] },
+  alice: { sub: 'sub-alice', email: 'alice@example.com', preferred_username: 'alice', groups: ['engineers'] },
+  // Alice at a provider that follows OIDC Core 5.4 to the letter: only `sub` in the ID token.
+  'alice-conforming': { sub: 'sub-alice' },
   bob: { sub: 'sub-bob', preferred_username: 'bob', groups: [] },
   dave: { sub: 'sub-dave', email: 'dave@example.com', groups: ['engineers'] },
   eve: { sub: 'sub-eve', email: 'eve@example.com', groups: ['engineers'] },
+};
+
+/** What UserInfo answers for each person (the ID token's claims where not listed). */
+const USER_INFO: Record<string, Record<string, unknown>> = {
+  'alice-conforming': { sub: 'sub-alice', email: 'alice@example.com', email_verified: true, preferred_username: 'alice', groups: ['engineers'] },
 };
 
 /** A provider stand-in: the code names the user; it checks what a real one (and openid-client) checks. */
 class FakeOidc implements OidcClient {
   readonly redeemed = new Set<string>();
   lastNonce?: string;
+  /** UserInfo reads so far. */
+  userInfoReads = 0;
+  /** Replaces UserInfo's answer (or throws); undefined: USER_INFO. */
+  userInfo?: (user: string) => Record<string, unknown>;
+  /** false: a provider without a UserInfo endpoint. */
+  hasUserInfo = true;
   async authorizationUrl(request: AuthorizationRequest): Promise<string> {
     this.lastNonce = request.nonce;
     const url = new URL('https://idp.example.com/authorize');
     url.search = new URLSearchParams({ redirect_uri: request.redirectUri, state: request.state, nonce: request.nonce, code_challenge: request.codeChallenge }).toString();
     return url.toString();
   }
-  async signIn(callbackUrl: URL, checks: SignInChecks): Promise<Record<string, unknown>> {
+  async signIn(callbackUrl: URL, checks: SignInChecks): Promise<SignIn> {
     const code = callbackUrl.searchParams.get('code') ?? '';
     if (callbackUrl.searchParams.get('state') !== checks.state) throw new OidcError('state mismatch');
     if (this.redeemed.has(code)) throw new OidcError('invalid_grant: code already used');
     this.redeemed.add(code);
-    const user = USERS[code.split('.')[0]];
+    const name = code.split('.')[0];
+    const user = USERS[name];
     if (!user) throw new OidcError('invalid_grant');
-    return { ...user, nonce: checks.nonce };
+    const userInfo = async () => {
+      this.userInfoReads++;
+      return { ...(this.userInfo?.(name) ?? USER_INFO[name] ?? user) };
+    };
+    return { idTokenClaims: { ...user, nonce: checks.nonce }, ...(this.hasUserInfo ? { userInfo } : {}) };
   }
 }
 
@@ -173,6 +192,76 @@ describe('portal: sign-in', () => {
     }
     advance(8 * 3600 * 1000 + 1000);
     expect(listed((await send('GET', '/portal', { cookie })).body)).toEqual([]);
+  });
+});
+
+describe('portal: claims from UserInfo (OIDC Core 5.4)', () => {
+  /** A callback for `user` with its sign-in cookie, for the tests that expect it refused. */
+  async function callbackFor(send: ReturnType<typeof setup>['send'], user: string): Promise<HttpResponse> {
+    const login = await send('GET', '/portal/login');
+    const state = new URL(login.headers.Location).searchParams.get('state')!;
+    return send('GET', '/portal/callback', { cookie: cookiePair(login, 'dcv_portal_login'), query: `code=${user}.1&state=${state}` });
+  }
+
+  it('an ID token with only sub: UserInfo supplies the e-mail, user name and groups, so the same desktops are listed', async () => {
+    const { send, signIn, oidc, tokens, log } = setup();
+    const conforming = await signIn('alice-conforming');
+    expect(oidc.userInfoReads).toBe(1);
+    // alice-desk by e-mail, eng-desk and the pool by group: exactly what Alice sees with claims in the ID token.
+    expect(listed(conforming.list.body)).toEqual(['&lt;script&gt;x&lt;/script&gt;', 'alice-desk', 'eng-desk', 'old-desk', 'Pool gpu']);
+    expect(conforming.list.body).toContain('alice@example.com');
+    const answer = await send('POST', '/portal/connect', { cookie: conforming.cookie, body: form({ csrf: conforming.csrf, session: 'eng-desk' }) });
+    const state = await tokens.get(hashToken(new URL(answer.headers.Location).searchParams.get('authToken')!));
+    expect(state).toMatchObject({ sessionId: 'eng-desk', user: 'alice@example.com', groups: ['engineers'] });
+    expect(log.entries.find((e) => e.message === 'portal sign-in')?.fields).toMatchObject({ subject: 'sub-alice', groups: 1, userInfo: true });
+  });
+
+  it('an ID token with e-mail, a user name and groups: UserInfo is not read; it is when one is missing, or skipped without an endpoint', async () => {
+    const { signIn, oidc } = setup();
+    expect(listed((await signIn('alice')).list.body)).toContain('alice-desk');
+    expect(oidc.userInfoReads).toBe(0);
+    // Bob's ID token has no e-mail: UserInfo is asked (and has none either).
+    expect(listed((await signIn('bob')).list.body)).toEqual(['bob-desk']);
+    expect(oidc.userInfoReads).toBe(1);
+    oidc.hasUserInfo = false;
+    expect(listed((await signIn('bob')).list.body)).toEqual(['bob-desk']);
+    expect(oidc.userInfoReads).toBe(1);
+  });
+
+  it('the ID token wins where it has a claim; UserInfo only fills what it lacks', async () => {
+    const { signIn, oidc } = setup();
+    // Bob's UserInfo claims more than his ID token says: only the missing e-mail is taken from it.
+    oidc.userInfo = () => ({ sub: 'sub-bob', preferred_username: 'alice', email: 'bob@example.com', groups: ['engineers'] });
+    const bob = await signIn('bob');
+    expect(listed(bob.list.body)).toEqual(['bob-desk']);
+    expect(bob.list.body).toContain('bob@example.com');
+  });
+
+  it('a UserInfo answer for another subject refuses the sign-in (400), logged, with no session cookie', async () => {
+    const { send, oidc, log } = setup();
+    oidc.userInfo = () => ({ ...USER_INFO['alice-conforming'], sub: 'sub-mallory' });
+    const callback = await callbackFor(send, 'alice-conforming');
+    expect(callback.statusCode).toBe(400);
+    expect(callback.body).toContain('Sign-in not accepted');
+    expect(callback.cookies?.some((c) => c.startsWith('dcv_portal=') && !c.startsWith('dcv_portal=;'))).not.toBe(true);
+    expect(log.entries.filter((e) => e.level === 'warn')).toMatchObject([{ message: 'portal sign-in refused', fields: { reason: expect.stringMatching(/another subject/) } }]);
+    expect(log.entries.some((e) => e.message === 'portal sign-in')).toBe(false);
+    // An answer without a sub at all is refused the same way.
+    oidc.userInfo = () => ({ email: 'alice@example.com' });
+    expect((await callbackFor(send, 'alice-conforming')).statusCode).toBe(400);
+  });
+
+  it('UserInfo that cannot be read is a 503 "identity provider unavailable" page, logged, and signs nobody in', async () => {
+    const { send, oidc, log } = setup();
+    oidc.userInfo = () => {
+      throw new OidcUnavailableError('could not read UserInfo (HTTP 503): unexpected HTTP response status code');
+    };
+    const callback = await callbackFor(send, 'alice-conforming');
+    expect(callback.statusCode).toBe(503);
+    expect(callback.headers['Retry-After']).toBe('5');
+    expect(callback.body).toContain('The identity provider cannot be reached just now');
+    expect(callback.cookies?.some((c) => c.startsWith('dcv_portal=') && !c.startsWith('dcv_portal=;'))).not.toBe(true);
+    expect(log.entries.filter((e) => e.level === 'error')).toMatchObject([{ message: 'identity provider unavailable', fields: { cause: expect.stringMatching(/UserInfo \(HTTP 503\)/) } }]);
   });
 });
 

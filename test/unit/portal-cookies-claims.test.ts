@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { portalUserFromClaims, portalUserFromCookie, portalUserToCookie } from '../../lambda/core/portal/portal-user';
+import { portalUserFromClaims, portalUserFromCookie, portalUserToCookie, userInfoWanted, withUserInfo } from '../../lambda/core/portal/portal-user';
 import { codeChallengeOf, issuerProblem, newSignInTransaction, scopesProblem } from '../../lambda/core/portal/oidc';
 import { readPortalFunctionConfig } from '../../lambda/config';
 import { openIdConnectClient } from '../../lambda/adapters/openid-connect';
@@ -65,6 +65,44 @@ describe('portalUserFromClaims', () => {
     const user = portalUserFromClaims({ sub: 's', email: 'e@x.org', groups: ['g'] });
     expect(portalUserFromCookie(portalUserToCookie(user))).toEqual(user);
     expect(portalUserFromCookie({ sub: 's', names: 'e', groups: [], name: 'e' })).toBeUndefined();
+  });
+});
+
+describe('claims from UserInfo: when it is read, and how it merges', () => {
+  it('is wanted when the ID token lacks an e-mail, every user name, or the configured groups claim', () => {
+    // Cognito: e-mail, cognito:username and cognito:groups in the ID token: no request.
+    expect(userInfoWanted({ sub: 's', email: 'a@x.org', 'cognito:username': 'a', 'cognito:groups': ['g'] }, 'cognito:groups')).toBe(false);
+    expect(userInfoWanted({ sub: 's', email: 'a@x.org', upn: 'a@corp', groups: [] })).toBe(false);
+    expect(userInfoWanted({ sub: 's' })).toBe(true);
+    expect(userInfoWanted({ sub: 's', preferred_username: 'a', groups: ['g'] })).toBe(true);
+    expect(userInfoWanted({ sub: 's', email: 'a@x.org', groups: ['g'] })).toBe(true);
+    expect(userInfoWanted({ sub: 's', email: 'a@x.org', preferred_username: 'a' })).toBe(true);
+    // The groups claim asked for is the configured one.
+    expect(userInfoWanted({ sub: 's', email: 'a@x.org', preferred_username: 'a', groups: ['g'] }, 'cognito:groups')).toBe(true);
+    expect(userInfoWanted({ sub: 's', email: null, preferred_username: 'a', groups: ['g'] })).toBe(true);
+  });
+
+  it('the ID token wins where present; UserInfo fills only the claims the portal matches on', () => {
+    const merged = withUserInfo(
+      { sub: 's', preferred_username: 'from-id', nonce: 'n', aud: 'c' },
+      { sub: 's', preferred_username: 'from-userinfo', email: 'a@x.org', email_verified: true, upn: 'a@corp', roles: ['admin'], aud: 'other', 'cognito:groups': ['g'] },
+      'cognito:groups',
+    );
+    expect(merged).toEqual({ sub: 's', preferred_username: 'from-id', nonce: 'n', aud: 'c', email: 'a@x.org', email_verified: true, upn: 'a@corp', 'cognito:groups': ['g'] });
+  });
+
+  it('email and email_verified come from one source: UserInfo never verifies the ID token\'s address, nor the reverse', () => {
+    // The ID token's address, unverified there, stays unverified; UserInfo's "verified" is about its own.
+    const idEmail = withUserInfo({ sub: 's', email: 'ceo@x.org', email_verified: false }, { sub: 's', email: 'ceo@x.org', email_verified: true });
+    expect(portalUserFromClaims(idEmail).names).toEqual(['s']);
+    expect(withUserInfo({ sub: 's', email: 'a@x.org' }, { sub: 's', email_verified: false })).toEqual({ sub: 's', email: 'a@x.org' });
+    // No address in the ID token: a stray email_verified there does not vouch for UserInfo's address.
+    const uiEmail = withUserInfo({ sub: 's', email_verified: true }, { sub: 's', email: 'b@x.org', email_verified: false });
+    expect(portalUserFromClaims(uiEmail).names).toEqual(['s']);
+    expect(portalUserFromClaims(withUserInfo({ sub: 's' }, { sub: 's', email: 'b@x.org', email_verified: true, groups: ['g'] }))).toMatchObject({
+      names: ['s', 'b@x.org'],
+      groups: ['g'],
+    });
   });
 });
 

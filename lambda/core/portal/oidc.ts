@@ -11,9 +11,21 @@ export interface OidcClient {
   /**
    * Redeems the code from `callbackUrl` (the full URL the provider sent the browser to), checking the
    * state, the PKCE verifier and the ID token (signature against the issuer's keys, issuer, audience,
-   * expiry, nonce). Returns the ID token's claims; throws OidcError when anything does not hold.
+   * expiry, nonce). Returns the ID token's claims and a way to read UserInfo; throws OidcError when
+   * anything does not hold.
    */
-  signIn(callbackUrl: URL, checks: SignInChecks): Promise<Record<string, unknown>>;
+  signIn(callbackUrl: URL, checks: SignInChecks): Promise<SignIn>;
+}
+
+/** A verified sign-in. */
+export interface SignIn {
+  readonly idTokenClaims: Record<string, unknown>;
+  /**
+   * The provider's UserInfo answer, read with this sign-in's access token (absent when the provider has
+   * no UserInfo endpoint). OIDC Core 5.4: a provider may send the `email`/`profile` claims only there.
+   * Throws OidcError when its `sub` is not the ID token's, OidcUnavailableError when it cannot be read.
+   */
+  readonly userInfo?: () => Promise<Record<string, unknown>>;
 }
 
 export interface AuthorizationRequest {

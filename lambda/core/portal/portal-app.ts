@@ -7,10 +7,10 @@ import { allowedAs } from '../session-access';
 import { parseGatewayUrl } from '../tokens/connect-links';
 import { issueToken } from '../tokens/issue-token';
 import type { TokenStore } from '../tokens/token-store';
-import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient } from './oidc';
+import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient, type SignIn } from './oidc';
 import { placeInPool, portalEntries, type PoolEntry, type SessionEntry } from './pool-placement';
 import { errorPage, listPage, nativeLinkPage, signedOutPage, type PoolView, type SessionView } from './portal-pages';
-import { DEFAULT_GROUPS_CLAIM, portalUserFromClaims, portalUserFromCookie, portalUserToCookie, type PortalUser } from './portal-user';
+import { DEFAULT_GROUPS_CLAIM, portalUserFromClaims, portalUserFromCookie, portalUserToCookie, userInfoWanted, withUserInfo, type PortalUser } from './portal-user';
 import { readCatalog, type LeaseStore, type SessionCatalog } from './session-catalog';
 import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from './signed-cookie';
 
@@ -33,7 +33,7 @@ export interface PortalOptions {
   readonly resolver: SessionResolver;
   readonly tokens: TokenStore;
   readonly log: Log;
-  /** The ID token claim with the user's groups. @default 'groups' (Cognito: 'cognito:groups') */
+  /** The claim with the user's groups (ID token, else UserInfo). @default 'groups' (Cognito: 'cognito:groups') */
   readonly groupsClaim?: string;
   /** Pool lease length. @default 8 h */
   readonly leaseSeconds?: number;
@@ -187,12 +187,13 @@ export function createPortal(options: PortalOptions): PortalHandler {
     }
     let claims;
     try {
-      claims = await options.oidc.signIn(new URL(`${base.callbackUrl}?${input.request.rawQueryString}`), {
+      const signIn = await options.oidc.signIn(new URL(`${base.callbackUrl}?${input.request.rawQueryString}`), {
         redirectUri: base.callbackUrl,
         state: transaction.state,
         nonce: String(transaction.nonce),
         codeVerifier: String(transaction.codeVerifier),
       });
+      claims = await userClaims(signIn, input);
     } catch (error) {
       if (error instanceof OidcError) {
         log.warn('portal sign-in refused', { requestId: input.request.requestId, reason: error.message });
@@ -214,8 +215,23 @@ export function createPortal(options: PortalOptions): PortalHandler {
       throw new PortalError(400, 'Sign-in not accepted', 'Your account has too many names or groups to keep in a sign-in cookie; ask your administrator to send fewer groups in the ID token.');
     }
     input.fields.user = user.displayName;
-    log.info('portal sign-in', { requestId: input.request.requestId, user: user.displayName, subject: user.subject, groups: user.groups.length });
+    log.info('portal sign-in', { requestId: input.request.requestId, user: user.displayName, subject: user.subject, groups: user.groups.length, userInfo: input.fields.userInfo === true });
     return redirect(303, paths.home, [clearSignIn, setCookie(SESSION_COOKIE, cookie, { path: base.cookiePath, maxAge: sessionSeconds })]);
+  }
+
+  /**
+   * The ID token's claims, completed from UserInfo when it lacks one the portal matches on. A failed
+   * UserInfo read is an OidcUnavailableError (503), never a sign-in with fewer names or groups than the
+   * person has: that would hide desktops shared with them without saying why.
+   */
+  async function userClaims(signIn: SignIn, input: PortalRequest): Promise<Record<string, unknown>> {
+    const { idTokenClaims } = signIn;
+    if (!signIn.userInfo || !userInfoWanted(idTokenClaims, groupsClaim)) return idTokenClaims;
+    const userInfo = await signIn.userInfo();
+    // The adapter checks this too (openid-client's expectedSubject); held here for any OidcClient.
+    if (typeof userInfo.sub !== 'string' || userInfo.sub !== idTokenClaims.sub) throw new OidcError('the UserInfo answer is for another subject than the ID token');
+    input.fields.userInfo = true;
+    return withUserInfo(idTokenClaims, userInfo, groupsClaim);
   }
 
   async function connect(input: PortalRequest, base: PortalBase, paths: PortalPaths): Promise<HttpResponse> {

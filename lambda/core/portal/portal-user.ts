@@ -3,7 +3,8 @@ import type { Principal } from '../session-access';
 
 /**
  * The signed-in person as the portal keeps them (in the session cookie): every name they may be listed
- * under in `AllowedUsers`, their groups, and a name to show. Built from the verified ID token's claims.
+ * under in `AllowedUsers`, their groups, and a name to show. Built from the verified ID token's claims
+ * (with UserInfo's where the ID token lacks them: see withUserInfo).
  */
 export interface PortalUser extends Principal {
   /** The ID token's `sub`: stable and unique at the issuer; pool leases are held under it. */
@@ -33,6 +34,43 @@ export function portalUserFromClaims(claims: Record<string, unknown>, groupsClai
   const groups = groupList(claims[groupsClaim]);
   const displayName = names[1] ?? subject;
   return { subject, names, groups, displayName };
+}
+
+/** The names besides e-mail: a provider that copies claims into the ID token sends at least one. */
+const USER_NAME_CLAIMS = NAME_CLAIMS.filter((claim) => claim !== 'email');
+
+const present = (claims: Record<string, unknown>, claim: string) => claims[claim] !== undefined && claims[claim] !== null;
+
+/**
+ * Whether the ID token lacks something the portal matches on (an e-mail, a user name, the groups claim),
+ * so UserInfo should be read (OIDC Core 5.4: a conforming provider may send those claims only there). A
+ * provider that copies them into the ID token (Cognito: email, cognito:username, cognito:groups) costs no
+ * request, except for a person who really has no e-mail or no groups there.
+ */
+export function userInfoWanted(idTokenClaims: Record<string, unknown>, groupsClaim = DEFAULT_GROUPS_CLAIM): boolean {
+  return !present(idTokenClaims, 'email') || !USER_NAME_CLAIMS.some((claim) => present(idTokenClaims, claim)) || !present(idTokenClaims, groupsClaim);
+}
+
+/**
+ * The ID token's claims with what UserInfo adds: the ID token wins where it has a claim, UserInfo fills
+ * only the claims the portal matches on. `email` and `email_verified` come as a pair from one source, so
+ * one answer's verification never vouches for the other's address. The caller has checked the `sub`s match.
+ */
+export function withUserInfo(
+  idTokenClaims: Record<string, unknown>,
+  userInfo: Record<string, unknown>,
+  groupsClaim = DEFAULT_GROUPS_CLAIM,
+): Record<string, unknown> {
+  const merged = { ...idTokenClaims };
+  const fill = (claims: readonly string[]) => {
+    for (const claim of claims) if (present(userInfo, claim)) merged[claim] = userInfo[claim];
+  };
+  if (!present(idTokenClaims, 'email')) {
+    delete merged.email_verified;
+    fill(['email', 'email_verified']);
+  }
+  fill([...USER_NAME_CLAIMS, groupsClaim].filter((claim) => !present(idTokenClaims, claim)));
+  return merged;
 }
 
 /** A groups claim is a list of strings at most providers; some send one space- or comma-separated string. */
