@@ -11,7 +11,7 @@ import { fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { functionUrlEvent } from '../helpers/function-url-event';
 import { parseAuthXml, verifyForm } from '../helpers/verify-http';
 import { denied } from './harness/iam-check';
-import type { RunningFunction } from './harness/lambda-runtime-api';
+import { RIC_ENTRY, type RunningFunction } from './harness/lambda-runtime-api';
 import { synthesize, type Synthesized } from './harness/synthesized';
 import { deliver, ruleDeliveries, ruleFor, scheduledEvent, sqsBatch, stateChangeEvent, tagChangeEvent, type RuleDelivery } from './harness/wiring';
 import { startWorld, type World } from './harness/world';
@@ -85,6 +85,13 @@ describe('the shipped functions of the default stack', () => {
       ['schedule', 'direct'],
     ]);
     expect(deliveries.every((d) => d.via.kind === 'direct' || d.via.reportBatchItemFailures)).toBe(true);
+  });
+
+  it("load through AWS's own runtime interface client where it is installed (always in CI)", () => {
+    // .ci/run builds aws-lambda-ric into .lambda-ric/; elsewhere the harness's bootstrap.mjs stands in.
+    if (process.env.CI) expect(RIC_ENTRY).toSatisfy(existsSync);
+    const expected = existsSync(RIC_ENTRY) ? 'aws-lambda-ric' : 'bootstrap.mjs';
+    expect([discovery.runtimeClient, resolver.runtimeClient]).toEqual([expected, expected]);
   });
 
   it('discovery: a scheduled run registers a tagged running instance and nothing else', async () => {

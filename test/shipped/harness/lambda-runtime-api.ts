@@ -167,3 +167,10 @@ export async function startFunction(fn: FunctionEnvironment): Promise<RunningFun
     },
   };
 }
+
+/** Invokes and returns the handler's answer; an error (thrown, or at init) fails with the function's logs. */
+export async function invokeOk<T = unknown>(fn: RunningFunction, event: unknown): Promise<T> {
+  const answer = await fn.invoke(event);
+  if (answer.error) throw new Error(`${answer.error.errorType}: ${answer.error.errorMessage}\n${answer.logs}`);
+  return answer.result as T;
+}
