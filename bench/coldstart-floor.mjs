@@ -3,7 +3,7 @@
 // retries, no timeouts, no validation: nothing a real resolver could do without.
 // Env: FLOOR_LOAD (see below), AWS_ENDPOINT_URL_DYNAMODB (http://host:port), TABLE_NAME, AWS_REGION, AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, BENCH_SESSION (the key to read).
-// FLOOR_LOAD=builtin loads the two modules with process.getBuiltinModule instead of ES imports: on Node 22
+// FLOOR_LOAD=builtin loads the two modules with process.getBuiltinModule instead of ES imports: on Node 22 and 24
 // an ES import of node:http builds its namespace, whose WebSocket getters load undici (~45 ms).
 const builtin = process.env.FLOOR_LOAD === 'builtin';
 const { request } = builtin ? process.getBuiltinModule('node:http') : await import('node:http');

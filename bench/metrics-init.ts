@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { LAMBDA_BUILD_OPTIONS, machine, median, node22Binary, ROOT } from './lib';
+import { BENCH_NODE_MAJORS, LAMBDA_BUILD_OPTIONS, machine, median, nodeBinary, ROOT } from './lib';
 
 /**
  * What a metrics library costs a cold start: fresh processes import a bundle (built as the resolver is:
- * ESM, minified, node22) that records one count and writes it as EMF, timed from the import to the
+ * ESM, minified, node24) that records one count and writes it as EMF, timed from the import to the
  * written line. Contenders: nothing (an empty bundle), Powertools Metrics, and our EmfMetrics
- * (lambda/adapters/emf-metrics.ts). Node 22 and the running Node, one rotation per round. Output is
- * written to /dev/null by the child. Args: [rounds]. Run: nice node --import tsx bench/metrics-init.ts 41
+ * (lambda/adapters/emf-metrics.ts). Node 24 and Node 22 (bench/lib.ts nodeBinary), one rotation per
+ * round. Output is written to /dev/null by the child. Args: [rounds].
+ * Run: nice node --import tsx bench/metrics-init.ts 41
  */
 const rounds = Number(process.argv[2] ?? 41);
 const SOURCES = {
@@ -41,7 +42,7 @@ try {
       nodePaths: [join(ROOT, 'node_modules')],
     });
   }
-  const runtimes = { 'Node 22': node22Binary(), [`Node ${process.versions.node.split('.')[0]}`]: process.execPath };
+  const runtimes = Object.fromEntries(BENCH_NODE_MAJORS.map((major) => [`Node ${major}`, nodeBinary(major)]));
   const samples: Record<string, { wall: number[]; cpu: number[] }> = {};
   for (let round = 0; round < rounds; round++) {
     for (const [runtime, binary] of Object.entries(runtimes)) {

@@ -42,9 +42,9 @@ describe('SessionDiscovery construct', () => {
     ({ template, stack } = synth({}, true));
   });
 
-  it('a Node.js 22 arm64 function configured with the table and the tag prefix, sized from the 100,000-instance bench', () => {
+  it('a Node.js 24 arm64 function configured with the table and the tag prefix, sized from the 100,000-instance bench', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Runtime: 'nodejs22.x',
+      Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Timeout: 600,
       MemorySize: 1024,

@@ -117,9 +117,9 @@ describe('the tokens table', () => {
 });
 
 describe('the resolver function', () => {
-  it('runs Node.js 22 on arm64 with the bundled index.handler', () => {
+  it('runs Node.js 24 on arm64 with the bundled index.handler', () => {
     expect(resolverProps()).toMatchObject({
-      Runtime: 'nodejs22.x',
+      Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       Handler: 'index.handler',
       MemorySize: 256,
