@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Adapter, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 
@@ -49,23 +50,32 @@ export interface TestOidcProvider {
   accessTokens(): readonly string[];
   /** How UserInfo answers from now on; undefined: correctly. */
   setUserInfoFault(fault: UserInfoFault | undefined): void;
+  /** With `tls`: the CA a client must trust to reach the issuer. */
+  readonly ca?: Buffer;
   close(): Promise<void>;
 }
 
+/** Serve over https (an https issuer, as a deployed stack requires) with this key and certificate. */
+export interface ProviderTls {
+  readonly key: Buffer;
+  readonly cert: Buffer;
+  readonly ca: Buffer;
+}
+
 export async function startOidcProvider(
-  options: { redirectUris?: readonly string[]; clientId?: string; claims?: ClaimsDelivery } = {},
+  options: { redirectUris?: readonly string[]; clientId?: string; claims?: ClaimsDelivery; tls?: ProviderTls } = {},
 ): Promise<TestOidcProvider> {
   const clientId = options.clientId ?? TEST_CLIENT_ID;
   const claims = options.claims ?? 'id-token';
   let userInfoRequests = 0;
   let fault: UserInfoFault | undefined;
   const accessTokens: string[] = [];
-  const server = createServer();
+  const server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }) : createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(issuer, configuration(claims));
   provider.on('access_token.saved', (token: { jti: string }) => accessTokens.push(token.jti));
   // Ahead of the provider's own routes: count UserInfo requests, and misbehave there when asked to.
@@ -110,6 +120,7 @@ export async function startOidcProvider(
     clientId,
     setRedirectUris,
     claims,
+    ...(options.tls ? { ca: options.tls.ca } : {}),
     userInfoRequests: () => userInfoRequests,
     accessTokens: () => [...accessTokens],
     setUserInfoFault: (next) => {
@@ -198,36 +209,61 @@ function configuration(claims: ClaimsDelivery): Configuration {
  * `login` on the sign-in form, and returns the URL it is sent back to at `relyingPartyHost` (not fetched:
  * the caller hands it to the relying party under test).
  */
-export async function signInWithoutBrowser(authorizeUrl: string, login: string, relyingPartyHost: string): Promise<URL> {
+export async function signInWithoutBrowser(authorizeUrl: string, login: string, relyingPartyHost: string, options: { ca?: Buffer } = {}): Promise<URL> {
   const jar = new Map<string, string>();
   let url = authorizeUrl;
   let body: string | undefined;
   for (let hop = 0; hop < 10; hop++) {
-    const res = await fetch(url, {
+    const res = await send(url, {
       method: body ? 'POST' : 'GET',
-      redirect: 'manual',
       headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
       body,
+      ca: options.ca,
     });
-    for (const c of res.headers.getSetCookie()) {
+    for (const c of res.setCookies) {
       const [pair] = c.split(';');
       jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
     }
     body = undefined;
-    const location = res.headers.get('location');
+    const location = res.location;
     if (location) {
       const next = new URL(location, url);
       if (next.host === relyingPartyHost) return next;
       url = next.toString();
       continue;
     }
-    const page = await res.text();
+    const page = res.text;
     const action = /<form method="post" action="([^"]+)"/.exec(page);
     if (!action) throw new Error(`unexpected provider page (${res.status}): ${page.slice(0, 200)}`);
     url = new URL(action[1], url).toString();
     body = new URLSearchParams({ login }).toString();
   }
   throw new Error('too many redirects at the provider');
+}
+
+/** One request without following redirects; node:http(s) so an https issuer's test CA can be trusted. */
+function send(url: string, init: { method: string; headers: Record<string, string>; body?: string; ca?: Buffer }) {
+  return new Promise<{ status: number; location?: string; setCookies: string[]; text: string }>((resolve, reject) => {
+    const target = new URL(url);
+    const req = (target.protocol === 'https:' ? httpsRequest : httpRequest)(
+      target,
+      { method: init.method, headers: init.headers, ...(init.ca ? { ca: init.ca } : {}) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            location: res.headers.location,
+            setCookies: res.headers['set-cookie'] ?? [],
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(init.body);
+  });
 }
 
 /** GET: a form asking for a user name; POST: finish the login as that person (or show the form again). */

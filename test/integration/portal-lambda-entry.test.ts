@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { functionUrlEvent, lambdaContext } from '../helpers/function-url-event';
 import { signInWithoutBrowser, startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
+import { portalUserAgent } from '../helpers/portal-user-agent';
 import { createTokensTable } from '../helpers/token-tables';
 import { parseAuthXml, verifyForm } from '../helpers/verify-http';
 
@@ -53,31 +54,9 @@ async function startSecretsManager(): Promise<string> {
 
 type Handler = (event: APIGatewayProxyEventV2, context: ReturnType<typeof lambdaContext>) => Promise<APIGatewayProxyStructuredResultV2>;
 let handler: Handler;
-let cookies: Record<string, string> = {};
-
-/** One Function URL request as a browser at HOST would send it, keeping the portal's cookies. */
-async function call(method: string, path: string, init: { query?: string; form?: Record<string, string> } = {}) {
-  const event = functionUrlEvent({ method, path, rawQueryString: init.query ?? '', sourceIp: '198.51.100.20', headers: { host: HOST } });
-  const withCookies: APIGatewayProxyEventV2 = {
-    ...event,
-    cookies: Object.entries(cookies).map(([k, v]) => `${k}=${v}`),
-    ...(init.form
-      ? {
-          body: Buffer.from(new URLSearchParams(init.form).toString()).toString('base64'),
-          isBase64Encoded: true,
-          headers: { ...event.headers, host: HOST, origin: `https://${HOST}`, 'sec-fetch-site': 'same-origin', 'content-type': 'application/x-www-form-urlencoded' },
-        }
-      : {}),
-  };
-  const answer = await handler(withCookies, lambdaContext());
-  for (const c of answer.cookies ?? []) {
-    const [pair] = c.split(';');
-    const [name, value] = [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)];
-    if (value === '') delete cookies[name];
-    else cookies[name] = value;
-  }
-  return answer;
-}
+// A scripted browser at HOST (keeps the portal's cookies) in front of the entry's handler.
+const agent = portalUserAgent((event) => handler(event, lambdaContext()), HOST);
+const { call, cookies } = agent;
 
 beforeAll(async () => {
   dynamo = await startDynalite();

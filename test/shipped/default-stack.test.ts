@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { DynamoDbSessionStore } from '../../lambda/adapters/dynamodb-session-store';
 import { DynamoDbTokenStore } from '../../lambda/adapters/dynamodb-token-store';
+import { silentLog } from '../../lambda/core/log';
 import { SessionResolver } from '../../lambda/core/resolve';
 import { issueToken } from '../../lambda/core/tokens/issue-token';
 import { fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
@@ -146,7 +147,7 @@ describe('the shipped functions of the default stack', () => {
   it('verifier: a token for the discovered session is accepted at its server, and a use is taken', async () => {
     const client = world.dynamo.client();
     const issued = await issueToken(
-      { tokens: new DynamoDbTokenStore(sdkDynamoApi(client), tokensTable), sessions: new SessionResolver({ store: new DynamoDbSessionStore(client, sessionsTable) }) },
+      { tokens: new DynamoDbTokenStore(sdkDynamoApi(client), tokensTable), sessions: new SessionResolver({ store: new DynamoDbSessionStore(client, sessionsTable), log: silentLog }) },
       { sessionId: 'desk-1', user: 'alice', maxUses: 2 },
     );
     const verify = (server: string) =>

@@ -66,7 +66,16 @@ async function startSecretsManager(secrets: Map<string, string>): Promise<{ endp
   return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
-export async function startWorld(synth: Synthesized, options: { node?: string } = {}): Promise<World> {
+export interface WorldOptions {
+  readonly node?: string;
+  /**
+   * A CA file the functions trust (NODE_EXTRA_CA_CERTS): it stands for the public CAs a Lambda function
+   * trusts, so a loopback https issuer with a test certificate can play a real one.
+   */
+  readonly trustedCaFile?: string;
+}
+
+export async function startWorld(synth: Synthesized, options: WorldOptions = {}): Promise<World> {
   const dynamo = await startDynalite();
   for (const [id, name] of Object.entries(synth.tableNames)) {
     await dynamo.client().send(new CreateTableCommand(createTableInput(name, synth.template.Resources[id]!.Properties)));
@@ -123,6 +132,7 @@ export async function startWorld(synth: Synthesized, options: { node?: string } 
           AWS_ENDPOINT_URL_DYNAMODB: dynamoRec.endpoint,
           AWS_ENDPOINT_URL_EC2: ec2Rec.endpoint,
           AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsRec.endpoint,
+          ...(options.trustedCaFile ? { NODE_EXTRA_CA_CERTS: options.trustedCaFile } : {}),
           // What the template sets, resolved.
           ...templateEnvironment(synth, functionId),
         },
