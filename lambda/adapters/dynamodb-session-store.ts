@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sdkDynamoApi, type DynamoApi } from './dynamodb-api';
+import { sdkDynamoApi } from './dynamodb-api';
 import { DynamoApiSessionStore } from './dynamodb-lite-session-store';
 import { boundedHttpHandler } from './sdk-http-handler';
 
@@ -30,9 +30,13 @@ export function createResolveDynamoClient(options: DynamoClientOptions = {}): Dy
   });
 }
 
-/** The DynamoDB session store over either an AWS SDK client or any DynamoApi (e.g. the lean client). */
+/**
+ * The DynamoDB session store over an AWS SDK client (for the lean client, or any DynamoApi, use
+ * DynamoApiSessionStore). Typed, not probed: `instanceof DynamoDBClient` is false for a client from another
+ * copy of the SDK (an app's own, next to this package's), which then went down the DynamoApi path and failed.
+ */
 export class DynamoDbSessionStore extends DynamoApiSessionStore {
-  constructor(client: DynamoDBClient | DynamoApi, tableName: string) {
-    super(client instanceof DynamoDBClient ? sdkDynamoApi(client) : client, tableName);
+  constructor(client: Pick<DynamoDBClient, 'send' | 'destroy'>, tableName: string) {
+    super(sdkDynamoApi(client as DynamoDBClient), tableName);
   }
 }

@@ -96,11 +96,3 @@ sessionStoreContract({
   },
 });
 
-sessionStoreContract({
-  name: 'DynamoDbSessionStore over the lean client (its DynamoApi constructor path)',
-  async create(items) {
-    await seeded(items);
-    const store = new DynamoDbSessionStore(createLiteDynamoApi({ endpoint: dynamo.endpoint }), TABLE);
-    return { store, put: putItem };
-  },
-});
