@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { App, Duration } from 'aws-cdk-lib';
-import { DcvResolverStack } from '../lib/dcv-resolver-stack';
-import { readStackContext } from '../lib/stack-context';
+import { DcvResolverStack } from '../lib/dcv-resolver-stack.js';
+import { readStackContext } from '../lib/stack-context.js';
 
 const app = new App();
 let settings;

@@ -1,6 +1,6 @@
-import { ConfigError } from './core/config-errors';
-import { CidrSet } from './core/ip';
-import { issuerProblem, scopesProblem } from './core/portal/oidc';
+import { ConfigError } from './core/config-errors.js';
+import { CidrSet } from './core/ip.js';
+import { issuerProblem, scopesProblem } from './core/portal/oidc.js';
 
 /**
  * Environment read and validated once, at cold start: a misconfigured function fails at init with a

@@ -1,6 +1,6 @@
 import { Token } from 'aws-cdk-lib';
-import { validatePathPrefix } from '../lambda/config';
-import { CidrSet } from '../lambda/core/ip';
+import { validatePathPrefix } from '../lambda/config.js';
+import { CidrSet } from '../lambda/core/ip.js';
 
 /**
  * How callers reach the resolver's Function URL (contract section 3: the URL is always public, so

@@ -1,12 +1,12 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
-import type { AccessSettings } from './access-settings';
-import type { DcvFunction } from './dcv-function';
-import { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver';
-import { addGatewayOutputs } from './resolver-access';
-import type { ResolverPortal } from './resolver-portal';
-import type { SessionDiscovery } from './session-discovery';
+import type { AccessSettings } from './access-settings.js';
+import type { DcvFunction } from './dcv-function.js';
+import { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver.js';
+import { addGatewayOutputs } from './resolver-access.js';
+import type { ResolverPortal } from './resolver-portal.js';
+import type { SessionDiscovery } from './session-discovery.js';
 
 /**
  * The construct's props (lib/dcv-session-resolver.ts), which are also the CDK context keys bin/app.ts

@@ -5,13 +5,13 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { FunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { MISSING_ALLOW_LIST_MESSAGE, resolveAccessSettings, type AccessProps, type AccessSettings } from './access-settings';
-import { DcvFunction } from './dcv-function';
-import { resolvePortalSettings, type PortalProps, type PortalSettings } from './portal-settings';
-import { exposeResolver } from './resolver-access';
-import { ResolverPortal } from './resolver-portal';
-import { SessionDiscovery } from './session-discovery';
-import { ResolverObservability } from './resolver-observability';
+import { MISSING_ALLOW_LIST_MESSAGE, resolveAccessSettings, type AccessProps, type AccessSettings } from './access-settings.js';
+import { DcvFunction } from './dcv-function.js';
+import { resolvePortalSettings, type PortalProps, type PortalSettings } from './portal-settings.js';
+import { exposeResolver } from './resolver-access.js';
+import { ResolverPortal } from './resolver-portal.js';
+import { SessionDiscovery } from './session-discovery.js';
+import { ResolverObservability } from './resolver-observability.js';
 
 const RESOLVER_ENTRY = fileURLToPath(new URL('../lambda/handlers/resolver.ts', import.meta.url));
 

@@ -3,11 +3,11 @@
  * `'dcv-session-resolver/cdk'`): the construct, the shipped stack built from it, and what they validate
  * with. The runtime library API is lambda/index.ts (`'dcv-session-resolver/runtime'`).
  */
-export { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver';
-export { DcvResolverStack, type DcvResolverStackProps } from './dcv-resolver-stack';
-export { SessionDiscovery, type SessionDiscoveryProps } from './session-discovery';
-export { ResolverObservability, type ResolverObservabilityProps } from './resolver-observability';
-export { DcvFunction, type DcvFunctionProps } from './dcv-function';
+export { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver.js';
+export { DcvResolverStack, type DcvResolverStackProps } from './dcv-resolver-stack.js';
+export { SessionDiscovery, type SessionDiscoveryProps } from './session-discovery.js';
+export { ResolverObservability, type ResolverObservabilityProps } from './resolver-observability.js';
+export { DcvFunction, type DcvFunctionProps } from './dcv-function.js';
 export {
   ACCESS_MODES,
   AccessSettingsError,
@@ -16,15 +16,15 @@ export {
   type AccessMode,
   type AccessProps,
   type AccessSettings,
-} from './access-settings';
+} from './access-settings.js';
 export {
   PORTAL_MODES,
   PortalSettingsError,
   type PortalMode,
   type PortalProps,
   type PortalSettings,
-} from './portal-settings';
-export { ResolverPortal, type ResolverPortalProps } from './resolver-portal';
+} from './portal-settings.js';
+export { ResolverPortal, type ResolverPortalProps } from './resolver-portal.js';
 // The outputs the shipped stack makes, for an app that wants the same ones from its own construct.
-export { DCV_SERVER_PLACEHOLDER, PROXY_DEFAULT_LISTEN, addGatewayOutputs, type ExposedResolver } from './resolver-access';
-export { readStackContext, type StackContext } from './stack-context';
+export { DCV_SERVER_PLACEHOLDER, PROXY_DEFAULT_LISTEN, addGatewayOutputs, type ExposedResolver } from './resolver-access.js';
+export { readStackContext, type StackContext } from './stack-context.js';

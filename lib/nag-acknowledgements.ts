@@ -1,6 +1,6 @@
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
-import type { DcvFunction } from './dcv-function';
+import type { DcvFunction } from './dcv-function.js';
 
 /**
  * cdk-nag findings on the resolver that are deliberate, each with the reason it does not apply.

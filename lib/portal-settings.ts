@@ -1,5 +1,5 @@
 import { Token } from 'aws-cdk-lib';
-import type { AccessMode } from './access-settings';
+import type { AccessMode } from './access-settings.js';
 
 /**
  * Which identity provider the self-service portal (`GET /portal`) signs users in with:

@@ -2,10 +2,10 @@ import { CfnOutput, Fn } from 'aws-cdk-lib';
 import { ArnPrincipal } from 'aws-cdk-lib/aws-iam';
 import { FunctionUrlAuthType, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
-import { GATEWAY_CONFIG_PATH, renderGatewayConfig } from '../lambda/core/gateway-config';
-import type { AccessSettings } from './access-settings';
-import type { DcvFunction } from './dcv-function';
-import { acknowledgeResolverFindings } from './nag-acknowledgements';
+import { GATEWAY_CONFIG_PATH, renderGatewayConfig } from '../lambda/core/gateway-config.js';
+import type { AccessSettings } from './access-settings.js';
+import type { DcvFunction } from './dcv-function.js';
+import { acknowledgeResolverFindings } from './nag-acknowledgements.js';
 
 /** Where `dcv-resolver proxy` listens by default; the gateway's url in `iam` mode. */
 export const PROXY_DEFAULT_LISTEN = '127.0.0.1:9000';

@@ -16,7 +16,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, MetricName, MetricService, RESOLVE_OUTCOMES, VERIFY_OUTCOMES } from '../lambda/core/metrics';
+import { METRICS_NAMESPACE, MetricName, MetricService, RESOLVE_OUTCOMES, VERIFY_OUTCOMES } from '../lambda/core/metrics.js';
 
 /** What to watch: the resolver function, and discovery with its dead-letter queue when the stack has them. */
 export interface ResolverObservabilityProps {

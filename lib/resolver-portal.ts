@@ -13,9 +13,9 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { FunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import { CfnSecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import type { DcvFunction } from './dcv-function';
-import { acknowledgePortalFindings } from './nag-acknowledgements';
-import { PortalSettingsError, type PortalSettings } from './portal-settings';
+import type { DcvFunction } from './dcv-function.js';
+import { acknowledgePortalFindings } from './nag-acknowledgements.js';
+import { PortalSettingsError, type PortalSettings } from './portal-settings.js';
 
 export interface ResolverPortalProps {
   readonly settings: PortalSettings;

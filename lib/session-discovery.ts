@@ -10,10 +10,10 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { STATE_CHANGE_DETAIL_TYPE, TAG_CHANGE_DETAIL_TYPE } from '../lambda/core/discovery/discovery-event';
-import { INSTANCE_INDEX_NAME } from '../lambda/core/discovery/table-index';
-import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../lambda/core/discovery/tag-parser';
-import { DcvFunction } from './dcv-function';
+import { STATE_CHANGE_DETAIL_TYPE, TAG_CHANGE_DETAIL_TYPE } from '../lambda/core/discovery/discovery-event.js';
+import { INSTANCE_INDEX_NAME } from '../lambda/core/discovery/table-index.js';
+import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../lambda/core/discovery/tag-parser.js';
+import { DcvFunction } from './dcv-function.js';
 
 const DISCOVERY_ENTRY = fileURLToPath(new URL('../lambda/handlers/discovery.ts', import.meta.url));
 

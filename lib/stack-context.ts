@@ -1,6 +1,6 @@
-import { validateTagPrefix } from '../lambda/core/discovery/tag-parser';
-import { resolveAccessSettings, type AccessSettings } from './access-settings';
-import { PORTAL_LEASE_SECONDS_RANGE, resolvePortalSettings, type PortalProps } from './portal-settings';
+import { validateTagPrefix } from '../lambda/core/discovery/tag-parser.js';
+import { resolveAccessSettings, type AccessSettings } from './access-settings.js';
+import { PORTAL_LEASE_SECONDS_RANGE, resolvePortalSettings, type PortalProps } from './portal-settings.js';
 
 /**
  * CDK context values (`-c key=value` or cdk.json) read and validated in one place. Context values from

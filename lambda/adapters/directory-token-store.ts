@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../core/config-errors';
-import type { Log } from '../core/log';
-import { isTokenHash } from '../core/tokens/token';
-import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant';
-import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store';
+import { ConfigError } from '../core/config-errors.js';
+import type { Log } from '../core/log.js';
+import { isTokenHash } from '../core/tokens/token.js';
+import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant.js';
+import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store.js';
 
 const GRANT_FILE = 'grant.json';
 const REVOKED_FILE = 'revoked';

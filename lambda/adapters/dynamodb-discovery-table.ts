@@ -1,13 +1,13 @@
 import { DynamoDBClient, type AttributeValue } from '@aws-sdk/client-dynamodb';
-import { boundedHttpHandler } from './sdk-http-handler';
-import type { DynamoApi } from './dynamodb-api';
-import { DynamoLiteClient } from './dynamodb-lite';
-import type { Change, CurrentItem } from '../core/discovery/reconcile';
-import { forEachLimited, type DiscoveryTable, type ScopedRead, type TableSnapshot, type WriteOutcome } from '../core/discovery/run-discovery';
-import { INSTANCE_INDEX_NAME } from '../core/discovery/table-index';
-import type { Log } from '../core/log';
-import { Attr, parseSessionRecord, type RawItem } from '../core/session-record';
-import { fromItem } from './dynamodb-session-store';
+import { boundedHttpHandler } from './sdk-http-handler.js';
+import type { DynamoApi } from './dynamodb-api.js';
+import { DynamoLiteClient } from './dynamodb-lite.js';
+import type { Change, CurrentItem } from '../core/discovery/reconcile.js';
+import { forEachLimited, type DiscoveryTable, type ScopedRead, type TableSnapshot, type WriteOutcome } from '../core/discovery/run-discovery.js';
+import { INSTANCE_INDEX_NAME } from '../core/discovery/table-index.js';
+import type { Log } from '../core/log.js';
+import { Attr, parseSessionRecord, type RawItem } from '../core/session-record.js';
+import { fromItem } from './dynamodb-session-store.js';
 
 /**
  * The session table as discovery sees it.

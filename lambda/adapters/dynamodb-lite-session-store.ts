@@ -1,7 +1,7 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { RawItem } from '../core/session-record';
-import type { SessionStore } from '../core/session-store';
-import type { DynamoApi } from './dynamodb-api';
+import type { RawItem } from '../core/session-record.js';
+import type { SessionStore } from '../core/session-store.js';
+import type { DynamoApi } from './dynamodb-api.js';
 
 /**
  * The DynamoDB session store over the DynamoApi seam, with no AWS SDK import (types only): the Lambda

@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
-import type { DynamoApi, DynamoOperation } from './dynamodb-api';
+import type { DynamoApi, DynamoOperation } from './dynamodb-api.js';
 
 /**
  * A lean DynamoDB client for cold start: any DynamoDB operation as one SigV4-signed JSON POST over

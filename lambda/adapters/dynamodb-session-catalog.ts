@@ -1,9 +1,9 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Log } from '../core/log';
-import { assertLeaseItem, type LeaseStore, type SessionCatalog } from '../core/portal/session-catalog';
-import { Attr, type RawItem } from '../core/session-record';
-import type { DynamoApi } from './dynamodb-api';
-import { fromItem, toAttributes, toAttributeValue } from './dynamodb-lite-session-store';
+import type { Log } from '../core/log.js';
+import { assertLeaseItem, type LeaseStore, type SessionCatalog } from '../core/portal/session-catalog.js';
+import { Attr, type RawItem } from '../core/session-record.js';
+import type { DynamoApi } from './dynamodb-api.js';
+import { fromItem, toAttributes, toAttributeValue } from './dynamodb-lite-session-store.js';
 
 /**
  * The session table as the portal reads and leases it, over the DynamoApi seam (no SDK import: the

@@ -1,10 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sdkDynamoApi } from './dynamodb-api';
-import { DynamoApiSessionStore } from './dynamodb-lite-session-store';
-import { boundedHttpHandler } from './sdk-http-handler';
+import { sdkDynamoApi } from './dynamodb-api.js';
+import { DynamoApiSessionStore } from './dynamodb-lite-session-store.js';
+import { boundedHttpHandler } from './sdk-http-handler.js';
 
 // The item conversion lives with the SDK-free store; re-exported for existing importers.
-export { fromAttributeValue, fromItem } from './dynamodb-lite-session-store';
+export { fromAttributeValue, fromItem } from './dynamodb-lite-session-store.js';
 
 export interface DynamoClientOptions {
   /** Milliseconds to open a connection before the attempt fails. */

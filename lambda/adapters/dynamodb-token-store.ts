@@ -1,11 +1,11 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import type { Log } from '../core/log';
-import { isTokenHash } from '../core/tokens/token';
-import { MAX_PRINCIPALS } from '../core/session-record';
-import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant';
-import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store';
-import type { DynamoApi } from './dynamodb-api';
-import { fromItem } from './dynamodb-lite-session-store';
+import type { Log } from '../core/log.js';
+import { isTokenHash } from '../core/tokens/token.js';
+import { MAX_PRINCIPALS } from '../core/session-record.js';
+import { parseTokenState, type TokenGrant, type TokenState } from '../core/tokens/token-grant.js';
+import { stateRefusal, type ConsumeOutcome, type TokenStore } from '../core/tokens/token-store.js';
+import type { DynamoApi } from './dynamodb-api.js';
+import { fromItem } from './dynamodb-lite-session-store.js';
 
 /** The tokens table's attribute names (partition key `TokenHash`; TTL on `ExpiresAt`). */
 export const TokenAttr = {

@@ -1,7 +1,7 @@
 import { EC2Client, paginateDescribeInstances, type DescribeInstancesCommandOutput, type Instance } from '@aws-sdk/client-ec2';
-import { boundedHttpHandler } from './sdk-http-handler';
-import type { InstanceSource } from '../core/discovery/run-discovery';
-import type { InstanceInfo } from '../core/discovery/tag-parser';
+import { boundedHttpHandler } from './sdk-http-handler.js';
+import type { InstanceSource } from '../core/discovery/run-discovery.js';
+import type { InstanceInfo } from '../core/discovery/tag-parser.js';
 
 /**
  * DescribeInstances for discovery. The SDK already retries each call a few times; on top of that a page

@@ -1,4 +1,4 @@
-import { METRICS_NAMESPACE, type MetricDimensions, type Metrics } from '../core/metrics';
+import { METRICS_NAMESPACE, type MetricDimensions, type Metrics } from '../core/metrics.js';
 
 /**
  * CloudWatch embedded metric format (EMF) without a library: metrics are aggregated in memory and

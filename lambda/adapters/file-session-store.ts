@@ -1,9 +1,9 @@
 import { readFileSync, statSync, type Stats } from 'node:fs';
-import { ConfigError } from '../core/config-errors';
-import type { Log } from '../core/log';
-import type { RawItem } from '../core/session-record';
-import type { SessionCatalog } from '../core/portal/session-catalog';
-import type { SessionStore } from '../core/session-store';
+import { ConfigError } from '../core/config-errors.js';
+import type { Log } from '../core/log.js';
+import type { RawItem } from '../core/session-record.js';
+import type { SessionCatalog } from '../core/portal/session-catalog.js';
+import type { SessionStore } from '../core/session-store.js';
 
 /**
  * Parses a sessions file: a JSON array of items with the same attribute names as the table.

@@ -7,8 +7,8 @@ import {
   gatewayRequestUrl,
   type ContractViolation,
   type GatewayQuery,
-} from '../core/resolver-contract';
-import { canonicalQuery, signFunctionUrlRequest } from './sigv4-proxy';
+} from '../core/resolver-contract.js';
+import { canonicalQuery, signFunctionUrlRequest } from './sigv4-proxy.js';
 
 /**
  * Sends exactly the gateway's request (POST `<url>/resolveSession?…`, `accept: application/json`, no body)

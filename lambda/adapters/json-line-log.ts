@@ -1,4 +1,4 @@
-import type { Log } from '../core/log';
+import type { Log } from '../core/log.js';
 
 /**
  * A lean structured logger for the long-running local commands (serve, proxy): one JSON object per

@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
-import type { Log } from '../core/log';
-import { JsonLineLog, levelFromEnv } from './json-line-log';
+import type { Log } from '../core/log.js';
+import { JsonLineLog, levelFromEnv } from './json-line-log.js';
 
 // Not in logger.ts: importing Powertools there, even unused, brings its invocation store into a bundle.
 const SERVICE_NAME = 'dcv-session-resolver';

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { HttpRequest, Router } from '../core/http-router';
-import type { Log } from '../core/log';
-import { readBoundedBody } from './bounded-body';
-import { splitTarget } from './request-target';
+import type { HttpRequest, Router } from '../core/http-router.js';
+import type { Log } from '../core/log.js';
+import { readBoundedBody } from './bounded-body.js';
+import { splitTarget } from './request-target.js';
 
 /** Bodies are not part of the resolver's contract and the verifier's form is tiny; bigger is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -10,4 +10,4 @@ export function createLogger(options: { serviceName?: string; logLevel?: string 
   });
 }
 
-export { LambdaLog } from './lambda-log';
+export { LambdaLog } from './lambda-log.js';

@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import { issuerProblem, OidcError, scopesProblem, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignIn, type SignInChecks } from '../core/portal/oidc';
+import { issuerProblem, OidcError, scopesProblem, OidcUnavailableError, type AuthorizationRequest, type OidcClient, type SignIn, type SignInChecks } from '../core/portal/oidc.js';
 
 export interface OpenIdConnectOptions {
   /** The issuer URL; its /.well-known/openid-configuration is read on first use and kept. */

@@ -1,5 +1,5 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { boundedHttpHandler } from './sdk-http-handler';
+import { boundedHttpHandler } from './sdk-http-handler.js';
 
 /**
  * The portal's secret (PORTAL_SECRET_ID, made by lib/resolver-portal.ts):

@@ -1,5 +1,5 @@
 import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { METRICS_NAMESPACE, type MetricDimensions, type MetricsSink } from '../core/metrics';
+import { METRICS_NAMESPACE, type MetricDimensions, type MetricsSink } from '../core/metrics.js';
 
 /**
  * The metrics port over Powertools Metrics (EMF on stdout, flushed by `flush()`), for functions whose cold

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError } from '../core/config-errors';
+import { ConfigError } from '../core/config-errors.js';
 import {
   ConcurrentChangeError,
   SessionNotFoundError,
@@ -12,9 +12,9 @@ import {
   type PutManyResult,
   type SessionAdminStore,
   type StoredItem,
-} from '../core/session-admin';
-import { Attr, type RawItem } from '../core/session-record';
-import { parseSessionsFile } from './file-session-store';
+} from '../core/session-admin.js';
+import { Attr, type RawItem } from '../core/session-record.js';
+import { parseSessionsFile } from './file-session-store.js';
 
 /**
  * A sessions file (the `serve --sessions` format) as the `sessions` command edits it. Every write replaces

@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { boundedHttpHandler } from './sdk-http-handler';
+import { boundedHttpHandler } from './sdk-http-handler.js';
 
 /**
  * One question for `sessions rm`: is this instance still there, and in which state? Standard AWS SDK

@@ -8,10 +8,10 @@ import {
   type PutManyResult,
   type SessionAdminStore,
   type StoredItem,
-} from '../core/session-admin';
-import { Attr, type RawItem } from '../core/session-record';
-import type { DynamoApi } from './dynamodb-api';
-import { fromItem, toAttributes, toAttributeValue } from './dynamodb-lite-session-store';
+} from '../core/session-admin.js';
+import { Attr, type RawItem } from '../core/session-record.js';
+import type { DynamoApi } from './dynamodb-api.js';
+import { fromItem, toAttributes, toAttributeValue } from './dynamodb-lite-session-store.js';
 
 /**
  * The session table as the `sessions` command edits it, through the DynamoApi seam. Every write carries a

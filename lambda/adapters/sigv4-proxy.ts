@@ -14,10 +14,10 @@ import type { AddressInfo } from 'node:net';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HttpRequest } from '@smithy/types';
-import type { Log } from '../core/log';
-import { describeError } from '../core/resolve';
-import { readBoundedBody } from './bounded-body';
-import { splitTarget } from './request-target';
+import type { Log } from '../core/log.js';
+import { describeError } from '../core/resolve.js';
+import { readBoundedBody } from './bounded-body.js';
+import { splitTarget } from './request-target.js';
 
 /**
  * A forwarder for `accessMode=iam`: the gateway cannot sign requests (contract section 3), so it talks

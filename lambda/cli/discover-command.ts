@@ -1,14 +1,14 @@
 import { parseArgs } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table';
-import { sdkDynamoApi } from '../adapters/dynamodb-api';
-import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source';
-import type { Change } from '../core/discovery/reconcile';
-import type { DiscoveryProgress, DiscoveryResult } from '../core/discovery/run-discovery';
-import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../core/discovery/tag-parser';
-import { silentLog } from '../core/log';
-import { runFullReconcile } from '../discovery/discovery-runner';
-import { CliError } from './cli-error';
+import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table.js';
+import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
+import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source.js';
+import type { Change } from '../core/discovery/reconcile.js';
+import type { DiscoveryProgress, DiscoveryResult } from '../core/discovery/run-discovery.js';
+import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../core/discovery/tag-parser.js';
+import { silentLog } from '../core/log.js';
+import { runFullReconcile } from '../discovery/discovery-runner.js';
+import { CliError } from './cli-error.js';
 
 export const DISCOVER_USAGE = `Usage: dcv-resolver discover --table NAME [options]
 

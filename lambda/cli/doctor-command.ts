@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseProbeUrl, probeResolver, type ProbeOptions } from '../adapters/gateway-probe';
-import { connectHelp, connectLinks } from '../core/doctor/connect-links';
-import { diagnose } from '../core/doctor/diagnose';
-import { countBySeverity, sortFindings, type Finding } from '../core/doctor/finding';
-import { probeFindings } from '../core/doctor/probe-findings';
-import { renderFindings } from '../core/doctor/render';
-import { compareBases, resolverBase } from '../core/doctor/resolver-url';
-import { CliError } from './cli-error';
+import { parseProbeUrl, probeResolver, type ProbeOptions } from '../adapters/gateway-probe.js';
+import { connectHelp, connectLinks } from '../core/doctor/connect-links.js';
+import { diagnose } from '../core/doctor/diagnose.js';
+import { countBySeverity, sortFindings, type Finding } from '../core/doctor/finding.js';
+import { probeFindings } from '../core/doctor/probe-findings.js';
+import { renderFindings } from '../core/doctor/render.js';
+import { compareBases, resolverBase } from '../core/doctor/resolver-url.js';
+import { CliError } from './cli-error.js';
 
 export const DOCTOR_USAGE = `Usage: dcv-resolver doctor --gateway-config FILE [--dcv-config FILE]… [options]
 

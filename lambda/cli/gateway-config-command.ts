@@ -1,8 +1,8 @@
 import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
-import { normalizeResolverUrl } from '../core/doctor/resolver-url';
-import { renderGatewayConfig, type GatewayConfigOptions } from '../core/gateway-config';
-import { CliError } from './cli-error';
+import { normalizeResolverUrl } from '../core/doctor/resolver-url.js';
+import { renderGatewayConfig, type GatewayConfigOptions } from '../core/gateway-config.js';
+import { CliError } from './cli-error.js';
 
 export const GATEWAY_CONFIG_USAGE = `Usage: dcv-resolver gateway-config --url URL [options] > dcv-connection-gateway.conf
 

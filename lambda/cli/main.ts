@@ -1,4 +1,4 @@
-import { CliError } from './cli-error';
+import { CliError } from './cli-error.js';
 
 /**
  * Subcommands: each module exports its usage text and its run function. Modules load on demand, so
@@ -20,56 +20,56 @@ const COMMANDS: Record<string, Command> = {
   serve: {
     summary: 'answer the gateway over HTTP from a sessions file or a DynamoDB table',
     load: async () => {
-      const m = await import('./serve-command');
+      const m = await import('./serve-command.js');
       return { usage: m.SERVE_USAGE, run: m.runServe };
     },
   },
   proxy: {
     summary: "sign and forward the gateway's requests to an accessMode=iam Function URL",
     load: async () => {
-      const m = await import('./proxy-command');
+      const m = await import('./proxy-command.js');
       return { usage: m.PROXY_USAGE, run: m.runProxy };
     },
   },
   token: {
     summary: 'issue connect links (tokens) for the gateway, list and revoke them',
     load: async () => {
-      const m = await import('./token-command');
+      const m = await import('./token-command.js');
       return { usage: m.TOKEN_USAGE, run: m.runToken };
     },
   },
   discover: {
     summary: 'register running EC2 instances tagged dcv:session-id in the table (and remove stale ones)',
     load: async () => {
-      const m = await import('./discover-command');
+      const m = await import('./discover-command.js');
       return { usage: m.DISCOVER_USAGE, run: m.runDiscover };
     },
   },
   sessions: {
     summary: 'list, show, add, enable/disable, remove, import and export session items (table or file)',
     load: async () => {
-      const m = await import('./sessions-command');
+      const m = await import('./sessions-command.js');
       return { usage: m.sessionsUsage, run: m.runSessions };
     },
   },
   resolve: {
     summary: "send the gateway's exact request to a resolver and check the answer against the contract",
     load: async () => {
-      const m = await import('./resolve-command');
+      const m = await import('./resolve-command.js');
       return { usage: m.RESOLVE_USAGE, run: m.runResolve };
     },
   },
   'gateway-config': {
     summary: 'print a complete, commented dcv-connection-gateway.conf for this resolver',
     load: async () => {
-      const m = await import('./gateway-config-command');
+      const m = await import('./gateway-config-command.js');
       return { usage: m.GATEWAY_CONFIG_USAGE, run: m.runGatewayConfig };
     },
   },
   doctor: {
     summary: "check the gateway's and DCV servers' configuration (and probe the resolver); explain connect links",
     load: async () => {
-      const m = await import('./doctor-command');
+      const m = await import('./doctor-command.js');
       return { usage: m.DOCTOR_USAGE, run: m.runDoctor };
     },
   },

@@ -2,11 +2,11 @@ import { parseArgs } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { JsonLineLog } from '../adapters/json-line-log';
-import { SERVICE_NAME } from '../adapters/logger';
-import { parseTargetUrl, regionFromFunctionUrl, startSigV4Proxy, type RunningProxy } from '../adapters/sigv4-proxy';
-import { CliError } from './cli-error';
-import { stopOnSignal } from './stop-on-signal';
+import { JsonLineLog } from '../adapters/json-line-log.js';
+import { SERVICE_NAME } from '../adapters/logger.js';
+import { parseTargetUrl, regionFromFunctionUrl, startSigV4Proxy, type RunningProxy } from '../adapters/sigv4-proxy.js';
+import { CliError } from './cli-error.js';
+import { stopOnSignal } from './stop-on-signal.js';
 
 export const PROXY_USAGE = `Usage: dcv-resolver proxy --target URL [options]
 

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { DEFAULT_PROBE_TIMEOUT_MS, parseProbeUrl, probeResolver, type ProbeOptions, type ProbeResult } from '../adapters/gateway-probe';
-import { createFunctionUrlSigner } from '../adapters/sigv4-proxy';
-import { parseClientAddress } from '../core/ip';
-import { GATEWAY_TRANSPORTS, type GatewayTransport } from '../core/resolver-contract';
-import { CliError } from './cli-error';
-import { signingRegion } from './proxy-command';
+import { DEFAULT_PROBE_TIMEOUT_MS, parseProbeUrl, probeResolver, type ProbeOptions, type ProbeResult } from '../adapters/gateway-probe.js';
+import { createFunctionUrlSigner } from '../adapters/sigv4-proxy.js';
+import { parseClientAddress } from '../core/ip.js';
+import { GATEWAY_TRANSPORTS, type GatewayTransport } from '../core/resolver-contract.js';
+import { CliError } from './cli-error.js';
+import { signingRegion } from './proxy-command.js';
 
 export const RESOLVE_USAGE = `Usage: dcv-resolver resolve --url URL --session ID [options]
 

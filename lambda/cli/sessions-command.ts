@@ -1,10 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sdkDynamoApi } from '../adapters/dynamodb-api';
-import { boundedHttpHandler } from '../adapters/sdk-http-handler';
-import { FileSessionAdminStore, writeFileAtomic } from '../adapters/session-admin-file';
-import { TableSessionAdminStore } from '../adapters/session-admin-table';
+import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
+import { boundedHttpHandler } from '../adapters/sdk-http-handler.js';
+import { FileSessionAdminStore, writeFileAtomic } from '../adapters/session-admin-file.js';
+import { TableSessionAdminStore } from '../adapters/session-admin-table.js';
 import {
   buildManualItem,
   ConcurrentChangeError,
@@ -15,11 +15,11 @@ import {
   type PutFlags,
   type SessionAdminStore,
   type StoredItem,
-} from '../core/session-admin';
-import { describeSession, formatSessionTable, listEntries, portalAccess, sessionRow, sessionsFileText, sortById, verdict } from '../core/session-admin-format';
-import { invalidRecordText, planImport, validateImportRecords } from '../core/session-admin-import';
-import { Attr, parseSessionRecord } from '../core/session-record';
-import { CliError } from './cli-error';
+} from '../core/session-admin.js';
+import { describeSession, formatSessionTable, listEntries, portalAccess, sessionRow, sessionsFileText, sortById, verdict } from '../core/session-admin-format.js';
+import { invalidRecordText, planImport, validateImportRecords } from '../core/session-admin-import.js';
+import { Attr, parseSessionRecord } from '../core/session-record.js';
+import { CliError } from './cli-error.js';
 
 const STORE_OPTIONS = `Store (exactly one):
   --table NAME      a DynamoDB session table (standard AWS SDK configuration: AWS_REGION, credentials,
@@ -399,7 +399,7 @@ async function rm(store: SessionAdminStore, sessionId: string): Promise<void> {
   const instanceId = current.item[Attr.InstanceId];
   if (!(store instanceof TableSessionAdminStore) || !isDiscovered(current.item) || typeof instanceId !== 'string') return;
   // Loaded only here: the other subcommands never need the EC2 client.
-  const { lookUpInstanceState } = await import('../adapters/session-admin-instances');
+  const { lookUpInstanceState } = await import('../adapters/session-admin-instances.js');
   const instance = await lookUpInstanceState(instanceId);
   if (!instance.known) {
     note(

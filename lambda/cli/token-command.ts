@@ -2,22 +2,22 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { sdkDynamoApi } from '../adapters/dynamodb-api';
-import { DynamoDbSessionStore } from '../adapters/dynamodb-session-store';
-import { DirectoryTokenStore } from '../adapters/directory-token-store';
-import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
-import { FileSessionStore } from '../adapters/file-session-store';
-import { ConfigError } from '../core/config-errors';
-import { HttpError } from '../core/errors';
-import { silentLog, type Log } from '../core/log';
-import { SessionResolver } from '../core/resolve';
-import type { SessionStore } from '../core/session-store';
-import { parseDurationSeconds } from '../core/tokens/duration';
-import { DEFAULT_MAX_USES, DEFAULT_TTL_SECONDS, issueToken } from '../core/tokens/issue-token';
-import { hashToken, isTokenFormat, TOKEN_ID_LENGTH, tokenIdOf } from '../core/tokens/token';
-import type { TokenState } from '../core/tokens/token-grant';
-import { stateRefusal, type TokenStore } from '../core/tokens/token-store';
-import { CliError } from './cli-error';
+import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
+import { DynamoDbSessionStore } from '../adapters/dynamodb-session-store.js';
+import { DirectoryTokenStore } from '../adapters/directory-token-store.js';
+import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store.js';
+import { FileSessionStore } from '../adapters/file-session-store.js';
+import { ConfigError } from '../core/config-errors.js';
+import { HttpError } from '../core/errors.js';
+import { silentLog, type Log } from '../core/log.js';
+import { SessionResolver } from '../core/resolve.js';
+import type { SessionStore } from '../core/session-store.js';
+import { parseDurationSeconds } from '../core/tokens/duration.js';
+import { DEFAULT_MAX_USES, DEFAULT_TTL_SECONDS, issueToken } from '../core/tokens/issue-token.js';
+import { hashToken, isTokenFormat, TOKEN_ID_LENGTH, tokenIdOf } from '../core/tokens/token.js';
+import type { TokenState } from '../core/tokens/token-grant.js';
+import { stateRefusal, type TokenStore } from '../core/tokens/token-store.js';
+import { CliError } from './cli-error.js';
 
 const STORE_OPTIONS = `Stores (standard AWS SDK configuration for tables: AWS_REGION, credentials, AWS_ENDPOINT_URL_DYNAMODB):
   --table NAME           the session table; tokens go to --tokens-table (default NAME-tokens)

@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from './errors';
-import { parseIp, type CidrSet } from './ip';
-import type { Log } from './log';
-import { MetricName, NO_METRICS, resolveOutcome, verifyOutcome, type Metrics } from './metrics';
-import { describeError, parseResolveQuery, type SessionResolver } from './resolve';
-import { handleVerifyToken } from './tokens/verify-route';
-import type { TokenVerifier } from './tokens/verify-token';
-import type { PortalHandler } from './portal/portal-app';
+import { ForbiddenError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from './errors.js';
+import { parseIp, type CidrSet } from './ip.js';
+import type { Log } from './log.js';
+import { MetricName, NO_METRICS, resolveOutcome, verifyOutcome, type Metrics } from './metrics.js';
+import { describeError, parseResolveQuery, type SessionResolver } from './resolve.js';
+import { handleVerifyToken } from './tokens/verify-route.js';
+import type { TokenVerifier } from './tokens/verify-token.js';
+import type { PortalHandler } from './portal/portal-app.js';
 
 /**
  * The HTTP surface of the resolver, independent of how the request arrived (Function URL event or

@@ -1,5 +1,5 @@
-import type { DiscoveryCounts } from './discovery/run-discovery';
-import type { SessionStore } from './session-store';
+import type { DiscoveryCounts } from './discovery/run-discovery.js';
+import type { SessionStore } from './session-store.js';
 
 /**
  * The metrics port: what the core counts and times, independent of how it reaches CloudWatch (an EMF

@@ -1,6 +1,6 @@
-import { BadRequestError, NotFoundError, ServiceUnavailableError } from './errors';
-import { parseClientAddress, type ParsedIp } from './ip';
-import type { Log } from './log';
+import { BadRequestError, NotFoundError, ServiceUnavailableError } from './errors.js';
+import { parseClientAddress, type ParsedIp } from './ip.js';
+import type { Log } from './log.js';
 import {
   hasControlChars,
   MAX_SESSION_ID_LENGTH,
@@ -8,8 +8,8 @@ import {
   type ParseResult,
   type RawItem,
   type SessionRecord,
-} from './session-record';
-import type { SessionStore } from './session-store';
+} from './session-record.js';
+import type { SessionStore } from './session-store.js';
 
 /** The gateway's request, section 1 of the contract. */
 export type Transport = 'HTTP' | 'QUIC';

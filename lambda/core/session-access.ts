@@ -1,4 +1,4 @@
-import type { SessionRecord } from './session-record';
+import type { SessionRecord } from './session-record.js';
 
 /**
  * Who may open a session through the portal (and, defence in depth, use a token for it).

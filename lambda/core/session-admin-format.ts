@@ -1,5 +1,5 @@
-import { hasAccessRules } from './session-access';
-import { Attr, parseSessionRecord, type RawItem, type SessionRecord } from './session-record';
+import { hasAccessRules } from './session-access.js';
+import { Attr, parseSessionRecord, type RawItem, type SessionRecord } from './session-record.js';
 
 /**
  * What `sessions list`, `get` and `export` print. Valid items show the values the resolver will use

@@ -1,5 +1,5 @@
-import { isDiscovered, itemProblem, sameItem, type ConditionalPut, type Problem, type StoredItem } from './session-admin';
-import { Attr, type RawItem } from './session-record';
+import { isDiscovered, itemProblem, sameItem, type ConditionalPut, type Problem, type StoredItem } from './session-admin.js';
+import { Attr, type RawItem } from './session-record.js';
 
 /**
  * `sessions import`: every record is checked before anything is written, and the plan says, per record,

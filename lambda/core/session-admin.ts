@@ -1,4 +1,4 @@
-import { Attr, parseSessionRecord, type RawItem } from './session-record';
+import { Attr, parseSessionRecord, type RawItem } from './session-record.js';
 
 /**
  * Managing session items by hand (the `sessions` CLI): the storage port both stores implement, and the

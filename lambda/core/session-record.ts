@@ -1,4 +1,4 @@
-import { parseCidr, parseIp, CidrSet } from './ip';
+import { parseCidr, parseIp, CidrSet } from './ip.js';
 
 // Validation is hand-written rather than a schema library: it runs on every cold start, and loading and
 // building zod's schemas was ~50 ms of the resolver's first answer (measured, bench/coldstart.ts) for

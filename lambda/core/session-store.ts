@@ -1,5 +1,5 @@
-import { assertLeaseItem, mayClaim, type LeaseStore, type SessionCatalog } from './portal/session-catalog';
-import { Attr, LEASE_PREFIX, type RawItem } from './session-record';
+import { assertLeaseItem, mayClaim, type LeaseStore, type SessionCatalog } from './portal/session-catalog.js';
+import { Attr, LEASE_PREFIX, type RawItem } from './session-record.js';
 
 /**
  * Where session records live. Adapters: DynamoDB, a JSON file, memory (tests and benchmarks).

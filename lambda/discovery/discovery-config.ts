@@ -1,6 +1,6 @@
-import { requiredString, type Env } from '../config';
-import { ConfigError } from '../core/config-errors';
-import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../core/discovery/tag-parser';
+import { requiredString, type Env } from '../config.js';
+import { ConfigError } from '../core/config-errors.js';
+import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../core/discovery/tag-parser.js';
 
 export interface DiscoveryFunctionConfig {
   readonly tableName: string;

@@ -1,9 +1,9 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import type { DynamoApi } from '../adapters/dynamodb-api';
-import { DynamoDbDiscoveryTable } from '../adapters/dynamodb-discovery-table';
-import { Ec2InstanceSource, type Ec2InstanceSourceOptions } from '../adapters/ec2-instance-source';
-import { DiscoveryService, type DiscoveryOptions, type DiscoveryResult } from '../core/discovery/run-discovery';
-import { silentLog } from '../core/log';
+import type { DynamoApi } from '../adapters/dynamodb-api.js';
+import { DynamoDbDiscoveryTable } from '../adapters/dynamodb-discovery-table.js';
+import { Ec2InstanceSource, type Ec2InstanceSourceOptions } from '../adapters/ec2-instance-source.js';
+import { DiscoveryService, type DiscoveryOptions, type DiscoveryResult } from '../core/discovery/run-discovery.js';
+import { silentLog } from '../core/log.js';
 
 /**
  * Discovery wired to real SDK clients: what the Lambda handler, the CLI and the benchmarks share.

@@ -2,9 +2,9 @@ import middy from '@middy/core';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context, SQSBatchResponse } from 'aws-lambda';
-import { isQueueBatch, parseDiscoveryEvent, parseQueuedRequests } from '../core/discovery/discovery-event';
-import type { DiscoveryCounts, DiscoveryResult, DiscoveryService } from '../core/discovery/run-discovery';
-import { NO_METRICS, recordDiscoveryRun, type MetricsSink } from '../core/metrics';
+import { isQueueBatch, parseDiscoveryEvent, parseQueuedRequests } from '../core/discovery/discovery-event.js';
+import type { DiscoveryCounts, DiscoveryResult, DiscoveryService } from '../core/discovery/run-discovery.js';
+import { NO_METRICS, recordDiscoveryRun, type MetricsSink } from '../core/metrics.js';
 
 export interface DiscoveryHandlerDeps {
   readonly service: DiscoveryService;

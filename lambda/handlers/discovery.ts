@@ -1,11 +1,11 @@
-import { createDiscoveryDynamoApi } from '../adapters/dynamodb-discovery-table';
-import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source';
-import { createLogger } from '../adapters/logger';
-import { PowertoolsMetricsSink } from '../adapters/powertools-metrics';
-import { MetricService } from '../core/metrics';
-import { readDiscoveryFunctionConfig } from '../discovery/discovery-config';
-import { createDiscoveryService } from '../discovery/discovery-runner';
-import { createDiscoveryHandler } from './discovery-handler';
+import { createDiscoveryDynamoApi } from '../adapters/dynamodb-discovery-table.js';
+import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source.js';
+import { createLogger } from '../adapters/logger.js';
+import { PowertoolsMetricsSink } from '../adapters/powertools-metrics.js';
+import { MetricService } from '../core/metrics.js';
+import { readDiscoveryFunctionConfig } from '../discovery/discovery-config.js';
+import { createDiscoveryService } from '../discovery/discovery-runner.js';
+import { createDiscoveryHandler } from './discovery-handler.js';
 
 // Lambda entry: configuration and clients are built once per cold start.
 const config = readDiscoveryFunctionConfig(process.env);

@@ -1,14 +1,14 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import type { CidrSet } from '../core/ip';
-import type { Log } from '../core/log';
-import { timedStore, type Metrics } from '../core/metrics';
-import { createRouter, type HttpRequest, type Router } from '../core/http-router';
-import { SessionResolver } from '../core/resolve';
-import type { SessionStore } from '../core/session-store';
-import type { TokenStore } from '../core/tokens/token-store';
-import { TokenVerifier } from '../core/tokens/verify-token';
-import type { PortalHandler } from '../core/portal/portal-app';
+import type { CidrSet } from '../core/ip.js';
+import type { Log } from '../core/log.js';
+import { timedStore, type Metrics } from '../core/metrics.js';
+import { createRouter, type HttpRequest, type Router } from '../core/http-router.js';
+import { SessionResolver } from '../core/resolve.js';
+import type { SessionStore } from '../core/session-store.js';
+import type { TokenStore } from '../core/tokens/token-store.js';
+import { TokenVerifier } from '../core/tokens/verify-token.js';
+import type { PortalHandler } from '../core/portal/portal-app.js';
 
 /** What the portal shares with the router: the same resolver (and its cache), token store and log. */
 export interface PortalShared {

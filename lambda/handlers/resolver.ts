@@ -1,17 +1,17 @@
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { readResolverFunctionConfig } from '../config';
-import { createLiteDynamoApi } from '../adapters/dynamodb-lite';
-import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store';
-import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store';
-import { EmfMetrics } from '../adapters/emf-metrics';
-import { LambdaLog } from '../adapters/lambda-log';
-import { DynamoSessionCatalog } from '../adapters/dynamodb-session-catalog';
-import { MetricService } from '../core/metrics';
-import { createPortal, deferredPortal } from '../core/portal/portal-app';
-import type { PortalFunctionConfig } from '../config';
-import type { Log } from '../core/log';
-import type { DynamoApi } from '../adapters/dynamodb-api';
-import { createResolverHandler, type PortalShared } from './resolver-handler';
+import { readResolverFunctionConfig } from '../config.js';
+import { createLiteDynamoApi } from '../adapters/dynamodb-lite.js';
+import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store.js';
+import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store.js';
+import { EmfMetrics } from '../adapters/emf-metrics.js';
+import { LambdaLog } from '../adapters/lambda-log.js';
+import { DynamoSessionCatalog } from '../adapters/dynamodb-session-catalog.js';
+import { MetricService } from '../core/metrics.js';
+import { createPortal, deferredPortal } from '../core/portal/portal-app.js';
+import type { PortalFunctionConfig } from '../config.js';
+import type { Log } from '../core/log.js';
+import type { DynamoApi } from '../adapters/dynamodb-api.js';
+import { createResolverHandler, type PortalShared } from './resolver-handler.js';
 
 // Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
 // the AWS SDK) and the lean logger (not Powertools) keep the first answer close to the least a signed
@@ -41,8 +41,8 @@ function lambdaPortal(portal: PortalFunctionConfig, api: DynamoApi, tableName: s
   return (shared: PortalShared) =>
     deferredPortal(async () => {
       const [{ openIdConnectClient }, { loadPortalSecret }] = await Promise.all([
-        import('../adapters/openid-connect'),
-        import('../adapters/portal-secret'),
+        import('../adapters/openid-connect.js'),
+        import('../adapters/portal-secret.js'),
       ]);
       const secret = await loadPortalSecret(portal.secretId);
       const clientId = portal.clientId ?? secret.clientId;

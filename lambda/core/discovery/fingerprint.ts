@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Attr, type RawItem } from '../session-record';
+import { Attr, type RawItem } from '../session-record.js';
 
 /**
  * The fingerprint discovery stores in `DiscoveredHash` on every item it writes: sha256 (hex) of the item's

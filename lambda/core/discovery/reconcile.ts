@@ -1,6 +1,6 @@
-import { Attr, type RawItem } from '../session-record';
-import { isUntouchedSinceDiscovery } from './fingerprint';
-import type { DesiredRecord, InstanceClaims, InstanceInfo } from './tag-parser';
+import { Attr, type RawItem } from '../session-record.js';
+import { isUntouchedSinceDiscovery } from './fingerprint.js';
+import type { DesiredRecord, InstanceClaims, InstanceInfo } from './tag-parser.js';
 
 /**
  * The reconcile planner: desired records (from described instances) + the table's current items →

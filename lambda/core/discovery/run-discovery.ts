@@ -1,7 +1,7 @@
-import type { Log } from '../log';
-import { Attr } from '../session-record';
-import { planReconcile, ReconcilePlanner, type Change, type CurrentItem, type Plan } from './reconcile';
-import { DEFAULT_TAG_PREFIX, parseInstanceTags, TagName, type InstanceClaims, type InstanceInfo } from './tag-parser';
+import type { Log } from '../log.js';
+import { Attr } from '../session-record.js';
+import { planReconcile, ReconcilePlanner, type Change, type CurrentItem, type Plan } from './reconcile.js';
+import { DEFAULT_TAG_PREFIX, parseInstanceTags, TagName, type InstanceClaims, type InstanceInfo } from './tag-parser.js';
 
 /**
  * Discovery as a service over two ports (EC2 and the table), so the Lambda handler, the CLI and the

@@ -1,6 +1,6 @@
-import { parseCidr } from '../ip';
-import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, LEASE_PREFIX, MAX_PRINCIPALS, parseSessionRecord, poolNameProblem, principalProblem, type RawItem } from '../session-record';
-import { withFingerprint } from './fingerprint';
+import { parseCidr } from '../ip.js';
+import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, LEASE_PREFIX, MAX_PRINCIPALS, parseSessionRecord, poolNameProblem, principalProblem, type RawItem } from '../session-record.js';
+import { withFingerprint } from './fingerprint.js';
 
 /**
  * EC2 tags → the session items discovery wants in the table. Pure: the EC2 adapter maps the SDK's

@@ -1,6 +1,6 @@
-import { sectionsWith, setting, type DcvConf } from './dcv-conf';
-import type { Finding, Severity } from './finding';
-import { compareBases, describeBase, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url';
+import { sectionsWith, setting, type DcvConf } from './dcv-conf.js';
+import type { Finding, Severity } from './finding.js';
+import { compareBases, describeBase, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url.js';
 
 /**
  * The rules for a DCV server's dcv.conf. The verifier is this product's: served next to the resolver (same

@@ -1,9 +1,9 @@
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { gatewayPort } from './connect-links';
-import { parseDcvConf } from './dcv-conf';
-import { checkDcvConfig } from './dcv-rules';
-import { sortFindings, type Finding } from './finding';
-import { checkGatewayConfig, gatewayResolverUrl, referenceResolver } from './gateway-rules';
+import { gatewayPort } from './connect-links.js';
+import { parseDcvConf } from './dcv-conf.js';
+import { checkDcvConfig } from './dcv-rules.js';
+import { sortFindings, type Finding } from './finding.js';
+import { checkGatewayConfig, gatewayResolverUrl, referenceResolver } from './gateway-rules.js';
 
 /**
  * The doctor without I/O: the files' text in, findings out. The CLI reads the files, probes the resolver

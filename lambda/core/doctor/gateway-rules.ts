@@ -1,5 +1,5 @@
-import type { Finding, Severity } from './finding';
-import { compareBases, describeBase, isFunctionUrlHostname, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url';
+import type { Finding, Severity } from './finding.js';
+import { compareBases, describeBase, isFunctionUrlHostname, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url.js';
 
 /**
  * The rules for the gateway's dcv-connection-gateway.conf, each a small function over the parsed TOML.

@@ -1,4 +1,4 @@
-import type { Finding } from './finding';
+import type { Finding } from './finding.js';
 
 /** What the doctor needs of a probe (lambda/adapters/gateway-probe.ts's result has this shape). */
 export type ProbeOutcome =

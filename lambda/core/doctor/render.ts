@@ -1,4 +1,4 @@
-import { countBySeverity, type Finding } from './finding';
+import { countBySeverity, type Finding } from './finding.js';
 
 const LABEL = { error: 'ERROR  ', warning: 'WARNING', info: 'NOTE   ' } as const;
 

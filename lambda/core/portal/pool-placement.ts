@@ -1,9 +1,9 @@
-import { BadRequestError, ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
-import type { Log } from '../log';
-import { describeError } from '../resolve';
-import { allowedAs, mayOpen, type Principal } from '../session-access';
-import { Attr, LEASE_PREFIX, MAX_SESSION_ID_LENGTH, parseSessionRecord, POOL_NAME, principalProblem, type RawItem, type SessionRecord } from '../session-record';
-import { leaseSessionId, readCatalog, type CatalogEntry, type LeaseStore, type SessionCatalog } from './session-catalog';
+import { BadRequestError, ConflictError, NotFoundError, ServiceUnavailableError } from '../errors.js';
+import type { Log } from '../log.js';
+import { describeError } from '../resolve.js';
+import { allowedAs, mayOpen, type Principal } from '../session-access.js';
+import { Attr, LEASE_PREFIX, MAX_SESSION_ID_LENGTH, parseSessionRecord, POOL_NAME, principalProblem, type RawItem, type SessionRecord } from '../session-record.js';
+import { leaseSessionId, readCatalog, type CatalogEntry, type LeaseStore, type SessionCatalog } from './session-catalog.js';
 
 /**
  * What the portal shows a user, and Connect to a pool: placing the user on a free host with a lease.

@@ -1,18 +1,18 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors';
-import type { HttpRequest, HttpResponse } from '../http-router';
-import type { Log } from '../log';
-import { describeError, type SessionResolver } from '../resolve';
-import { allowedAs } from '../session-access';
-import { parseGatewayUrl } from '../tokens/connect-links';
-import { issueToken } from '../tokens/issue-token';
-import type { TokenStore } from '../tokens/token-store';
-import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient, type SignIn } from './oidc';
-import { placeInPool, portalEntries, type PoolEntry, type SessionEntry } from './pool-placement';
-import { errorPage, listPage, nativeLinkPage, signedOutPage, type PoolView, type SessionView } from './portal-pages';
-import { DEFAULT_GROUPS_CLAIM, portalUserFromClaims, portalUserFromCookie, portalUserToCookie, userInfoWanted, withUserInfo, type PortalUser } from './portal-user';
-import { readCatalog, type LeaseStore, type SessionCatalog } from './session-catalog';
-import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from './signed-cookie';
+import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
+import type { HttpRequest, HttpResponse } from '../http-router.js';
+import type { Log } from '../log.js';
+import { describeError, type SessionResolver } from '../resolve.js';
+import { allowedAs } from '../session-access.js';
+import { parseGatewayUrl } from '../tokens/connect-links.js';
+import { issueToken } from '../tokens/issue-token.js';
+import type { TokenStore } from '../tokens/token-store.js';
+import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient, type SignIn } from './oidc.js';
+import { placeInPool, portalEntries, type PoolEntry, type SessionEntry } from './pool-placement.js';
+import { errorPage, listPage, nativeLinkPage, signedOutPage, type PoolView, type SessionView } from './portal-pages.js';
+import { DEFAULT_GROUPS_CLAIM, portalUserFromClaims, portalUserFromCookie, portalUserToCookie, userInfoWanted, withUserInfo, type PortalUser } from './portal-user.js';
+import { readCatalog, type LeaseStore, type SessionCatalog } from './session-catalog.js';
+import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from './signed-cookie.js';
 
 /** How long a portal sign-in lasts before the identity provider is asked again. */
 export const DEFAULT_SESSION_SECONDS = 8 * 60 * 60;

@@ -1,5 +1,5 @@
-import { principalProblem, MAX_PRINCIPALS } from '../session-record';
-import type { Principal } from '../session-access';
+import { principalProblem, MAX_PRINCIPALS } from '../session-record.js';
+import type { Principal } from '../session-access.js';
 
 /**
  * The signed-in person as the portal keeps them (in the session cookie): every name they may be listed

@@ -1,5 +1,5 @@
-import type { Log } from '../log';
-import { Attr, LEASE_PREFIX, parseSessionRecord, type RawItem, type SessionRecord } from '../session-record';
+import type { Log } from '../log.js';
+import { Attr, LEASE_PREFIX, parseSessionRecord, type RawItem, type SessionRecord } from '../session-record.js';
 
 /**
  * What the portal needs from the session store besides `get`: every item (to list a user's desktops and a

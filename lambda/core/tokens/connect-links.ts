@@ -1,4 +1,4 @@
-import { BadRequestError } from '../errors';
+import { BadRequestError } from '../errors.js';
 
 /**
  * The links a user opens (contract section 2): the gateway's address with the token in the query and

@@ -1,11 +1,11 @@
-import { BadRequestError, ForbiddenError } from '../errors';
-import { parseCidr } from '../ip';
-import type { SessionResolver } from '../resolve';
-import { hasAccessRules, mayOpen } from '../session-access';
-import { connectLinks } from './connect-links';
-import { hashToken, mintToken, tokenIdOf } from './token';
-import { groupsProblem, MAX_USES_LIMIT, sessionIdProblem, userNameProblem, type TokenGrant } from './token-grant';
-import type { TokenStore } from './token-store';
+import { BadRequestError, ForbiddenError } from '../errors.js';
+import { parseCidr } from '../ip.js';
+import type { SessionResolver } from '../resolve.js';
+import { hasAccessRules, mayOpen } from '../session-access.js';
+import { connectLinks } from './connect-links.js';
+import { hashToken, mintToken, tokenIdOf } from './token.js';
+import { groupsProblem, MAX_USES_LIMIT, sessionIdProblem, userNameProblem, type TokenGrant } from './token-grant.js';
+import type { TokenStore } from './token-store.js';
 
 /** Ten minutes: long enough to click a link someone sent, short enough that a leaked link soon dies. */
 export const DEFAULT_TTL_SECONDS = 600;

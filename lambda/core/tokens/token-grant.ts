@@ -1,6 +1,6 @@
-import { parseCidr } from '../ip';
-import { hasControlChars, MAX_PRINCIPALS, MAX_SESSION_ID_LENGTH, principalProblem } from '../session-record';
-import { isTokenHash } from './token';
+import { parseCidr } from '../ip.js';
+import { hasControlChars, MAX_PRINCIPALS, MAX_SESSION_ID_LENGTH, principalProblem } from '../session-record.js';
+import { isTokenHash } from './token.js';
 
 /**
  * What a token is bound to. Stored under the token's hash; the token itself is never stored.

@@ -1,4 +1,4 @@
-import type { TokenGrant, TokenState } from './token-grant';
+import type { TokenGrant, TokenState } from './token-grant.js';
 
 /** Why a use could not be taken. */
 export type ConsumeRefusal = 'unknown' | 'expired' | 'used-up' | 'revoked';

@@ -1,8 +1,8 @@
-import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors';
-import type { HttpRequest, HttpResponse } from '../http-router';
-import { hasControlChars, MAX_SESSION_ID_LENGTH } from '../session-record';
-import { authNoXml, authYesXml } from './auth-xml';
-import type { VerifyRequest, TokenVerifier } from './verify-token';
+import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../errors.js';
+import type { HttpRequest, HttpResponse } from '../http-router.js';
+import { hasControlChars, MAX_SESSION_ID_LENGTH } from '../session-record.js';
+import { authNoXml, authYesXml } from './auth-xml.js';
+import type { VerifyRequest, TokenVerifier } from './verify-token.js';
 
 export const VERIFY_METHODS = ['POST'] as const;
 

@@ -1,11 +1,11 @@
-import { NotFoundError, ServiceUnavailableError } from '../errors';
-import { CidrSet, parseClientAddress, parseIp, sameAddress } from '../ip';
-import type { Log } from '../log';
-import { describeError, type SessionResolver } from '../resolve';
-import { hasAccessRules, mayOpen } from '../session-access';
-import { hashToken, isTokenFormat, tokenIdOf } from './token';
-import { stateRefusal, type ConsumeRefusal, type TokenStore } from './token-store';
-import type { TokenState } from './token-grant';
+import { NotFoundError, ServiceUnavailableError } from '../errors.js';
+import { CidrSet, parseClientAddress, parseIp, sameAddress } from '../ip.js';
+import type { Log } from '../log.js';
+import { describeError, type SessionResolver } from '../resolve.js';
+import { hasAccessRules, mayOpen } from '../session-access.js';
+import { hashToken, isTokenFormat, tokenIdOf } from './token.js';
+import { stateRefusal, type ConsumeRefusal, type TokenStore } from './token-store.js';
+import type { TokenState } from './token-grant.js';
 
 /** What the DCV server sends (contract section 2), plus the server segment of the verifier URL. */
 export interface VerifyRequest {
