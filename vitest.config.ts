@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/helpers/offline-aws-env.ts'],
+    // Builds dist/ and assets/ (npm run build) first: the tests run the CLI and the functions as they ship.
+    globalSetup: ['test/helpers/build-package.ts'],
     // CDK synthesis bundles with esbuild and dynalite starts real servers: give them room on 2 cores.
     testTimeout: 60_000,
     hookTimeout: 60_000,

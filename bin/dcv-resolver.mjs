@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The CLI runs the TypeScript sources directly through tsx, so there is no build step to forget.
+// The CLI: the package's compiled JavaScript (dist/, from `npm run build`, which `npm ci` and `npm pack` run).
 
 // package.json engines.node, checked before anything is imported (test/unit/cli-node-version.test.ts keeps
 // the two in step): an older Node would otherwise fail somewhere deep in a dependency, or run unsupported.
@@ -10,7 +10,12 @@ if (major < MIN_NODE[0] || (major === MIN_NODE[0] && minor < MIN_NODE[1])) {
   process.exit(1);
 }
 
-const { register } = await import('tsx/esm/api');
-register();
-const { main } = await import('../lambda/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+let cli;
+try {
+  cli = await import('../dist/lambda/cli/main.js');
+} catch (error) {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/lambda/cli/main.js')) throw error;
+  process.stderr.write("dcv-resolver: not built (no dist/): run 'npm run build' in the package\n");
+  process.exit(1);
+}
+process.exitCode = await cli.main(process.argv.slice(2));

@@ -1,13 +1,13 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Architecture, Code, Function as LambdaFunction, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ASSET_HANDLER, FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from './function-assets.js';
 
 export interface DcvFunctionProps {
-  /** Path of the TypeScript entry file under lambda/handlers. */
-  readonly entry: string;
+  /** Which of the package's pre-built functions (assets/<name>/, built by `npm run build`). */
+  readonly bundle: FunctionName;
   readonly description: string;
   readonly environment?: Record<string, string>;
   /** @default 256 */
@@ -17,35 +17,21 @@ export interface DcvFunctionProps {
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /**
-   * Bundle the AWS SDK v3 into the function instead of using the runtime's copy: measured faster to
-   * import (tree-shaken, one file) and pins the SDK version the tests ran against. @default true
+   * Deploy the bundle with the AWS SDK v3 inside instead of the one that uses the runtime's copy: measured
+   * faster to import (tree-shaken, one file) and pins the SDK version the tests ran against. @default true
    */
   readonly bundleAwsSdk?: boolean;
-  /**
-   * AWS SDK clients left out of the bundle even when bundleAwsSdk is on, because the code imports them
-   * dynamically on a rare path: they then load from the Lambda runtime's own SDK on first use instead of
-   * being parsed at every cold start. (With bundleAwsSdk off, every `@aws-sdk/*` is external anyway.)
-   * @default - none
-   */
-  readonly runtimeSdkModules?: readonly string[];
-  /**
-   * Ship source maps and run with --enable-source-maps, so uncaught errors show TypeScript locations.
-   * Costs cold-start time (the map is parsed at start-up), so it is off where stacks never reach a log.
-   * @default false
-   */
-  readonly sourceMaps?: boolean;
   /** Reserved concurrency (a cost cap). @default - unreserved */
   readonly reservedConcurrentExecutions?: number;
 }
 
 /**
- * Every function of this product: Node.js 24 (nodejs24.x, the newest Lambda Node.js runtime, so cdk-nag's
- * latest-runtime rules pass without an acknowledgement; esbuild target node24), arm64, bundled and minified by
- * a local esbuild (no Docker), ESM output, source maps only on request, and its own log group with an explicit
- * retention. Its role starts with exactly one permission, writing to that log group (no AWS managed policy);
- * callers grant the rest.
+ * Every function of this product: Node.js 24, arm64, the package's pre-built bundle (lib/function-assets.ts:
+ * minified ESM, built at pack time, the one the tests ran), source maps where the bundle has them, and its
+ * own log group with an explicit retention. Its role starts with exactly one permission, writing to that log
+ * group (no AWS managed policy); callers grant the rest.
  */
-export class DcvFunction extends NodejsFunction {
+export class DcvFunction extends LambdaFunction {
   readonly logGroupRef: LogGroup;
 
   constructor(scope: Construct, id: string, props: DcvFunctionProps) {
@@ -61,8 +47,8 @@ export class DcvFunction extends NodejsFunction {
     logGroup.grantWrite(role);
     super(scope, id, {
       role,
-      entry: props.entry,
-      handler: 'handler',
+      code: Code.fromAsset(functionAssetDir(props.bundle, props.bundleAwsSdk ?? true)),
+      handler: ASSET_HANDLER,
       description: props.description,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
@@ -71,24 +57,8 @@ export class DcvFunction extends NodejsFunction {
       logGroup,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: {
-        ...(props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
+        ...(FUNCTION_BUNDLES[props.bundle].sourceMap ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
         ...props.environment,
-      },
-      bundling: {
-        forceDockerBundling: false,
-        minify: true,
-        // Error classes' names are part of the wire format ({"error":"NotFoundError",…}) and of the logs;
-        // without this, minification renames them (the deployed resolver answered {"error":"Ke",…}).
-        keepNames: true,
-        sourceMap: props.sourceMaps ?? false,
-        format: OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        // ESM bundles still meet CommonJS dependencies that call require().
-        banner: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-        bundleAwsSDK: props.bundleAwsSdk ?? true,
-        // Setting externalModules replaces the default externals, so only when the SDK is bundled.
-        externalModules: (props.bundleAwsSdk ?? true) && props.runtimeSdkModules?.length ? [...props.runtimeSdkModules] : undefined,
       },
     });
     this.logGroupRef = logGroup;

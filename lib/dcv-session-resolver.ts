@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -12,8 +11,6 @@ import { exposeResolver } from './resolver-access.js';
 import { ResolverPortal } from './resolver-portal.js';
 import { SessionDiscovery } from './session-discovery.js';
 import { ResolverObservability } from './resolver-observability.js';
-
-const RESOLVER_ENTRY = fileURLToPath(new URL('../lambda/handlers/resolver.ts', import.meta.url));
 
 /**
  * Everything the resolver needs, under the same names as the shipped stack's props and its CDK context
@@ -149,15 +146,12 @@ export class DcvSessionResolver extends Construct {
     });
 
     this.resolver = new DcvFunction(this, 'Resolver', {
-      entry: RESOLVER_ENTRY,
+      bundle: 'resolver',
       description: 'DCV Connection Gateway session resolver (POST /resolveSession)',
       memorySize: props.resolverMemorySize,
       timeout: props.resolverTimeout ?? Duration.seconds(5),
       logRetention: props.logRetention,
       bundleAwsSdk: props.bundleAwsSdk,
-      // The portal's secret reader imports it on the first portal request (lambda/adapters/portal-secret.ts);
-      // bundled, its ~330 kB were parsed at every cold start, portal or not.
-      runtimeSdkModules: ['@aws-sdk/client-secrets-manager'],
       reservedConcurrentExecutions: access.reservedConcurrency,
       environment: { TABLE_NAME: this.table.tableName },
     });

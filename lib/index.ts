@@ -8,6 +8,7 @@ export { DcvResolverStack, type DcvResolverStackProps } from './dcv-resolver-sta
 export { SessionDiscovery, type SessionDiscoveryProps } from './session-discovery.js';
 export { ResolverObservability, type ResolverObservabilityProps } from './resolver-observability.js';
 export { DcvFunction, type DcvFunctionProps } from './dcv-function.js';
+export { FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from './function-assets.js';
 export {
   ACCESS_MODES,
   AccessSettingsError,

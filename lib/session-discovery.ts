@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { Duration } from 'aws-cdk-lib';
 import { AttributeType, ProjectionType, type Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Match, Rule, Schedule } from 'aws-cdk-lib/aws-events';
@@ -14,8 +13,6 @@ import { STATE_CHANGE_DETAIL_TYPE, TAG_CHANGE_DETAIL_TYPE } from '../lambda/core
 import { INSTANCE_INDEX_NAME } from '../lambda/core/discovery/table-index.js';
 import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../lambda/core/discovery/tag-parser.js';
 import { DcvFunction } from './dcv-function.js';
-
-const DISCOVERY_ENTRY = fileURLToPath(new URL('../lambda/handlers/discovery.ts', import.meta.url));
 
 export interface SessionDiscoveryProps {
   /** The session table (partition key SessionId); discovery adds its `InstanceId` index to it. */
@@ -83,14 +80,12 @@ export class SessionDiscovery extends Construct {
     });
 
     this.function = new DcvFunction(this, 'Function', {
-      entry: DISCOVERY_ENTRY,
+      bundle: 'discovery',
       description: 'DCV session discovery: EC2 instance tags -> session table',
       memorySize: props.memorySize ?? DISCOVERY_MEMORY_MB,
       timeout: props.timeout ?? DISCOVERY_TIMEOUT,
       logRetention: props.logRetention,
       bundleAwsSdk: props.bundleAwsSdk,
-      // A scheduled job: cold start does not matter, and a failed run's stack should read as TypeScript.
-      sourceMaps: true,
       environment: { TABLE_NAME: props.table.tableName, TAG_PREFIX: tagPrefix },
     });
     // Lambda retries a failed event itself, then hands it (with the error) to the queue.

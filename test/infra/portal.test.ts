@@ -2,16 +2,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { App, Aspects, Stack } from 'aws-cdk-lib';
-import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DcvFunction } from '../../lib/dcv-function';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
 import { PortalSettingsError } from '../../lib/portal-settings';
 import { readStackContext } from '../../lib/stack-context';
 import { nagFindings } from '../helpers/nag-findings';
+import { functionAssetDir, type FunctionName } from '../../lib/function-assets';
 
 /** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
@@ -318,29 +317,18 @@ describe('validation', () => {
 });
 
 describe('the Secrets Manager client stays out of the resolver bundle', () => {
-  it('runtimeSdkModules leaves it to the Lambda runtime while the rest of the SDK is bundled', () => {
-    const outdir = mkdtempSync(join(ROOT, 'cdk.out', 'vitest-portal-bundle-'));
-    outdirs.push(outdir);
-    const stack = new Stack(new App({ outdir }), 'Bundle');
-    const entry = join(ROOT, 'lambda', 'adapters', 'portal-secret.ts');
-    const lazy = new DcvFunction(stack, 'Lazy', { entry, description: 'x', runtimeSdkModules: ['@aws-sdk/client-secrets-manager'] });
-    const bundled = new DcvFunction(stack, 'Bundled', { entry, description: 'x' });
-    const template = Template.fromStack(stack); // bundles both
-    const code = (fn: DcvFunction) => {
-      const props = template.toJSON().Resources[stack.getLogicalId(fn.node.defaultChild as CfnFunction)].Properties as Json;
-      const hash = String(props.Code.S3Key).replace(/\.zip$/, '');
-      return readFileSync(join(outdir, `asset.${hash}`, 'index.mjs'), 'utf8');
-    };
+  it('the resolver asset leaves it to the Lambda runtime, while discovery bundles its own SDK client', () => {
+    const code = (name: FunctionName, bundleAwsSdk: boolean) => readFileSync(join(functionAssetDir(name, bundleAwsSdk), 'index.mjs'), 'utf8');
     const runtimeImport = /import\(\s*["']@aws-sdk\/client-secrets-manager["']\s*\)/;
     // Booleans and sizes, not the code: a failure should not print 300 kB of minified JavaScript.
-    expect(runtimeImport.test(code(lazy))).toBe(true);
-    expect(code(lazy).includes('"SecretsManagerClient"')).toBe(false);
-    expect(code(lazy).length).toBeLessThan(50_000);
-    // The default (bundleAwsSdk) inlines it: the difference the option makes.
-    expect(runtimeImport.test(code(bundled))).toBe(false);
-    expect(code(bundled).includes('"SecretsManagerClient"')).toBe(true);
-    expect(code(bundled).length).toBeGreaterThan(200_000);
-  }, 120_000);
+    expect(runtimeImport.test(code('resolver', true))).toBe(true);
+    expect(code('resolver', true).includes('"SecretsManagerClient"')).toBe(false);
+    expect(code('resolver', true).length).toBeLessThan(150_000);
+    // bundleAwsSdk (the default) inlines the rest of the SDK; off, it is imported from the runtime.
+    expect(code('discovery', true)).not.toMatch(/from\s*["']@aws-sdk\//);
+    expect(code('discovery', true).length).toBeGreaterThan(500_000);
+    expect(code('discovery', false)).toMatch(/from\s*["']@aws-sdk\/client-ec2["']/);
+  });
 });
 
 describe.each<[string, DcvResolverStackProps]>([

@@ -1,0 +1,98 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The product's Lambda functions as pre-built assets: `npm run build` bundles each handler with esbuild into
+ * `assets/<variant>/` of the package (`bin/build-assets.ts`), and the construct deploys those folders with
+ * `Code.fromAsset`. So a consumer's synth needs no esbuild, no Docker and no lockfile, and what deploys is
+ * exactly the bundle this package's tests ran (test/shipped/), never a rebuild against other dependency versions.
+ */
+export type FunctionName = 'resolver' | 'discovery';
+
+export interface FunctionBundle {
+  /** The handler's source, relative to the package root (the build's entry point). */
+  readonly entry: string;
+  /** Ship a source map and run with --enable-source-maps (a scheduled job: start-up cost does not matter). */
+  readonly sourceMap: boolean;
+  /**
+   * AWS SDK clients left out even when the SDK is bundled: imported only on a rare path, they load from the
+   * Lambda runtime's own SDK then instead of being parsed at every cold start.
+   */
+  readonly runtimeSdkModules: readonly string[];
+}
+
+export const FUNCTION_BUNDLES: Readonly<Record<FunctionName, FunctionBundle>> = {
+  resolver: {
+    entry: 'lambda/handlers/resolver.ts',
+    sourceMap: false,
+    // The portal's secret reader imports it on the first portal request (lambda/adapters/portal-secret.ts);
+    // bundled, its ~330 kB were parsed at every cold start, portal or not.
+    runtimeSdkModules: ['@aws-sdk/client-secrets-manager'],
+  },
+  discovery: { entry: 'lambda/handlers/discovery.ts', sourceMap: true, runtimeSdkModules: [] },
+};
+
+/** The handler every asset exports (index.mjs, export `handler`). */
+export const ASSET_HANDLER = 'index.handler';
+
+/** The Node.js major the bundles target (esbuild `target`) and the functions run on. */
+export const FUNCTION_NODE_MAJOR = 24;
+
+// ESM bundles still meet CommonJS dependencies that call require().
+export const BUNDLE_BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
+/**
+ * esbuild's options for one asset (plain data: the build script passes them to esbuild; nothing here loads it).
+ * Minified, ESM, Node 24; `keepNames` because error classes' names are part of the wire format
+ * ({"error":"NotFoundError",…}) and of the logs: minified, the deployed resolver once answered {"error":"Ke",…}.
+ */
+export function bundleOptions(name: FunctionName, bundleAwsSdk: boolean) {
+  const bundle = FUNCTION_BUNDLES[name];
+  return {
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: `node${FUNCTION_NODE_MAJOR}`,
+    minify: true,
+    keepNames: true,
+    mainFields: ['module', 'main'],
+    banner: { js: BUNDLE_BANNER },
+    sourcemap: bundle.sourceMap,
+    external: bundleAwsSdk ? [...bundle.runtimeSdkModules] : ['@aws-sdk/*'],
+    logLevel: 'error',
+  } as const;
+}
+
+/** The asset folder's name: `resolver`, or `resolver-runtime-sdk` when the AWS SDK comes from the runtime. */
+export function assetVariant(name: FunctionName, bundleAwsSdk: boolean): string {
+  return bundleAwsSdk ? name : `${name}-runtime-sdk`;
+}
+
+export const ASSET_VARIANTS: readonly { readonly name: FunctionName; readonly bundleAwsSdk: boolean }[] = (
+  Object.keys(FUNCTION_BUNDLES) as FunctionName[]
+).flatMap((name) => [true, false].map((bundleAwsSdk) => ({ name, bundleAwsSdk })));
+
+const PACKAGE_NAME = 'dcv-session-resolver';
+
+/** This package's root: the nearest folder up from this module whose package.json is ours (sources or dist/). */
+export function packageRoot(from: string = moduleDir()): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir;
+    if (dirname(dir) === dir) throw new Error(`${PACKAGE_NAME}: cannot find its package.json above ${from}`);
+  }
+}
+
+function moduleDir(): string {
+  return dirname(fileURLToPath(import.meta.url));
+}
+
+/** The folder of one built function; refuses clearly when the package was not built. */
+export function functionAssetDir(name: FunctionName, bundleAwsSdk: boolean): string {
+  const dir = join(packageRoot(), 'assets', assetVariant(name, bundleAwsSdk));
+  if (!existsSync(join(dir, 'index.mjs'))) {
+    throw new Error(`${PACKAGE_NAME}: the ${name} function's bundle is missing (${dir}/index.mjs); build the package with 'npm run build'`);
+  }
+  return dir;
+}
