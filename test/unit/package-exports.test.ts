@@ -8,9 +8,11 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   name: string;
-  exports: Record<string, string>;
+  exports: Record<string, string | { types: string; import: string; require?: string }>;
   dependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
 };
+const importPath = (key: string) => (pkg.exports[key] as { import: string }).import;
 
 /**
  * Imports `specifier` by the package's own name in a fresh Node process with tsx (as a consumer's app runs
@@ -68,6 +70,7 @@ const CDK_ENTRY_NAMES = [
   'DcvFunction',
   'DcvResolverStack',
   'DcvSessionResolver',
+  'FUNCTION_BUNDLES',
   'MISSING_ALLOW_LIST_MESSAGE',
   'PORTAL_MODES',
   'PROXY_DEFAULT_LISTEN',
@@ -76,6 +79,7 @@ const CDK_ENTRY_NAMES = [
   'ResolverPortal',
   'SessionDiscovery',
   'addGatewayOutputs',
+  'functionAssetDir',
   'readStackContext',
 ];
 
@@ -120,13 +124,20 @@ const RUNTIME_ENTRY_NAMES = [
 ];
 
 describe('package.json exports', () => {
-  it('maps the CDK entry (. and ./cdk) and the runtime entry (./runtime) to their index files', () => {
+  it('maps the CDK entry (. and ./cdk) and the runtime entry (./runtime) to their built files and declarations', () => {
+    const cdk = { types: './dist/lib/index.d.ts', import: './dist/lib/index.js', require: './dist/cdk.cjs' };
     expect(pkg.exports).toEqual({
-      '.': './lib/index.ts',
-      './cdk': './lib/index.ts',
-      './runtime': './lambda/index.ts',
+      '.': cdk,
+      './cdk': cdk,
+      './runtime': { types: './dist/lambda/index.d.ts', import: './dist/lambda/index.js' },
       './package.json': './package.json',
     });
+  });
+
+  it('require() of the CDK entry (CommonJS: jest in a cdk init app) gives the same construct', async () => {
+    const script = `process.stdout.write(JSON.stringify(Object.keys(require('dcv-session-resolver')).sort()))`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { cwd: ROOT, timeout: 60_000 });
+    expect(JSON.parse(stdout)).toEqual(CDK_ENTRY_NAMES);
   });
 
   it.each(['dcv-session-resolver', 'dcv-session-resolver/cdk'])('%s gives a CDK app the construct', async (specifier) => {
@@ -143,18 +154,21 @@ describe('package.json exports', () => {
   });
 
   it("the runtime entry's module graph has no CLI, no CDK code and only runtime dependencies", async () => {
-    const { files, packages } = await moduleGraph(pkg.exports['./runtime']!);
-    expect(files).toContain('lambda/core/tokens/issue-token.ts');
-    expect(files.filter((f) => f.startsWith('lambda/cli/') || f.startsWith('lib/') || f.startsWith('bin/'))).toEqual([]);
+    const { files, packages } = await moduleGraph(importPath('./runtime'));
+    expect(files).toContain('dist/lambda/core/tokens/issue-token.js');
+    expect(files.filter((f) => f.startsWith('dist/lambda/cli/') || f.startsWith('dist/lib/') || f.startsWith('bin/'))).toEqual([]);
     for (const cdk of CDK_PACKAGES) expect(packages).not.toContain(cdk);
     expect(packages.filter((p) => !(p in pkg.dependencies))).toEqual([]);
   });
 
-  it("the CDK entry's module graph has no CLI and needs only installed dependencies (not devDependencies)", async () => {
-    const { files, packages } = await moduleGraph(pkg.exports['.']!);
-    expect(files).toContain('lib/dcv-session-resolver.ts');
-    expect(files.filter((f) => f.startsWith('lambda/cli/'))).toEqual([]);
+  it("the CDK entry's module graph has no CLI and needs only dependencies and the CDK peers (not devDependencies)", async () => {
+    const { files, packages } = await moduleGraph(importPath('.'));
+    expect(files).toContain('dist/lib/dcv-session-resolver.js');
+    expect(files.filter((f) => f.startsWith('dist/lambda/cli/'))).toEqual([]);
     expect(packages).toEqual(expect.arrayContaining(CDK_PACKAGES));
-    expect(packages.filter((p) => !(p in pkg.dependencies))).toEqual([]);
+    expect(packages.filter((p) => !(p in pkg.dependencies) && !(p in pkg.peerDependencies))).toEqual([]);
+    // aws-cdk-lib and constructs are the app's (one copy per app), never our own dependencies.
+    expect(Object.keys(pkg.peerDependencies).sort()).toEqual(['aws-cdk-lib', 'constructs']);
+    for (const peer of Object.keys(pkg.peerDependencies)) expect(pkg.dependencies).not.toHaveProperty(peer);
   });
 });
