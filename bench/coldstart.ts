@@ -1,79 +1,67 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join, relative } from 'node:path';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { build } from 'esbuild';
 import { sdkDynamoApi } from '../lambda/adapters/dynamodb-api';
 import { DynamoDbTokenStore, TokenAttr } from '../lambda/adapters/dynamodb-token-store';
 import { authYesXml } from '../lambda/core/tokens/auth-xml';
 import { issueToken } from '../lambda/core/tokens/issue-token';
+import { ASSET_HANDLER, assetVariant, FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from '../lib/function-assets';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
-import { BENCH_NODE_MAJORS, LAMBDA_BANNER, LAMBDA_BUILD_OPTIONS, nodeBinary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
+import { BENCH_NODE_MAJORS, ensureBuilt, nodeBinary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
 /**
- * 3. Cold start. Each Lambda entry is bundled as lib/dcv-function.ts bundles it for deploy (AWS SDK
- * bundled, the stack's default; source maps only where the stack ships them). Then, on Node 24 (the
- * Lambda runtime) and Node 22 (the CLI's minimum, the previous Lambda runtime), fresh processes are timed
- * from spawn to exit (binaries: NODE24 / NODE22 if set, else .node24/ and .node22/, see bench/lib.ts):
+ * 3. Cold start of the functions as they ship: the pre-built assets `npm run build` writes to assets/ and the
+ * construct deploys (lib/function-assets.ts; the AWS SDK bundled, the stack's default; --enable-source-maps
+ * where the function ships a map, as lib/dcv-function.ts sets it). Built first if assets/ is missing; copied
+ * into a temporary folder at the start, so a concurrent `npm run build` (vitest runs one) cannot swap them
+ * mid-run. Then, on Node 24 (the Lambda runtime) and Node 22 (the CLI's minimum, the previous Lambda runtime),
+ * fresh processes are timed from spawn to exit (binaries: NODE24 / NODE22 if set, else .node24/ and .node22/,
+ * see bench/lib.ts):
  *   - bare `node -e 0`;
  *   - the floor (bench/coldstart-floor.mjs): node:http + node:crypto, one hand-signed GetItem to
  *     dynalite, the item read: the least any resolver must do before its first answer; and the lean
  *     floor, the same script loading both modules with process.getBuiltinModule (on Node 22 and 24 an
  *     ES import of node:http also loads undici: ~45 ms the floor pays and a resolver need not);
- *   - the resolver bundle: import + first answer (a real, checked GetItem against dynalite on loopback);
- *   - the same bundle: import + first token verification (POST …/verifyToken/<server>: the session's
+ *   - the resolver asset: import + first answer (a real, checked GetItem against dynalite on loopback);
+ *   - the same asset: import + first token verification (POST …/verifyToken/<server>: the session's
  *     GetItem and the token's conditional UpdateItem, both on dynalite), the DCV server's cold path;
- *   - the discovery bundle: import only (its work needs EC2).
+ *   - the discovery asset: import only (its work needs EC2).
  * All contenders of both runtimes run in one rotation per round, so a busy moment hits them alike.
  * Args: [iterations].
  */
 const iterations = Number(process.argv[2] ?? 21);
 const OFFLINE_CLIENT = { region: OFFLINE_AWS_ENV.AWS_REGION, credentials: { accessKeyId: OFFLINE_AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: OFFLINE_AWS_ENV.AWS_SECRET_ACCESS_KEY } };
+/** The stack's default (DcvFunctionProps.bundleAwsSdk). */
+const BUNDLE_AWS_SDK = true;
+// 'index.handler': the module (index.mjs in the asset) and its export, as Lambda resolves it.
+const [HANDLER_MODULE, HANDLER_EXPORT] = ASSET_HANDLER.split('.') as [string, string];
+const FUNCTIONS = Object.keys(FUNCTION_BUNDLES) as FunctionName[];
 
-// Kept in step with lib/dcv-function.ts (checked below, so a change there cannot silently diverge).
-const CONSTRUCT_OPTIONS = [LAMBDA_BANNER, 'minify: true', 'keepNames: true', 'sourceMap: props.sourceMaps', 'format: OutputFormat.ESM', "target: 'node24'", "mainFields: ['module', 'main']", 'bundleAwsSDK: props.bundleAwsSdk ?? true'];
-/** Modules an entry leaves to the Lambda runtime's SDK (lib/dcv-session-resolver.ts `runtimeSdkModules`). */
-const RUNTIME_SDK_MODULES: Record<string, string[]> = { resolver: ['@aws-sdk/client-secrets-manager'] };
-/** Entries the stack deploys with source maps (lib/session-discovery.ts `sourceMaps: true`). */
-const WITH_SOURCE_MAPS = new Set(['discovery']);
-
-function checkConstructOptions(): void {
-  const source = readFileSync(join(ROOT, 'lib', 'dcv-function.ts'), 'utf8');
-  const missing = CONSTRUCT_OPTIONS.filter((option) => !source.includes(option));
-  if (missing.length) throw new Error(`lib/dcv-function.ts bundling changed; update bench/coldstart.ts: ${missing.join(' | ')}`);
-  const construct = readFileSync(join(ROOT, 'lib', 'dcv-session-resolver.ts'), 'utf8');
-  const runtimeModules = `runtimeSdkModules: ${JSON.stringify(RUNTIME_SDK_MODULES.resolver).replaceAll('"', "'")}`;
-  if (!construct.includes(runtimeModules)) throw new Error(`lib/dcv-session-resolver.ts no longer says ${runtimeModules}; update bench/coldstart.ts`);
-}
-
-/** Lambda entries: files under lambda/handlers that export `handler`. */
-function lambdaEntries(): string[] {
-  const dir = join(ROOT, 'lambda', 'handlers');
-  return readdirSync(dir)
-    .filter((file) => file.endsWith('.ts'))
-    .filter((file) => /export\s+(const|async function|function)\s+handler\b/.test(readFileSync(join(dir, file), 'utf8')))
-    .map((file) => join(dir, file));
-}
-
-async function bundle(entry: string, outRoot: string, sourceMaps: boolean): Promise<{ file: string; bytes: number }> {
-  const outfile = join(outRoot, basename(entry, '.ts'), 'index.mjs');
-  await build({
-    ...LAMBDA_BUILD_OPTIONS,
-    mainFields: [...LAMBDA_BUILD_OPTIONS.mainFields],
-    entryPoints: [entry],
-    outfile,
-    sourcemap: sourceMaps,
-    external: RUNTIME_SDK_MODULES[basename(entry, '.ts')] ?? [],
+/**
+ * Each function's shipped asset folder, copied as it is into `work` (byte for byte: the sha256 is reported).
+ * The path is the one functionAssetDir() gives the construct, from lib/function-assets.ts.
+ */
+function shippedAssets(work: string): { name: FunctionName; file: string; asset: string; bytes: number; sha256: string; sourceMaps: boolean }[] {
+  return FUNCTIONS.map((name) => {
+    const dir = functionAssetDir(name, BUNDLE_AWS_SDK);
+    const copy = join(work, assetVariant(name, BUNDLE_AWS_SDK));
+    cpSync(dir, copy, { recursive: true });
+    const file = join(copy, `${HANDLER_MODULE}.mjs`);
+    const sourceMaps = FUNCTION_BUNDLES[name].sourceMap;
+    if (sourceMaps && !existsSync(`${file}.map`)) throw new Error(`${relative(ROOT, dir)} should ship ${HANDLER_MODULE}.mjs.map`);
+    const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+    return { name, file, asset: relative(ROOT, dir), bytes: statSync(file).size, sha256, sourceMaps };
   });
-  return { file: outfile, bytes: statSync(outfile).size };
 }
 
 // Plain JS, so no loader stands between `node` and the bundle. "answer" invokes the handler once with
 // the gateway's request and checks the exact body; "import" only loads the module.
 const DRIVER = `
-const [bundle, mode] = process.argv.slice(2);
-const { handler } = await import(bundle);
+const [bundle, exportName, mode] = process.argv.slice(2);
+const handler = (await import(bundle))[exportName];
 if (typeof handler !== 'function') { console.error('no handler export'); process.exit(3); }
 if (mode === 'answer') {
   const event = JSON.parse(process.env.BENCH_EVENT);
@@ -121,16 +109,21 @@ export interface ColdStartTiming {
 export interface ColdStartResult {
   readonly iterations: number;
   readonly runtimes: { name: string; version: string }[];
-  readonly bundles: { entry: string; bytes: number; sourceMaps: boolean }[];
+  /** entry: the function; asset: its folder in the package (assets/<variant>); sha256 of index.mjs. */
+  readonly bundles: { entry: string; asset: string; bytes: number; sha256: string; sourceMaps: boolean }[];
   readonly timings: ColdStartTiming[];
 }
 
-checkConstructOptions();
 const runtimes = BENCH_NODE_MAJORS.map((major) => ({ name: `Node ${major}`, node: nodeBinary(major) })).map((r) => ({
   ...r,
   version: execFileSync(r.node, ['--version'], { encoding: 'utf8' }).trim(),
 }));
+for (const name of FUNCTIONS) {
+  ensureBuilt(join(ROOT, 'assets', assetVariant(name, BUNDLE_AWS_SDK), `${HANDLER_MODULE}.mjs`), ['lambda', 'lib/function-assets.ts', 'package-lock.json']);
+}
 const work = mkdtempSync(join(tmpdir(), 'dcv-cold-'));
+// What an asset leaves external (the resolver's @aws-sdk/client-secrets-manager, first portal request only)
+// is the Lambda runtime's on AWS; the copies find the project's here. No timed path loads it.
 symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'), 'dir');
 const driver = join(work, 'driver.mjs');
 writeFileSync(driver, DRIVER);
@@ -164,15 +157,8 @@ try {
     AWS_ENDPOINT_URL_DYNAMODB: dynalite.endpoint,
     AWS_ENDPOINT_URL_EC2: 'http://127.0.0.1:9', // loopback discard port: never a real address
   };
-  const bundles: ColdStartResult['bundles'] = [];
-  const built: { name: string; file: string; sourceMaps: boolean }[] = [];
-  for (const entry of lambdaEntries()) {
-    const name = basename(entry, '.ts');
-    const sourceMaps = WITH_SOURCE_MAPS.has(name);
-    const out = await bundle(entry, work, sourceMaps);
-    bundles.push({ entry: name, bytes: out.bytes, sourceMaps });
-    built.push({ name, file: out.file, sourceMaps });
-  }
+  const built = shippedAssets(work);
+  const bundles: ColdStartResult['bundles'] = built.map(({ name, asset, bytes, sha256, sourceMaps }) => ({ entry: name, asset, bytes, sha256, sourceMaps }));
   const contenders: Contender[] = [];
   for (const rt of runtimes) {
     const add = (name: string, kind: Kind, args: string[], env: NodeJS.ProcessEnv) =>
@@ -184,7 +170,7 @@ try {
     for (const b of built) {
       // Only the resolver has a request to answer without EC2; other entries are timed to import.
       const kind: Kind = b.name === 'resolver' ? 'answer' : 'import';
-      add(`${b.name} bundle as deployed: ${kind === 'answer' ? 'import + first answer' : 'import'}`, kind, [driver, b.file, kind], {
+      add(`${b.name} bundle as deployed: ${kind === 'answer' ? 'import + first answer' : 'import'}`, kind, [driver, b.file, HANDLER_EXPORT, kind], {
         ...awsEnv,
         ...(b.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
         BENCH_EVENT: JSON.stringify({
@@ -199,7 +185,7 @@ try {
         // The DCV server's question, as a Function URL delivers it: one token per runtime (each run uses it once).
         const token = await benchToken();
         const path = `/verifyToken/${SESSION.DcvServerEndpoint}`;
-        add('resolver bundle as deployed: import + first verifyToken', 'verify', [driver, b.file, 'answer'], {
+        add('resolver bundle as deployed: import + first verifyToken', 'verify', [driver, b.file, HANDLER_EXPORT, 'answer'], {
           ...awsEnv,
           BENCH_EVENT: JSON.stringify({
             version: '2.0', routeKey: '$default', rawPath: path, rawQueryString: '',

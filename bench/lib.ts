@@ -1,7 +1,7 @@
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Shared plumbing for the benchmark modules: statistics, machine facts, child processes. */
@@ -64,22 +64,6 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
-/** lib/dcv-function.ts's ESM banner: CommonJS dependencies in the bundle still find `require`. */
-export const LAMBDA_BANNER = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
-
-/** esbuild options as lib/dcv-function.ts deploys a function (bench/coldstart.ts checks them against it). */
-export const LAMBDA_BUILD_OPTIONS = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
-  minify: true,
-  keepNames: true,
-  mainFields: ['module', 'main'],
-  banner: { js: LAMBDA_BANNER },
-  logLevel: 'error',
-} as const;
-
 /** Credentials and region that keep the SDK offline: only loopback endpoints are ever used. */
 export const OFFLINE_AWS_ENV = {
   AWS_REGION: 'us-east-1',
@@ -116,8 +100,38 @@ export function nodeBinary(major: BenchNodeMajor): string {
   return binary;
 }
 
-/** Bench children run the TypeScript sources through tsx, like the CLI does. */
+/** Bench children run the TypeScript sources through tsx (the CLI and the functions run built JavaScript). */
 export const NODE_ARGS = ['--import', 'tsx'];
+
+/**
+ * The build output a bench measures (assets/…, dist/…): `npm run build` first when `file` is missing (bounded:
+ * 5 minutes). When it exists it is measured as it is, with a warning if one of `sources` (files or folders under
+ * the repo) changed after it was built: the figures are then those of the last build, not of the tree.
+ */
+export function ensureBuilt(file: string, sources: readonly string[]): void {
+  if (!existsSync(file)) {
+    progress(`${relative(ROOT, file)} is missing: npm run build`);
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+    if (!existsSync(file)) throw new Error(`npm run build did not write ${file}`);
+    return;
+  }
+  const built = statSync(file).mtimeMs;
+  const newer = sources.map((s) => newestFile(join(ROOT, s))).find((f) => f && f.mtimeMs > built);
+  if (newer) progress(`warning: ${relative(ROOT, newer.path)} is newer than ${relative(ROOT, file)}: measuring the last build ('npm run build' to refresh)`);
+}
+
+function newestFile(path: string): { path: string; mtimeMs: number } | undefined {
+  if (!existsSync(path)) return undefined;
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return { path, mtimeMs: stat.mtimeMs };
+  let newest: { path: string; mtimeMs: number } | undefined;
+  for (const entry of readdirSync(path)) {
+    if (entry === 'node_modules') continue;
+    const found = newestFile(join(path, entry));
+    if (found && (!newest || found.mtimeMs > newest.mtimeMs)) newest = found;
+  }
+  return newest;
+}
 
 export function devNull(): number {
   return openSync('/dev/null', 'w');

@@ -5,13 +5,13 @@ import { parseArgs } from 'node:util';
 import { fmt, machine, ROOT, runBenchChild, type Spread } from './lib';
 
 /**
- * `npm run bench [-- --only handler,server,verify,portal,coldstart,discovery] [--quick] [--discovery-100k] [--out FILE]`
+ * `npm run bench [-- --only handler,server,verify,portal,coldstart,cli,discovery] [--quick] [--discovery-100k] [--out FILE]`
  *
  * Each measurement runs in its own child process; loopback only; every load is bounded in count and
  * time. A full run writes bench/results.json. Numbers are reported, never gated on: the exit code is
  * non-zero only when a benchmark could not run or an answer was wrong.
  */
-const CASES = ['handler', 'server', 'verify', 'portal', 'coldstart', 'discovery'] as const;
+const CASES = ['handler', 'server', 'verify', 'portal', 'coldstart', 'cli', 'discovery'] as const;
 type CaseName = (typeof CASES)[number];
 
 const { values } = parseArgs({
@@ -45,6 +45,8 @@ const PLAN: Record<CaseName, [string, string[], number]> = {
   // [rounds, requests per round, catalog sizes]: list pages read the whole catalog, so size is the variable.
   portal: ['portal.ts', quick ? ['1', '20', '100,1000'] : ['3', '30', '100,1000,10000'], 300_000],
   coldstart: ['coldstart.ts', quick ? ['5'] : ['21'], 300_000],
+  // [rounds]: this tree's CLI (bin/dcv-resolver.mjs, dist/), fresh processes: --help, token create --help, serve.
+  cli: ['cli-startup.ts', quick ? ['5'] : ['21'], 180_000],
   // [fleet sizes:repeats, burst events]; events are measured on each size's last table.
   discovery: [
     'discovery.ts',
@@ -156,13 +158,19 @@ if (r.portal?.results) {
 }
 if (r.coldstart?.timings) {
   lines.push('', `Cold start, ${r.coldstart.iterations} fresh processes each, one rotation (${r.coldstart.runtimes.map((x: Any) => x.version).join(', ')})`, '');
-  row('bundle', 'bytes', 'source maps');
+  row('asset', 'bytes', 'source maps');
   row('---', '---:', '---');
-  for (const b of r.coldstart.bundles) row(b.entry, String(b.bytes), b.sourceMaps ? 'yes' : 'no');
+  for (const b of r.coldstart.bundles) row(b.asset ?? b.entry, String(b.bytes), b.sourceMaps ? 'yes' : 'no');
   lines.push('');
   row('runtime', 'process', 'wall ms', '× bare', '× floor', '× lean floor', 'CPU ms', 'CPU × floor');
   row('---', '---', '---:', '---:', '---:', '---:', '---:', '---:');
   for (const t of r.coldstart.timings) row(t.runtime, t.name, fmt(t.ms), String(t.ratioToBare), String(t.ratioToFloor), String(t.ratioToLeanFloor), fmt(t.cpuMs), String(t.cpuRatioToFloor));
+}
+if (r.cli?.results) {
+  lines.push('', `CLI start-up, fresh processes (${r.cli.node}), ${r.cli.rounds} rounds: wall ms, median (min–max)`, '');
+  row('CLI', 'case', 'wall ms');
+  row('---', '---', '---:');
+  for (const x of r.cli.results) row(x.cli, x.name, fmt(x.ms as Spread));
 }
 if (r.discovery?.runs) {
   lines.push('', 'Discovery full reconcile (EC2 mocked at the SDK, 1,000 per page; dynalite table in its own process)', '');
