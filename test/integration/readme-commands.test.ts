@@ -17,6 +17,7 @@ import { CLI_PATH, cliBaseEnv, REPO_ROOT } from '../helpers/run-cli';
  */
 const ELSEWHERE: [RegExp, string][] = [
   [/^npm (ci|test)\b/, '.ci/run'],
+  [/^npm install dcv-session-resolver\b/, 'test/package/cdk-init-app.test.ts (the packed tarball into a cdk init app)'],
   [/^npx dcv-resolver (resolve|gateway-config|doctor) /, 'readme-gateway-tools.test.ts'],
   [/^npm start &/, 'readme-gateway-tools.test.ts'],
   [/^npm run bench\b/, 'a measurement, run by hand (minutes; never a CI gate)'],
