@@ -92,6 +92,17 @@ describe('a fresh cdk init app with the package installed from its tarball', () 
     await sh(app, 'npx', ['tsc']);
   });
 
+  it('type-checks with stricter flags too, our declarations included (skipLibCheck off)', async () => {
+    // tsc exits non-zero here for aws-cdk-lib's own declarations; what matters is that none of ours fail.
+    const strict = await run(join(app, 'node_modules', '.bin', 'tsc'), ['--exactOptionalPropertyTypes', '--noUncheckedIndexedAccess', '--skipLibCheck', 'false'], {
+      cwd: app,
+      env: { ...process.env, PATH: `${join(process.execPath, '..')}:${process.env.PATH}` },
+      maxBuffer: 64 * 1024 * 1024,
+    }).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }));
+    const errors = strict.stdout.split('\n').filter((line) => line.includes('error TS'));
+    expect(errors.filter((line) => !/^node_modules\/(aws-cdk-lib|constructs|@types)\//.test(line))).toEqual([]);
+  });
+
   it("synthesizes with its own cdk synth, deploying exactly the package's pre-built functions", async () => {
     await sh(app, 'npx', ['cdk', 'synth', '--quiet']);
     const template = JSON.parse(readFileSync(join(app, 'cdk.out', 'GatewayStack.template.json'), 'utf8')) as {

@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { functionAssetDir } from '../../lib/function-assets';
 import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { DynamoDbSessionStore } from '../../lambda/adapters/dynamodb-session-store';
 import { DynamoDbTokenStore } from '../../lambda/adapters/dynamodb-token-store';
@@ -78,6 +79,11 @@ describe('the shipped functions of the default stack', () => {
       expect(props.Handler).toBe('index.handler');
       expect(['nodejs22.x', 'nodejs24.x']).toContain(props.Runtime);
       expect(existsSync(path.join(synth.assetDir(id), 'index.mjs'))).toBe(true);
+    }
+    // What these tests run is the package's assets/ as `npm pack` ships them, byte for byte.
+    for (const [id, name] of [[resolverId, 'resolver'], [discoveryId, 'discovery']] as const) {
+      const shipped = readFileSync(path.join(functionAssetDir(name, true), 'index.mjs'));
+      expect(readFileSync(path.join(synth.assetDir(id), 'index.mjs')).equals(shipped), id).toBe(true);
     }
     // Schedule direct; instance state and tag events through the event queue, reporting partial failures.
     expect(deliveries.map((d) => [d.scheduleExpression ? 'schedule' : (d.eventPattern!.source as string[])[0], d.via.kind]).sort()).toEqual([
