@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { ensureBuilt, fmt, progress, report, ROOT, spread, type Spread } from './lib';
+import { buildPackage, fmt, progress, report, ROOT, spread, type Spread } from './lib';
 
 /**
  * `node --import tsx bench/cli-startup.ts [rounds] [cli | label=cli]...`: how long the CLI takes to start, as a
@@ -24,7 +24,7 @@ const clis = (process.argv.length > 3 ? process.argv.slice(3) : [`this tree=${OW
   return { label: eq > 0 ? arg.slice(0, eq) : path.startsWith(`${ROOT}/`) ? relative(ROOT, path) : path, path };
 });
 if (!(rounds >= 1 && rounds <= 101)) throw new Error(`rounds: 1 to 101, not ${process.argv[2]}`);
-if (clis.some((c) => c.path === OWN_CLI)) ensureBuilt(join(ROOT, 'dist', 'lambda', 'cli', 'main.js'), ['lambda']);
+if (clis.some((c) => c.path === OWN_CLI)) buildPackage();
 const SESSIONS = join(ROOT, 'sessions.example.json');
 // serve's stderr line once it listens and handles signals (written synchronously; its JSON log line on stdout
 // is coalesced, and absent at POWERTOOLS_LOG_LEVEL above INFO).

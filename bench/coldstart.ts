@@ -10,12 +10,12 @@ import { authYesXml } from '../lambda/core/tokens/auth-xml';
 import { issueToken } from '../lambda/core/tokens/issue-token';
 import { ASSET_HANDLER, assetVariant, FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from '../lib/function-assets';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
-import { BENCH_NODE_MAJORS, ensureBuilt, nodeBinary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
+import { BENCH_NODE_MAJORS, buildPackage, nodeBinary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
 /**
  * 3. Cold start of the functions as they ship: the pre-built assets `npm run build` writes to assets/ and the
  * construct deploys (lib/function-assets.ts; the AWS SDK bundled, the stack's default; --enable-source-maps
- * where the function ships a map, as lib/dcv-function.ts sets it). Built first if assets/ is missing; copied
+ * where the function ships a map, as lib/dcv-function.ts sets it). Built first (npm run build, incremental); copied
  * into a temporary folder at the start, so a concurrent `npm run build` (vitest runs one) cannot swap them
  * mid-run. Then, on Node 24 (the Lambda runtime) and Node 22 (the CLI's minimum, the previous Lambda runtime),
  * fresh processes are timed from spawn to exit (binaries: NODE24 / NODE22 if set, else .node24/ and .node22/,
@@ -118,9 +118,7 @@ const runtimes = BENCH_NODE_MAJORS.map((major) => ({ name: `Node ${major}`, node
   ...r,
   version: execFileSync(r.node, ['--version'], { encoding: 'utf8' }).trim(),
 }));
-for (const name of FUNCTIONS) {
-  ensureBuilt(join(ROOT, 'assets', assetVariant(name, BUNDLE_AWS_SDK), `${HANDLER_MODULE}.mjs`), ['lambda', 'lib/function-assets.ts', 'package-lock.json']);
-}
+buildPackage();
 const work = mkdtempSync(join(tmpdir(), 'dcv-cold-'));
 // What an asset leaves external (the resolver's @aws-sdk/client-secrets-manager, first portal request only)
 // is the Lambda runtime's on AWS; the copies find the project's here. No timed path loads it.

@@ -1,7 +1,7 @@
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Shared plumbing for the benchmark modules: statistics, machine facts, child processes. */
@@ -104,33 +104,12 @@ export function nodeBinary(major: BenchNodeMajor): string {
 export const NODE_ARGS = ['--import', 'tsx'];
 
 /**
- * The build output a bench measures (assets/…, dist/…): `npm run build` first when `file` is missing (bounded:
- * 5 minutes). When it exists it is measured as it is, with a warning if one of `sources` (files or folders under
- * the repo) changed after it was built: the figures are then those of the last build, not of the tree.
+ * `npm run build` before a bench measures its output (assets/…, dist/…), so the figures are those of the tree
+ * as it is. Incremental and writes only what changed (bin/build.ts): seconds when nothing did. Bounded: 5 minutes.
  */
-export function ensureBuilt(file: string, sources: readonly string[]): void {
-  if (!existsSync(file)) {
-    progress(`${relative(ROOT, file)} is missing: npm run build`);
-    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
-    if (!existsSync(file)) throw new Error(`npm run build did not write ${file}`);
-    return;
-  }
-  const built = statSync(file).mtimeMs;
-  const newer = sources.map((s) => newestFile(join(ROOT, s))).find((f) => f && f.mtimeMs > built);
-  if (newer) progress(`warning: ${relative(ROOT, newer.path)} is newer than ${relative(ROOT, file)}: measuring the last build ('npm run build' to refresh)`);
-}
-
-function newestFile(path: string): { path: string; mtimeMs: number } | undefined {
-  if (!existsSync(path)) return undefined;
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return { path, mtimeMs: stat.mtimeMs };
-  let newest: { path: string; mtimeMs: number } | undefined;
-  for (const entry of readdirSync(path)) {
-    if (entry === 'node_modules') continue;
-    const found = newestFile(join(path, entry));
-    if (found && (!newest || found.mtimeMs > newest.mtimeMs)) newest = found;
-  }
-  return newest;
+export function buildPackage(): void {
+  progress('npm run build');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
 }
 
 export function devNull(): number {
