@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -7,6 +5,7 @@ import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { functionUrlEvent, lambdaContext } from '../helpers/function-url-event';
 import { signInWithoutBrowser, startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
 import { portalUserAgent } from '../helpers/portal-user-agent';
+import { startSecretsManager, type LocalSecretsManager } from '../helpers/secrets-manager';
 import { createTokensTable } from '../helpers/token-tables';
 import { parseAuthXml, verifyForm } from '../helpers/verify-http';
 
@@ -26,31 +25,7 @@ const GATEWAY = 'https://gw.example.com:8443';
 
 let dynamo: LocalDynamo;
 let idp: TestOidcProvider;
-let secrets: Server;
-let secretCalls = 0;
-let secretFailures = 0;
-
-/** Secrets Manager's GetSecretValue (JSON 1.1 protocol) on loopback; fails while secretFailures > 0. */
-async function startSecretsManager(): Promise<string> {
-  secrets = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      secretCalls++;
-      const ok = req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue' && JSON.parse(body).SecretId === SECRET_ID;
-      if (!ok || secretFailures > 0) {
-        secretFailures = Math.max(0, secretFailures - 1);
-        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
-        res.end(JSON.stringify({ __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." }));
-        return;
-      }
-      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end(JSON.stringify({ Name: SECRET_ID, SecretString: JSON.stringify({ cookieKey: 'c'.repeat(48), clientId: idp.clientId }) }));
-    });
-  });
-  await new Promise<void>((resolve) => secrets.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(secrets.address() as AddressInfo).port}`;
-}
+let secrets: LocalSecretsManager;
 
 type Handler = (event: APIGatewayProxyEventV2, context: ReturnType<typeof lambdaContext>) => Promise<APIGatewayProxyStructuredResultV2>;
 let handler: Handler;
@@ -70,13 +45,14 @@ beforeAll(async () => {
     await dynamo.client().send(new PutItemCommand({ TableName: TABLE, Item: item }));
   }
   idp = await startOidcProvider({ claims: 'id-token', redirectUris: [`https://${HOST}/portal/callback`] });
-  const secretsEndpoint = await startSecretsManager();
+  secrets = await startSecretsManager();
+  secrets.secrets.set(SECRET_ID, JSON.stringify({ cookieKey: 'c'.repeat(48), clientId: idp.clientId }));
   vi.resetModules();
   Object.assign(process.env, {
     TABLE_NAME: TABLE,
     TOKENS_TABLE_NAME: TOKENS,
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsEndpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
     PORTAL_ISSUER: idp.issuer,
     PORTAL_SECRET_ID: SECRET_ID,
     PORTAL_GATEWAY_URL: GATEWAY,
@@ -91,20 +67,20 @@ afterAll(async () => {
     delete process.env[key];
   }
   await idp?.close();
-  await new Promise((resolve) => secrets?.close(resolve));
+  await secrets?.close();
   await dynamo?.stop();
 });
 
 describe('the portal through the Lambda entry', () => {
   it('answers 503 while the secret cannot be read, and works once it can (the failed read is not kept)', async () => {
-    secretFailures = 1;
+    secrets.failNext(1);
     const down = await call('GET', '/portal');
     expect(down.statusCode).toBe(503);
     expect(down.body).toContain('Portal unavailable');
     const up = await call('GET', '/portal');
     expect(up.statusCode).toBe(200);
     expect(up.body).toContain('href="/portal/login"');
-    expect(secretCalls).toBe(2);
+    expect(secrets.calls()).toBe(2);
   });
 
   it('signs alice in at the provider, lists only her desktop, and Connect gives a token the verifier accepts', async () => {
@@ -143,7 +119,7 @@ describe('the portal through the Lambda entry', () => {
     );
     expect(parseAuthXml(verdict.body!)).toEqual({ result: 'yes', username: 'alice@example.com' });
     // Built once: the secret was read twice in all (the failed read and one good one).
-    expect(secretCalls).toBe(2);
+    expect(secrets.calls()).toBe(2);
   });
 
   it("refuses a Connect to bob's desktop and mints nothing for it", async () => {

@@ -42,8 +42,8 @@ beforeAll(async () => {
   synth = synthesize('ShippedDefault', { allowAnySource: true });
   resolverId = synth.functionId('Resolver');
   discoveryId = synth.functionId('DiscoveryFunction');
-  sessionsTable = synth.tableNames[Object.keys(synth.tableNames).find((id) => id.startsWith('Sessions'))!]!;
-  tokensTable = synth.tableNames[Object.keys(synth.tableNames).find((id) => id.startsWith('Tokens'))!]!;
+  sessionsTable = synth.tableName('Sessions');
+  tokensTable = synth.tableName('Tokens');
   deliveries = ruleDeliveries(synth, discoveryId);
   world = await startWorld(synth);
   [discovery, resolver] = await Promise.all([world.start(discoveryId), world.start(resolverId)]);

@@ -25,8 +25,8 @@ beforeAll(() => {
   synth = synthesize('ShippedPolicy', { allowAnySource: true, portal: 'oidc', gatewayUrl: 'https://gw.example.com', oidcIssuer: 'https://login.example.com', oidcClientId: 'portal' });
   resolver = synth.functionId('Resolver');
   discovery = synth.functionId('DiscoveryFunction');
-  sessions = synth.tableNames[Object.keys(synth.tableNames).find((id) => id.startsWith('Sessions'))!]!;
-  tokens = synth.tableNames[Object.keys(synth.tableNames).find((id) => id.startsWith('Tokens'))!]!;
+  sessions = synth.tableName('Sessions');
+  tokens = synth.tableName('Tokens');
 }, 120_000);
 
 afterAll(() => synth?.remove());

@@ -25,8 +25,6 @@ const HOST = 'abcdefgh.lambda-url.us-east-1.on.aws';
 const GATEWAY = 'https://gw.example.com:8443';
 type Answer = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
-const sessionsOf = (synth: Synthesized) => synth.tableNames[Object.keys(synth.tableNames).find((id) => id.startsWith('Sessions'))!]!;
-
 describe('the shipped resolver with the portal (oidc)', () => {
   let idp: TestOidcProvider;
   let synth: Synthesized;
@@ -54,7 +52,7 @@ describe('the shipped resolver with the portal (oidc)', () => {
       { SessionId: { S: 'alice-desk' }, DcvServerEndpoint: { S: '10.0.0.31' }, TargetSessionId: { S: 'console' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] } },
       { SessionId: { S: 'bob-desk' }, DcvServerEndpoint: { S: '10.0.0.32' }, AllowedUsers: { SS: ['bob@example.com'] } },
     ];
-    for (const Item of items) await world.dynamo.client().send(new PutItemCommand({ TableName: sessionsOf(synth), Item }));
+    for (const Item of items) await world.dynamo.client().send(new PutItemCommand({ TableName: synth.tableName('Sessions'), Item }));
     resolver = await world.start(resolverId);
     agent = portalUserAgent((event) => invokeOk(resolver, event), HOST, { ca: certs.ca });
   }, 120_000);
@@ -115,7 +113,7 @@ describe('the shipped resolver with the portal (cognito)', () => {
     synth = synthesize('ShippedCognito', { allowAnySource: true, portal: 'cognito', gatewayUrl: GATEWAY, discovery: false });
     world = await startWorld(synth);
     await world.dynamo.client().send(
-      new PutItemCommand({ TableName: sessionsOf(synth), Item: { SessionId: { S: 'console' }, DcvServerEndpoint: { S: '10.0.0.41' } } }),
+      new PutItemCommand({ TableName: synth.tableName('Sessions'), Item: { SessionId: { S: 'console' }, DcvServerEndpoint: { S: '10.0.0.41' } } }),
     );
     resolver = await world.start(synth.functionId('Resolver'));
   }, 120_000);

@@ -27,6 +27,8 @@ export interface Synthesized {
   assetDir(functionId: string): string;
   /** The one function whose id starts with `prefix`. */
   functionId(prefix: string): string;
+  /** The test name of the one table whose id starts with `prefix` ('Sessions', 'Tokens'). */
+  tableName(prefix: string): string;
   remove(): void;
 }
 
@@ -55,13 +57,17 @@ export function synthesize(stackName: string, props: DcvResolverStackProps): Syn
       if (!key?.endsWith('.zip')) throw new Error(`${functionId}: Code.S3Key is not an asset zip: ${JSON.stringify(code)}`);
       return path.join(outdir, `asset.${key.slice(0, -'.zip'.length)}`);
     },
-    functionId(prefix) {
-      const matches = functions.filter((id) => id.startsWith(prefix));
-      if (matches.length !== 1) throw new Error(`expected one function '${prefix}*', found ${JSON.stringify(functions)}`);
-      return matches[0]!;
-    },
+    functionId: (prefix) => onlyOne('function', functions, prefix),
+    tableName: (prefix) => tableNames[onlyOne('table', Object.keys(tableNames), prefix)]!,
     remove: () => rmSync(outdir, { recursive: true, force: true }),
   };
+}
+
+/** The one logical id of `ids` that starts with `prefix` (ids carry a hash suffix). */
+function onlyOne(what: string, ids: readonly string[], prefix: string): string {
+  const matches = ids.filter((id) => id.startsWith(prefix));
+  if (matches.length !== 1) throw new Error(`expected one ${what} '${prefix}*', found ${JSON.stringify(ids)}`);
+  return matches[0]!;
 }
 
 /**

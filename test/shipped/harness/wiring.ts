@@ -66,46 +66,29 @@ export function matchesPattern(pattern: Record<string, unknown>, event: Record<s
   });
 }
 
+/** An EventBridge event as delivered: the envelope every event has, around its source, type and detail. */
+function eventBridgeEvent(source: string, detailType: string, resources: string[], detail: Record<string, unknown>): Record<string, unknown> {
+  return { version: '0', id: randomUUID(), 'detail-type': detailType, source, account: ACCOUNT, time: new Date().toISOString(), region: REGION, resources, detail };
+}
+
+const instanceArn = (instanceId: string) => `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${instanceId}`;
+
 export function scheduledEvent(delivery: RuleDelivery): Record<string, unknown> {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': 'Scheduled Event',
-    source: 'aws.events',
-    account: ACCOUNT,
-    time: new Date().toISOString(),
-    region: REGION,
-    resources: [delivery.ruleArn],
-    detail: {},
-  };
+  return eventBridgeEvent('aws.events', 'Scheduled Event', [delivery.ruleArn], {});
 }
 
 export function stateChangeEvent(instanceId: string, state: string): Record<string, unknown> {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': 'EC2 Instance State-change Notification',
-    source: 'aws.ec2',
-    account: ACCOUNT,
-    time: new Date().toISOString(),
-    region: REGION,
-    resources: [`arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${instanceId}`],
-    detail: { 'instance-id': instanceId, state },
-  };
+  return eventBridgeEvent('aws.ec2', 'EC2 Instance State-change Notification', [instanceArn(instanceId)], { 'instance-id': instanceId, state });
 }
 
 export function tagChangeEvent(instanceId: string, changed: string[], tags: Record<string, string>): Record<string, unknown> {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': 'Tag Change on Resource',
-    source: 'aws.tag',
-    account: ACCOUNT,
-    time: new Date().toISOString(),
-    region: REGION,
-    resources: [`arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${instanceId}`],
-    detail: { 'changed-tag-keys': changed, service: 'ec2', 'resource-type': 'instance', version: 3, tags },
-  };
+  return eventBridgeEvent('aws.tag', 'Tag Change on Resource', [instanceArn(instanceId)], {
+    'changed-tag-keys': changed,
+    service: 'ec2',
+    'resource-type': 'instance',
+    version: 3,
+    tags,
+  });
 }
 
 /** Lambda's SQS event for these message bodies (one record each). */

@@ -1,11 +1,10 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { FakeFleet } from '../../helpers/ec2-fleet';
 import { startEc2QueryServer, type Ec2QueryServer } from '../../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../../helpers/dynalite';
+import { startSecretsManager } from '../../helpers/secrets-manager';
 import { startAwsRecorder, type AwsCall, type AwsRecorder } from './aws-recorder';
 import { startFunction, type RunningFunction } from './lambda-runtime-api';
 import { REGION, templateEnvironment, type Synthesized } from './synthesized';
@@ -45,27 +44,6 @@ export function createTableInput(name: string, props: Record<string, unknown>): 
   };
 }
 
-async function startSecretsManager(secrets: Map<string, string>): Promise<{ endpoint: string; server: Server }> {
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      const id = JSON.parse(body || '{}').SecretId as string;
-      const value = req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue' ? secrets.get(id) : undefined;
-      res.writeHead(value === undefined ? 400 : 200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end(
-        JSON.stringify(
-          value === undefined
-            ? { __type: 'ResourceNotFoundException', message: "Secrets Manager can't find the specified secret." }
-            : { ARN: `arn:aws:secretsmanager:${REGION}:123456789012:secret:${id}-AbCdEf`, Name: id, SecretString: value },
-        ),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
-
 export interface WorldOptions {
   readonly node?: string;
   /**
@@ -82,8 +60,7 @@ export async function startWorld(synth: Synthesized, options: WorldOptions = {})
   }
   const fleet = new FakeFleet();
   const ec2: Ec2QueryServer = await startEc2QueryServer(fleet);
-  const secrets = new Map<string, string>();
-  const secretsManager = await startSecretsManager(secrets);
+  const secretsManager = await startSecretsManager();
   const recorders: AwsRecorder[] = [
     await startAwsRecorder('dynamodb', dynamo.endpoint),
     await startAwsRecorder('ec2', ec2.endpoint),
@@ -97,7 +74,7 @@ export async function startWorld(synth: Synthesized, options: WorldOptions = {})
   return {
     dynamo,
     fleet,
-    secrets,
+    secrets: secretsManager.secrets,
     calls: () => recorders.flatMap((r) => r.calls),
     accessKeyOf,
     async start(functionId) {
@@ -144,8 +121,7 @@ export async function startWorld(synth: Synthesized, options: WorldOptions = {})
       await Promise.all(running.map((f) => f.stop()));
       for (const r of recorders) await r.close();
       await ec2.close();
-      secretsManager.server.closeAllConnections();
-      await new Promise((resolve) => secretsManager.server.close(resolve));
+      await secretsManager.close();
       await dynamo.stop();
     },
   };
