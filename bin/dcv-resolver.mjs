@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The CLI: the package's compiled JavaScript (dist/, from `npm run build`, which `npm ci` and `npm pack` run).
+// The CLI: the package's compiled JavaScript (dist/, from `npm run build`, which `npm pack` and `npm start` run first).
 
 // package.json engines.node, checked before anything is imported (test/unit/cli-node-version.test.ts keeps
 // the two in step): an older Node would otherwise fail somewhere deep in a dependency, or run unsupported.
