@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../core/config-errors.js';
 import type { Log } from '../core/log.js';
@@ -18,7 +18,13 @@ const USE_FILE = /^use-(\d+)$/;
  * `use-N` with O_CREAT|O_EXCL, which the operating system makes atomic: however many processes
  * (`serve`, a second `serve`, a restarted one) race for the last use, exactly one creates the file.
  * A grant appears by renaming a complete temporary folder into place, so a reader never sees half of one.
- * Taking a use costs two small reads and one file creation, whatever the number of uses already taken.
+ * Taking a use costs two small reads, one file creation and one existence check, whatever the number of
+ * uses already taken.
+ *
+ * Revoking creates `revoked` (O_EXCL too) and then returns; consume checks for it again after creating its
+ * use file, and if it is there removes that file and answers revoked. Either the check sees the marker, or
+ * the marker came after the check, so after the use file: a consume that answers ok took its use before
+ * the revoke returned (a read after the revoke counts it), and none that starts later can.
  */
 export class DirectoryTokenStore implements TokenStore {
   /** `create: false` (listing, revoking) refuses a folder that does not exist rather than making it. */
@@ -71,17 +77,27 @@ export class DirectoryTokenStore implements TokenStore {
     if (refusal) return { ok: false, reason: refusal };
     // Use files always form a prefix use-1…use-k (each taker creates the lowest free number at or above
     // what it saw), so start after the count just read; a racer that got there first only moves us up.
+    // (A use given back below can leave a gap, but only in a revoked token, which takes no use again.)
     for (let n = state!.maxUses - state!.usesLeft + 1; n <= state!.maxUses; n++) {
+      const useFile = join(this.dir, hash, `use-${n}`);
       try {
-        const handle = await open(join(this.dir, hash, `use-${n}`), 'wx', 0o600);
+        const handle = await open(useFile, 'wx', 0o600);
         await handle.close();
-        return { ok: true, usesLeft: state!.maxUses - n };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
         // The folder vanished under us (pruned or deleted by hand): the token is gone.
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, reason: 'unknown' };
         throw error;
       }
+      // Revoked since the read above (a revoke that returned meanwhile): give the use back and refuse.
+      if (await exists(join(this.dir, hash, REVOKED_FILE))) {
+        await rm(useFile, { force: true }).catch((error: Error) =>
+          // Left behind, it only lowers the count of a token that can never verify again.
+          this.log?.warn('could not give back a use of a revoked token', { tokenDir: hash.slice(0, 12), cause: error.message }),
+        );
+        return { ok: false, reason: 'revoked' };
+      }
+      return { ok: true, usesLeft: state!.maxUses - n };
     }
     return { ok: false, reason: 'used-up' };
   }
@@ -128,6 +144,16 @@ export class DirectoryTokenStore implements TokenStore {
       }
     }
     return removed;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
   }
 }
 

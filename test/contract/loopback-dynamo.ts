@@ -10,8 +10,13 @@ export interface SeenRequest {
   readonly body: Record<string, unknown>;
 }
 
-/** A scripted answer: throttle / fail, or pass the request on to dynalite. */
-export type Step = 'forward' | { status: number; type: string; message?: string };
+/**
+ * A scripted answer: throttle / fail, or pass the request on to dynalite. 'late': pass it on (dynalite
+ * applies it) but hold the answer until the client gives up and closes the connection, so the client
+ * never sees it: a write that was applied while its answer came too late. `{ waitFor }`: pass it on once
+ * the promise settles (to order something else before this request).
+ */
+export type Step = 'forward' | 'late' | { waitFor: Promise<unknown> } | { status: number; type: string; message?: string };
 
 export const THROTTLING: Step = { status: 400, type: 'com.amazon.coral.availability#ThrottlingException', message: 'Rate of requests exceeds the allowed throughput.' };
 export const PROVISIONED: Step = {
@@ -24,6 +29,10 @@ export const INTERNAL: Step = { status: 500, type: 'com.amazonaws.dynamodb.v2012
 export interface LoopbackDynamo {
   readonly endpoint: string;
   readonly seen: SeenRequest[];
+  /** How many 'late' requests dynalite has applied (and whose answers were withheld). */
+  late(): number;
+  /** Resolves once the next 'late' request has been applied by dynalite (its answer still withheld). */
+  whenLate(): Promise<void>;
   /** Steps for the next requests, in order; 'forward' once they run out. */
   script(steps: Step[]): void;
   close(): Promise<void>;
@@ -38,6 +47,8 @@ async function listen(server: Server): Promise<string> {
 export async function startLoopbackDynamo(upstream: string): Promise<LoopbackDynamo> {
   const seen: SeenRequest[] = [];
   let steps: Step[] = [];
+  let late = 0;
+  const lateWaiters: (() => void)[] = [];
   const target = new URL(upstream);
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -46,26 +57,43 @@ export async function startLoopbackDynamo(upstream: string): Promise<LoopbackDyn
       const raw = Buffer.concat(chunks);
       seen.push({ headers: req.headers, body: JSON.parse(raw.toString('utf8') || '{}') as Record<string, unknown> });
       const step = steps.shift() ?? 'forward';
-      if (step !== 'forward') {
+      if (typeof step === 'object' && 'status' in step) {
         res.writeHead(step.status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify({ __type: step.type, message: step.message ?? step.type }));
         return;
       }
-      const upstreamReq = request(
-        { hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-        (upstreamRes) => {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-          upstreamRes.pipe(res);
-        },
-      );
-      upstreamReq.on('error', () => res.destroy());
-      upstreamReq.end(raw);
+      const forward = (): void => {
+        const upstreamReq = request(
+          { hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+          (upstreamRes) => {
+            if (step === 'late') {
+              // Applied upstream; the answer is read and dropped, and the client's connection stays silent
+              // until the client times out and closes it (no clock here: the client's own timeout decides).
+              upstreamRes.resume();
+              upstreamRes.on('end', () => {
+                late++;
+                for (const wake of lateWaiters.splice(0)) wake();
+              });
+              return;
+            }
+            res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+            upstreamRes.pipe(res);
+          },
+        );
+        upstreamReq.on('error', () => res.destroy());
+        upstreamReq.end(raw);
+      };
+      // Forwarded as it is, or once the step's promise settles (whichever way).
+      if (typeof step === 'object') void step.waitFor.then(forward, forward);
+      else forward();
     });
   });
   const endpoint = await listen(server);
   return {
     endpoint,
     seen,
+    late: () => late,
+    whenLate: () => new Promise<void>((resolve) => lateWaiters.push(resolve)),
     script(next) {
       steps = [...next];
     },

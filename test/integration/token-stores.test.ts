@@ -94,6 +94,7 @@ function dynamoCorruptions(table: string): Record<string, (hash: string) => Prom
     'a negative UsesLeft': (hash) => put({ ...base(hash), UsesLeft: { N: '-1' }, MaxUses: { N: '1' } }),
     'Groups typed as a string': (hash) => put({ ...base(hash), Groups: { S: 'ops' } }),
     'Groups with 101 names': (hash) => put({ ...base(hash), Groups: { SS: Array.from({ length: 101 }, (_, i) => `g${i}`) } }),
+    'UseIds typed as a string': (hash) => put({ ...base(hash), UseIds: { S: 'abc' } }),
   };
 }
 
