@@ -48,7 +48,7 @@ export function openIdConnectClient(options: OpenIdConnectOptions): OidcClient {
   let endpointNames = new Map<string, string>();
   const boundedFetch: client.CustomFetch = async (url, init) => {
     const budget = budgets.getStore() ?? { deadline: Date.now() + capMs, call: '' };
-    budget.call = endpointNames.get(url.split('?')[0]!) ?? 'discovery document';
+    budget.call = endpointNames.get(url.split('?')[0]!) ?? (endpointNames.size > 0 ? 'identity provider' : 'discovery document');
     const { signal, allowedMs } = callSignal(budget.deadline, capMs, budget.call);
     try {
       return await fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal]) : signal });
