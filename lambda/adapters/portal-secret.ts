@@ -1,4 +1,5 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { callSignal, OutOfTimeError } from '../core/deadline.js';
 import { boundedHttpHandler } from './sdk-http-handler.js';
 
 /**
@@ -43,11 +44,15 @@ export function parsePortalSecret(text: string, secretId: string): PortalSecret 
   return clientId === undefined ? { cookieKey } : { cookieKey, clientId };
 }
 
+/** How a slow read is named in OutOfTimeError and the log. */
+export const SECRET_READ_CALL = 'Secrets Manager GetSecretValue';
+
 /**
  * Reads and validates the portal secret. The SDK client is imported here, on the first portal request,
- * so the resolve path's cold start never loads it.
+ * so the resolve path's cold start never loads it. With `deadline` (epoch ms), the read (both attempts)
+ * is abandoned when it passes: OutOfTimeError, not a PortalSecretError.
  */
-export async function loadPortalSecret(secretId: string, client?: SecretsManagerClient): Promise<PortalSecret> {
+export async function loadPortalSecret(secretId: string, client?: SecretsManagerClient, options: { deadline?: number } = {}): Promise<PortalSecret> {
   const sdk = await import('@aws-sdk/client-secrets-manager');
   const sm =
     client ??
@@ -57,9 +62,14 @@ export async function loadPortalSecret(secretId: string, client?: SecretsManager
       maxAttempts: 2,
     });
   let answer;
+  let budget: ReturnType<typeof callSignal> | undefined;
   try {
-    answer = await sm.send(new sdk.GetSecretValueCommand({ SecretId: secretId }));
+    // The client's own limits (2 attempts of at most 2 s) are the cap when the deadline is further off.
+    budget = options.deadline === undefined ? undefined : callSignal(options.deadline, 5000, SECRET_READ_CALL);
+    answer = await sm.send(new sdk.GetSecretValueCommand({ SecretId: secretId }), budget ? { abortSignal: budget.signal } : {});
   } catch (error) {
+    if (error instanceof OutOfTimeError) throw error;
+    if (budget?.signal.aborted) throw new OutOfTimeError(SECRET_READ_CALL, budget.allowedMs);
     const e = error as { name?: string; message?: string };
     throw new PortalSecretError(`portal secret '${secretId}' could not be read: ${e.name ?? 'Error'}: ${e.message ?? String(error)}`);
   } finally {

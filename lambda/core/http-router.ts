@@ -34,6 +34,12 @@ export interface HttpRequest {
   readonly headers?: Readonly<Record<string, string | undefined>>;
   /** How the request reached us: the portal builds its own absolute URLs from it. @default 'https' */
   readonly scheme?: 'http' | 'https';
+  /**
+   * When the answer must be ready (epoch ms, Date.now()'s clock): on Lambda the invocation's end less a
+   * margin. Only the portal reads it (its calls to the identity provider and Secrets Manager get what
+   * is left); absent: the portal's own budget.
+   */
+  readonly deadline?: number;
 }
 
 export interface HttpResponse {

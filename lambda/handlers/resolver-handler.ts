@@ -43,8 +43,19 @@ export type ResolverHandler = (
   context?: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>;
 
+/**
+ * Kept from a Lambda invocation's remaining time for what follows the portal's calls: rendering the page,
+ * returning the answer, and the timers' own lateness on a busy instance.
+ */
+export const DEADLINE_MARGIN_MS = 500;
+
+/** When an invocation's answer must be ready: its remaining time less DEADLINE_MARGIN_MS (epoch ms). */
+export function invocationDeadline(context: Pick<Context, 'getRemainingTimeInMillis'>, now: number = Date.now()): number {
+  return now + context.getRemainingTimeInMillis() - DEADLINE_MARGIN_MS;
+}
+
 /** Reads a Function URL event (payload 2.0) defensively: a malformed event is a 4xx, never a crash. */
-export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefined): HttpRequest {
+export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefined, deadline?: number): HttpRequest {
   const http = event?.requestContext?.http;
   const contentType = event?.headers?.['content-type'];
   return {
@@ -57,6 +68,7 @@ export function requestFromEvent(event: Partial<APIGatewayProxyEventV2> | undefi
     requestId: requestIdOf(event),
     body: bodyOf(event),
     ...(typeof contentType === 'string' ? { contentType } : {}),
+    ...(deadline === undefined ? {} : { deadline }),
   };
 }
 
@@ -104,8 +116,9 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
   const route = createResolverRouter(deps);
   const handle = async function resolveSessionHandler(
     event: APIGatewayProxyEventV2,
+    deadline?: number,
   ): Promise<APIGatewayProxyStructuredResultV2> {
-    const response = await route(requestFromEvent(event));
+    const response = await route(requestFromEvent(event, deadline));
     return {
       statusCode: response.statusCode,
       headers: response.headers,
@@ -121,7 +134,8 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
     if (!context) return handle(event);
     log.addContext?.(context);
     try {
-      return await handle(event);
+      // The portal bounds its calls by this, so a slow identity provider is its 503 page, not a timeout.
+      return await handle(event, typeof context.getRemainingTimeInMillis === 'function' ? invocationDeadline(context) : undefined);
     } finally {
       log.resetKeys?.();
     }

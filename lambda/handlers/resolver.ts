@@ -39,12 +39,12 @@ const resolve = createResolverHandler({
 /** The portal, built on its first request: the OpenID client and the secret load then, not at cold start. */
 function lambdaPortal(portal: PortalFunctionConfig, api: DynamoApi, tableName: string, log: Log) {
   return (shared: PortalShared) =>
-    deferredPortal(async () => {
+    deferredPortal(async (deadline) => {
       const [{ openIdConnectClient }, { loadPortalSecret }] = await Promise.all([
         import('../adapters/openid-connect.js'),
         import('../adapters/portal-secret.js'),
       ]);
-      const secret = await loadPortalSecret(portal.secretId);
+      const secret = await loadPortalSecret(portal.secretId, undefined, { deadline });
       const clientId = portal.clientId ?? secret.clientId;
       if (!clientId) throw new Error(`no OpenID client id: set PORTAL_CLIENT_ID or "clientId" in secret ${portal.secretId}`);
       const catalog = new DynamoSessionCatalog(api, tableName, { log });
@@ -62,10 +62,10 @@ function lambdaPortal(portal: PortalFunctionConfig, api: DynamoApi, tableName: s
 }
 
 export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
-  // The invocation's fields (function_request_id, cold_start, …) on every log line of this request.
-  if (context) log.addContext(context);
+  // With the context: the invocation's fields (function_request_id, cold_start, …) on every log line of
+  // this request, and its deadline (remaining time less a margin) on the request, for the portal's calls.
   try {
-    return await resolve(event);
+    return await resolve(event, context);
   } finally {
     metrics.flush();
   }

@@ -56,8 +56,12 @@ export function functionUrlEvent(options: EventOptions = {}): APIGatewayProxyEve
   return result;
 }
 
-/** A Lambda context good enough for middy and Powertools' injectLambdaContext. */
-export function lambdaContext(requestId = 'c0ffee00-0000-4000-8000-000000000001'): Context {
+/**
+ * A Lambda context good enough for middy and Powertools' injectLambdaContext. `remainingMs`: the invocation
+ * ends that long after this call (getRemainingTimeInMillis counts down); without it, always 5,000.
+ */
+export function lambdaContext(requestId = 'c0ffee00-0000-4000-8000-000000000001', options: { remainingMs?: number } = {}): Context {
+  const end = options.remainingMs === undefined ? undefined : Date.now() + options.remainingMs;
   return {
     callbackWaitsForEmptyEventLoop: true,
     functionName: 'DcvSessionResolver-Resolver',
@@ -67,7 +71,7 @@ export function lambdaContext(requestId = 'c0ffee00-0000-4000-8000-000000000001'
     awsRequestId: requestId,
     logGroupName: '/aws/lambda/DcvSessionResolver-Resolver',
     logStreamName: '2025/02/03/[$LATEST]0123456789abcdef',
-    getRemainingTimeInMillis: () => 5000,
+    getRemainingTimeInMillis: () => (end === undefined ? 5000 : Math.max(0, end - Date.now())),
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

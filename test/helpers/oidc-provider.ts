@@ -38,6 +38,15 @@ export type ClaimsDelivery = 'id-token' | 'userinfo';
  */
 export type UserInfoFault = 'other-subject' | 'server-error' | 'drop-connection';
 
+/** The provider's endpoints a relying party calls itself (not through the browser). */
+export type ProviderEndpoint = 'discovery' | 'token' | 'jwks' | 'userinfo';
+const ENDPOINT_PATHS: Readonly<Record<ProviderEndpoint, string>> = {
+  discovery: '/.well-known/openid-configuration',
+  token: '/token',
+  jwks: '/jwks',
+  userinfo: USERINFO_PATH,
+};
+
 export interface TestOidcProvider {
   readonly issuer: string;
   readonly clientId: string;
@@ -50,6 +59,13 @@ export interface TestOidcProvider {
   accessTokens(): readonly string[];
   /** How UserInfo answers from now on; undefined: correctly. */
   setUserInfoFault(fault: UserInfoFault | undefined): void;
+  /**
+   * Requests to `endpoint` from now on get no answer at all: read, then held open until close() (a
+   * provider that hangs). undefined: answer everything again.
+   */
+  stall(endpoint: ProviderEndpoint | undefined): void;
+  /** Requests received at `endpoint` so far (answered, refused or stalled). */
+  requestsTo(endpoint: ProviderEndpoint): number;
   /** With `tls`: the CA a client must trust to reach the issuer. */
   readonly ca?: Buffer;
   close(): Promise<void>;
@@ -69,6 +85,8 @@ export async function startOidcProvider(
   const claims = options.claims ?? 'id-token';
   let userInfoRequests = 0;
   let fault: UserInfoFault | undefined;
+  let stalled: ProviderEndpoint | undefined;
+  const received = new Map<ProviderEndpoint, number>();
   const accessTokens: string[] = [];
   const server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }) : createServer();
   await new Promise<void>((resolve, reject) => {
@@ -106,6 +124,12 @@ export async function startOidcProvider(
   const providerHandler = provider.callback();
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', issuer).pathname;
+    const endpoint = (Object.keys(ENDPOINT_PATHS) as ProviderEndpoint[]).find((e) => ENDPOINT_PATHS[e] === path);
+    if (endpoint) received.set(endpoint, (received.get(endpoint) ?? 0) + 1);
+    if (endpoint !== undefined && endpoint === stalled) {
+      req.resume(); // read the body, answer nothing
+      return;
+    }
     if (path.startsWith('/interaction/')) {
       signInPage(provider, req, res).catch((error: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -126,6 +150,10 @@ export async function startOidcProvider(
     setUserInfoFault: (next) => {
       fault = next;
     },
+    stall: (endpoint) => {
+      stalled = endpoint;
+    },
+    requestsTo: (endpoint) => received.get(endpoint) ?? 0,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

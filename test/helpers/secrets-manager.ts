@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 /**
  * Secrets Manager's GetSecretValue (JSON 1.1 protocol) on 127.0.0.1, for what reads the portal's secret:
  * the Lambda entry in-process and the shipped bundle (AWS_ENDPOINT_URL_SECRETS_MANAGER). An unknown id, any
- * other operation, or a failure asked for with failNext() is answered as Secrets Manager answers a missing secret.
+ * other operation, or a failure asked for with failNext() is answered as Secrets Manager answers a missing secret;
+ * stall(true) makes it read requests and answer nothing (a hung endpoint) until stall(false) or close().
  */
 export interface LocalSecretsManager {
   readonly endpoint: string;
@@ -14,6 +15,7 @@ export interface LocalSecretsManager {
   calls(): number;
   /** The next `count` requests fail. */
   failNext(count: number): void;
+  stall(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -21,11 +23,13 @@ export async function startSecretsManager(): Promise<LocalSecretsManager> {
   const secrets = new Map<string, string>();
   let calls = 0;
   let failures = 0;
+  let stalled = false;
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       calls++;
+      if (stalled) return;
       const id = (JSON.parse(body || '{}') as { SecretId?: string }).SecretId ?? '';
       const value = req.headers['x-amz-target'] === 'secretsmanager.GetSecretValue' ? secrets.get(id) : undefined;
       const failing = failures > 0;
@@ -47,6 +51,9 @@ export async function startSecretsManager(): Promise<LocalSecretsManager> {
     calls: () => calls,
     failNext: (count) => {
       failures = count;
+    },
+    stall: (on) => {
+      stalled = on;
     },
     async close() {
       server.closeAllConnections();

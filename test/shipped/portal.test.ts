@@ -102,6 +102,22 @@ describe('the shipped resolver with the portal (oidc)', () => {
     expect(new Set(mine.map((c) => c.action))).toEqual(new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']));
     expect(denied(synth, resolverId, mine)).toEqual([]);
   });
+
+  it('a provider whose UserInfo hangs: the portal 503 page within the invocation, logged as "UserInfo" (issue 21 item 7)', async () => {
+    const bob = portalUserAgent((event) => invokeOk(resolver, event), HOST, { ca: certs.ca });
+    const logStart = resolver.output().length;
+    idp.stall('userinfo');
+    try {
+      const callback = (await bob.signIn('bob')) as Answer;
+      expect(callback.statusCode).toBe(503);
+      expect(callback.body).toContain('did not answer in time');
+      expect(bob.cookies.dcv_portal).toBeUndefined();
+      const late = resolver.output().slice(logStart).split('\n').filter((l) => l.includes('portal out of time'));
+      expect(late.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([{ level: 'ERROR', call: 'UserInfo' }]);
+    } finally {
+      idp.stall(undefined);
+    }
+  });
 });
 
 describe('the shipped resolver with the portal (cognito)', () => {

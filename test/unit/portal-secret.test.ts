@@ -1,6 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { startSecretsManager } from '../helpers/secrets-manager';
 import { cachedPortalSecret, loadPortalSecret, parsePortalSecret, PortalSecretError } from '../../lambda/adapters/portal-secret';
 
 const KEY = 'k'.repeat(64);
@@ -44,18 +45,13 @@ describe('parsePortalSecret', () => {
 describe('loadPortalSecret (Secrets Manager through aws-sdk-client-mock)', () => {
   const sm = mockClient(SecretsManagerClient);
   afterEach(() => sm.reset());
+  // The stub is on the class's prototype: every client, in every later test of this file, until restored.
+  afterAll(() => sm.restore());
 
   it('reads the secret by the name it is given and validates it', async () => {
     sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ cookieKey: KEY, clientId: 'abc' }) });
     await expect(loadPortalSecret(ID)).resolves.toEqual({ cookieKey: KEY, clientId: 'abc' });
     expect(sm.commandCalls(GetSecretValueCommand).map((c) => c.args[0].input)).toEqual([{ SecretId: ID }]);
-  });
-
-  it('uses the client it is given', async () => {
-    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ cookieKey: KEY }) });
-    const client = new SecretsManagerClient({ region: 'eu-west-1' });
-    await expect(loadPortalSecret(ID, client)).resolves.toEqual({ cookieKey: KEY });
-    expect(sm.commandCalls(GetSecretValueCommand)).toHaveLength(1);
   });
 
   it('turns a service error into a PortalSecretError naming the secret and the AWS error', async () => {
@@ -69,6 +65,26 @@ describe('loadPortalSecret (Secrets Manager through aws-sdk-client-mock)', () =>
     sm.on(GetSecretValueCommand).resolvesOnce({ SecretBinary: new Uint8Array([1, 2]) }).resolvesOnce({ SecretString: '{"cookieKey":"short"}' });
     await expect(loadPortalSecret(ID)).rejects.toThrow(/has no SecretString \(a binary secret is not supported\)/);
     await expect(loadPortalSecret(ID)).rejects.toThrow(/cookieKey must be a string of at least 32 characters \(it has 5\)/);
+  });
+});
+
+describe('loadPortalSecret with a given client (two loopback Secrets Managers)', () => {
+  it('reads through the client it is given, not one of its own', async () => {
+    // The client loadPortalSecret would make itself goes to `other` (the endpoint variable), which holds
+    // another key; only the given client reaches `given`: ignoring it reads the wrong secret.
+    const [given, other] = await Promise.all([startSecretsManager(), startSecretsManager()]);
+    given.secrets.set(ID, JSON.stringify({ cookieKey: KEY }));
+    other.secrets.set(ID, JSON.stringify({ cookieKey: 'o'.repeat(40) }));
+    vi.stubEnv('AWS_ENDPOINT_URL_SECRETS_MANAGER', other.endpoint);
+    const client = new SecretsManagerClient({ endpoint: given.endpoint, maxAttempts: 1 });
+    try {
+      await expect(loadPortalSecret(ID, client)).resolves.toEqual({ cookieKey: KEY });
+      expect([given.calls(), other.calls()]).toEqual([1, 0]);
+    } finally {
+      vi.unstubAllEnvs();
+      client.destroy();
+      await Promise.all([given.close(), other.close()]);
+    }
   });
 });
 

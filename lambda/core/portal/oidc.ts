@@ -6,15 +6,19 @@ import { createHash, randomBytes } from 'node:crypto';
  * its own side (state, nonce, PKCE verifier) is generated here and kept in the signed sign-in cookie.
  */
 export interface OidcClient {
-  /** Where to send the browser: the authorization endpoint with response_type=code and these values. */
-  authorizationUrl(request: AuthorizationRequest): Promise<string>;
+  /**
+   * Where to send the browser: the authorization endpoint with response_type=code and these values.
+   * `deadline` (epoch ms) bounds every request to the provider (the discovery document, on first use); a
+   * request that runs out of time throws OutOfTimeError (core/deadline.ts) naming it.
+   */
+  authorizationUrl(request: AuthorizationRequest, deadline: number): Promise<string>;
   /**
    * Redeems the code from `callbackUrl` (the full URL the provider sent the browser to), checking the
    * state, the PKCE verifier and the ID token (signature against the issuer's keys, issuer, audience,
    * expiry, nonce). Returns the ID token's claims and a way to read UserInfo; throws OidcError when
-   * anything does not hold.
+   * anything does not hold, OutOfTimeError when a request to the provider outlasts `deadline`.
    */
-  signIn(callbackUrl: URL, checks: SignInChecks): Promise<SignIn>;
+  signIn(callbackUrl: URL, checks: SignInChecks, deadline: number): Promise<SignIn>;
 }
 
 /** A verified sign-in. */
@@ -23,9 +27,10 @@ export interface SignIn {
   /**
    * The provider's UserInfo answer, read with this sign-in's access token (absent when the provider has
    * no UserInfo endpoint). OIDC Core 5.4: a provider may send the `email`/`profile` claims only there.
-   * Throws OidcError when its `sub` is not the ID token's, OidcUnavailableError when it cannot be read.
+   * Throws OidcError when its `sub` is not the ID token's, OidcUnavailableError when it cannot be read,
+   * OutOfTimeError when it does not answer before `deadline`.
    */
-  readonly userInfo?: () => Promise<Record<string, unknown>>;
+  readonly userInfo?: (deadline: number) => Promise<Record<string, unknown>>;
 }
 
 export interface AuthorizationRequest {

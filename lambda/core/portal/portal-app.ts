@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
 import type { HttpRequest, HttpResponse } from '../http-router.js';
+import { beforeDeadline, OutOfTimeError } from '../deadline.js';
 import type { Log } from '../log.js';
 import { describeError, type SessionResolver } from '../resolve.js';
 import { allowedAs } from '../session-access.js';
@@ -21,6 +22,11 @@ const SIGN_IN_SECONDS = 10 * 60;
 const SESSION_COOKIE = 'dcv_portal';
 const SIGN_IN_COOKIE = 'dcv_portal_login';
 const MAX_FORM_BYTES = 4096;
+/**
+ * A request's time when it comes without a deadline (`serve`): room for the provider's four calls at the
+ * adapter's usual cap, and less than a browser waits.
+ */
+export const DEFAULT_PORTAL_BUDGET_MS = 10_000;
 
 export interface PortalOptions {
   readonly oidc: OidcClient;
@@ -44,6 +50,8 @@ export interface PortalOptions {
    * @default the request's own scheme and Host, and the path prefix it came in on
    */
   readonly publicUrl?: string;
+  /** A request's time for its calls when the request has no `deadline` (`serve`). @default DEFAULT_PORTAL_BUDGET_MS */
+  readonly budgetMs?: number;
   readonly now?: () => number;
 }
 
@@ -103,6 +111,9 @@ export function createPortal(options: PortalOptions): PortalHandler {
 
   return async function portal(input: PortalRequest): Promise<HttpResponse> {
     const paths = portalPaths(input.basePath);
+    // Date.now(), not options.now: a deadline is wall-clock time, whatever clock the cookies use.
+    const started = Date.now();
+    const deadline = input.request.deadline ?? started + (options.budgetMs ?? DEFAULT_PORTAL_BUDGET_MS);
     try {
       const base = publicBase(options.publicUrl, input);
       switch (input.path) {
@@ -112,11 +123,11 @@ export function createPortal(options: PortalOptions): PortalHandler {
           return await home(input, paths);
         case '/portal/login':
           allow(input.request, ['GET', 'HEAD']);
-          return await login(input, base);
+          return await login(input, base, deadline);
         case '/portal/callback':
           // GET only: redeeming the code is a side effect a HEAD must not have.
           allow(input.request, ['GET']);
-          return await callback(input, base, paths);
+          return await callback(input, base, paths, deadline);
         case '/portal/connect':
           allow(input.request, ['POST']);
           return await connect(input, base, paths);
@@ -127,6 +138,7 @@ export function createPortal(options: PortalOptions): PortalHandler {
           throw new PortalError(404, 'Not found', 'There is no such page.');
       }
     } catch (error) {
+      if (error instanceof OutOfTimeError) return outOfTimePage(error, input, paths, deadline - started);
       return failure(error, input, paths);
     }
   };
@@ -159,21 +171,24 @@ export function createPortal(options: PortalOptions): PortalHandler {
     );
   }
 
-  async function login(input: PortalRequest, base: PortalBase): Promise<HttpResponse> {
+  async function login(input: PortalRequest, base: PortalBase, deadline: number): Promise<HttpResponse> {
     const transaction = newSignInTransaction();
-    const location = await options.oidc.authorizationUrl({
-      redirectUri: base.callbackUrl,
-      state: transaction.state,
-      nonce: transaction.nonce,
-      codeChallenge: codeChallengeOf(transaction.codeVerifier),
-    });
+    const location = await options.oidc.authorizationUrl(
+      {
+        redirectUri: base.callbackUrl,
+        state: transaction.state,
+        nonce: transaction.nonce,
+        codeChallenge: codeChallengeOf(transaction.codeVerifier),
+      },
+      deadline,
+    );
     input.fields.portal = 'login';
     const expires = now() / 1000 + SIGN_IN_SECONDS;
     const cookie = sealer.seal(SIGN_IN_COOKIE, { ...transaction }, expires);
     return redirect(302, location, [setCookie(SIGN_IN_COOKIE, cookie, { path: base.cookiePath, maxAge: SIGN_IN_SECONDS })]);
   }
 
-  async function callback(input: PortalRequest, base: PortalBase, paths: PortalPaths): Promise<HttpResponse> {
+  async function callback(input: PortalRequest, base: PortalBase, paths: PortalPaths, deadline: number): Promise<HttpResponse> {
     input.fields.portal = 'callback';
     const nowSeconds = now() / 1000;
     const transaction = sealer.open(SIGN_IN_COOKIE, readCookie(input.request.headers?.cookie, SIGN_IN_COOKIE), nowSeconds);
@@ -187,13 +202,17 @@ export function createPortal(options: PortalOptions): PortalHandler {
     }
     let claims;
     try {
-      const signIn = await options.oidc.signIn(new URL(`${base.callbackUrl}?${input.request.rawQueryString}`), {
-        redirectUri: base.callbackUrl,
-        state: transaction.state,
-        nonce: String(transaction.nonce),
-        codeVerifier: String(transaction.codeVerifier),
-      });
-      claims = await userClaims(signIn, input);
+      const signIn = await options.oidc.signIn(
+        new URL(`${base.callbackUrl}?${input.request.rawQueryString}`),
+        {
+          redirectUri: base.callbackUrl,
+          state: transaction.state,
+          nonce: String(transaction.nonce),
+          codeVerifier: String(transaction.codeVerifier),
+        },
+        deadline,
+      );
+      claims = await userClaims(signIn, input, deadline);
     } catch (error) {
       if (error instanceof OidcError) {
         log.warn('portal sign-in refused', { requestId: input.request.requestId, reason: error.message });
@@ -224,10 +243,10 @@ export function createPortal(options: PortalOptions): PortalHandler {
    * UserInfo read is an OidcUnavailableError (503), never a sign-in with fewer names or groups than the
    * person has: that would hide desktops shared with them without saying why.
    */
-  async function userClaims(signIn: SignIn, input: PortalRequest): Promise<Record<string, unknown>> {
+  async function userClaims(signIn: SignIn, input: PortalRequest, deadline: number): Promise<Record<string, unknown>> {
     const { idTokenClaims } = signIn;
     if (!signIn.userInfo || !userInfoWanted(idTokenClaims, groupsClaim)) return idTokenClaims;
-    const userInfo = await signIn.userInfo();
+    const userInfo = await signIn.userInfo(deadline);
     // The adapter checks this too (openid-client's expectedSubject); held here for any OidcClient.
     if (typeof userInfo.sub !== 'string' || userInfo.sub !== idTokenClaims.sub) throw new OidcError('the UserInfo answer is for another subject than the ID token');
     input.fields.userInfo = true;
@@ -326,6 +345,16 @@ export function createPortal(options: PortalOptions): PortalHandler {
       throw new PortalError(403, 'Request refused', 'This request did not come from the portal page.');
     }
     return { session, form };
+  }
+
+  /**
+   * A call ran out of the request's time: the portal's own 503 page, well before the platform's timeout
+   * would answer for it (Lambda: a bare 502), and a log line saying which call it was.
+   */
+  function outOfTimePage(error: OutOfTimeError, input: PortalRequest, paths: PortalPaths, budgetMs: number): HttpResponse {
+    log.error('portal out of time', { requestId: input.request.requestId, call: error.call, allowedMs: error.allowedMs, budgetMs });
+    input.fields.reason = error.message;
+    return html(503, errorPage('Sign-in unavailable', 'The identity provider did not answer in time. Try again in a minute.', paths.home), { 'Retry-After': '5' });
   }
 
   function failure(error: unknown, input: PortalRequest, paths: PortalPaths): HttpResponse {
@@ -432,23 +461,31 @@ function poolView(entry: PoolEntry): PoolView {
 /**
  * A portal built on its first request (Lambda: the secret is read and the OpenID client loaded then, so
  * the resolver's cold start pays for neither). A failed build answers 503 and is tried again next time.
+ * `build` gets the deadline of the request that starts it and must end by then (its calls bounded by it,
+ * so a slow one is named: OutOfTimeError); a request that finds a build under way waits for it only until
+ * its own deadline.
  */
-export function deferredPortal(build: () => Promise<PortalHandler>, log: Log): PortalHandler {
+export function deferredPortal(build: (deadline: number) => Promise<PortalHandler>, log: Log, budgetMs: number = DEFAULT_PORTAL_BUDGET_MS): PortalHandler {
   let pending: Promise<PortalHandler> | undefined;
   return async (input) => {
-    pending ??= build().catch((error: unknown) => {
+    const deadline = input.request.deadline ?? Date.now() + budgetMs;
+    const joining = pending !== undefined;
+    pending ??= build(deadline).catch((error: unknown) => {
       pending = undefined;
       throw error;
     });
     let portal: PortalHandler;
     try {
-      portal = await pending;
+      portal = await (joining ? beforeDeadline(pending, deadline, 'portal start-up') : pending);
     } catch (error) {
-      log.error('portal unavailable', { requestId: input.request.requestId, error: describeError(error) });
+      const late = error instanceof OutOfTimeError;
+      if (late) log.error('portal out of time', { requestId: input.request.requestId, call: error.call, allowedMs: error.allowedMs });
+      else log.error('portal unavailable', { requestId: input.request.requestId, error: describeError(error) });
+      const message = late ? 'A service the portal needs did not answer in time. Try again in a minute.' : 'The portal is not ready. Try again in a minute.';
       return {
         statusCode: 503,
         headers: { ...htmlHeaders("'self'"), 'Retry-After': '5' },
-        body: errorPage('Portal unavailable', 'The portal is not ready. Try again in a minute.', `${input.basePath}/portal`),
+        body: errorPage('Portal unavailable', message, `${input.basePath}/portal`),
       };
     }
     return portal(input);
