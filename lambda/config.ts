@@ -1,6 +1,7 @@
 import { ConfigError } from './core/config-errors.js';
 import { CidrSet } from './core/ip.js';
 import { issuerProblem, scopesProblem } from './core/portal/oidc.js';
+import { userClaimsProblem } from './core/portal/portal-user.js';
 
 /**
  * Environment read and validated once, at cold start: a misconfigured function fails at init with a
@@ -68,6 +69,8 @@ export interface PortalFunctionConfig {
   /** Space-separated; @default 'openid email profile' */
   readonly scopes?: string;
   readonly leaseSeconds?: number;
+  /** PORTAL_USER_CLAIMS, comma-separated: claims trusted as names besides the defaults (see UserClaimsPolicy). */
+  readonly userClaims?: readonly string[];
 }
 
 function scopesOf(value: string | undefined): string | undefined {
@@ -88,14 +91,20 @@ export function readPortalFunctionConfig(env: Env): PortalFunctionConfig | undef
   if (problem) throw new ConfigError(`PORTAL_ISSUER ${problem}`);
   const lease = optionalString(env, 'PORTAL_LEASE_SECONDS');
   if (lease !== undefined && !/^\d{2,7}$/.test(lease)) throw new ConfigError('PORTAL_LEASE_SECONDS must be a number of seconds (10 to 9999999)');
+  const groupsClaim = optionalString(env, 'PORTAL_GROUPS_CLAIM');
+  const claims = optionalString(env, 'PORTAL_USER_CLAIMS');
+  const userClaims = claims === undefined ? [] : splitList(claims);
+  const claimsProblem = userClaimsProblem(userClaims, groupsClaim);
+  if (claimsProblem) throw new ConfigError(`PORTAL_USER_CLAIMS ${claimsProblem}`);
   return {
     issuer,
     clientId: optionalString(env, 'PORTAL_CLIENT_ID'),
     secretId: requiredString(env, 'PORTAL_SECRET_ID'),
     gatewayUrl: requiredString(env, 'PORTAL_GATEWAY_URL'),
-    groupsClaim: optionalString(env, 'PORTAL_GROUPS_CLAIM'),
+    groupsClaim,
     scopes: scopesOf(optionalString(env, 'PORTAL_SCOPES')),
     ...(lease === undefined ? {} : { leaseSeconds: Number(lease) }),
+    ...(userClaims.length > 0 ? { userClaims } : {}),
   };
 }
 

@@ -19,7 +19,7 @@ import { ResolverObservability } from './resolver-observability.js';
 export interface DcvSessionResolverProps extends AccessProps, PortalProps {
   // accessMode, allowedSourceCidrs, allowAnySource, pathPrefix, invokerRoleArn, reservedConcurrency:
   // documented once, on AccessProps (lib/access-settings.ts), which the stack's props share too.
-  // portal, gatewayUrl, oidcIssuer, oidcClientId, oidcGroupsClaim, oidcScopes, portalLeaseSeconds, cognitoDomainPrefix:
+  // portal, gatewayUrl, oidcIssuer, oidcClientId, oidcGroupsClaim, oidcScopes, oidcUserClaims, portalLeaseSeconds, cognitoDomainPrefix:
   // documented once, on PortalProps (lib/portal-settings.ts).
   /**
    * Physical name of the sessions table.

@@ -1,4 +1,5 @@
 import { Token } from 'aws-cdk-lib';
+import { userClaimsProblem } from '../lambda/core/portal/portal-user.js';
 import type { AccessMode } from './access-settings.js';
 
 /**
@@ -55,6 +56,16 @@ export interface PortalProps {
    */
   readonly oidcScopes?: string;
   /**
+   * More ID token claims that name a person in `AllowedUsers` (context: comma-separated, or a JSON array in
+   * cdk.json). By default only `sub`, `email` when `email_verified` is true and, with Cognito,
+   * `cognito:username` do: claims a user can choose (a profile's `preferred_username`, an unverified
+   * e-mail) would let anyone become anyone. Name a claim only where users cannot set it, e.g. Entra ID's
+   * `upn` or `oid`; naming `email` accepts addresses without `email_verified` (Entra ID sends none). In
+   * `cognito` mode the app client may not write a named claim.
+   * @default - none
+   */
+  readonly oidcUserClaims?: readonly string[];
+  /**
    * How long a pool placement (lease) lasts, in seconds (60 to 604800).
    * @default - the runtime's default (8 hours)
    */
@@ -79,6 +90,8 @@ export interface PortalSettings {
   readonly scopes?: string;
   readonly leaseSeconds?: number;
   readonly cognitoDomainPrefix?: string;
+  /** Claims trusted as names besides the defaults; absent: none (PORTAL_USER_CLAIMS). */
+  readonly userClaims?: readonly string[];
 }
 
 /** Thrown for portal settings that cannot be deployed; the message names the key to set. */
@@ -126,6 +139,7 @@ function printable(key: string, value: string | undefined, what: string): string
 const ONLY_IN: readonly [keyof PortalProps, 'cognito' | 'oidc' | 'on'][] = [
   ['gatewayUrl', 'on'],
   ['portalLeaseSeconds', 'on'],
+  ['oidcUserClaims', 'on'],
   ['oidcIssuer', 'oidc'],
   ['oidcClientId', 'oidc'],
   ['oidcGroupsClaim', 'oidc'],
@@ -147,7 +161,7 @@ export function resolvePortalSettings(
   }
   for (const [key, usedIn] of ONLY_IN) {
     const value = props[key];
-    if (value === undefined || (typeof value === 'string' && value.trim() === '')) continue;
+    if (value === undefined || (typeof value === 'string' && value.trim() === '') || (Array.isArray(value) && value.length === 0)) continue;
     if (usedIn === 'on' ? mode === 'off' : mode !== usedIn) {
       fail(`${key} is only used with portal ${usedIn === 'on' ? "'cognito' or 'oidc'" : `'${usedIn}'`}; set -c portal=${usedIn === 'on' ? 'cognito' : usedIn} or remove it`);
     }
@@ -178,6 +192,11 @@ export function resolvePortalSettings(
     }
   }
 
+  const claims = props.oidcUserClaims?.map((c) => c.trim()).filter((c) => c.length > 0) ?? [];
+  const claimsProblem = userClaimsProblem(claims, on === 'cognito' ? 'cognito:groups' : (props.oidcGroupsClaim?.trim() || 'groups'));
+  if (claimsProblem) fail(`oidcUserClaims ${claimsProblem}`);
+  const userClaims = claims.length > 0 ? { userClaims: claims } : {};
+
   if (on === 'oidc') {
     const oidcIssuer = httpsUrl('oidcIssuer', props.oidcIssuer, 'https://login.example.com/tenant');
     if (!oidcIssuer) fail("portal 'oidc' needs oidcIssuer: the identity provider's https issuer URL (e.g. -c oidcIssuer=https://login.example.com)");
@@ -188,7 +207,7 @@ export function resolvePortalSettings(
     if (scopes !== undefined && !Token.isUnresolved(scopes) && (!/^[\x21\x23-\x5B\x5D-\x7E ]+$/.test(scopes) || !scopes.split(' ').includes('openid'))) {
       fail(`oidcScopes must be space-separated scope names including 'openid' (e.g. 'openid email profile groups'), not '${scopes}'`);
     }
-    return { mode: on, gatewayUrl, oidcIssuer, oidcClientId, groupsClaim, ...(scopes ? { scopes } : {}), leaseSeconds: lease };
+    return { mode: on, gatewayUrl, oidcIssuer, oidcClientId, groupsClaim, ...(scopes ? { scopes } : {}), leaseSeconds: lease, ...userClaims };
   }
 
   const prefix = props.cognitoDomainPrefix?.trim() || undefined;
@@ -198,5 +217,5 @@ export function resolvePortalSettings(
         `contain 'aws', 'amazon' or 'cognito', not '${prefix}'`,
     );
   }
-  return { mode: on, gatewayUrl, groupsClaim: 'cognito:groups', leaseSeconds: lease, cognitoDomainPrefix: prefix };
+  return { mode: on, gatewayUrl, groupsClaim: 'cognito:groups', leaseSeconds: lease, cognitoDomainPrefix: prefix, ...userClaims };
 }

@@ -1,6 +1,7 @@
 import { ArnFormat, Aws, Fn, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import {
   AccountRecovery,
+  ClientAttributes,
   Mfa,
   OAuthScope,
   UserPool,
@@ -105,6 +106,7 @@ export class ResolverPortal extends Construct {
     resolver.addEnvironment('PORTAL_GROUPS_CLAIM', settings.groupsClaim);
     if (settings.scopes !== undefined) resolver.addEnvironment('PORTAL_SCOPES', settings.scopes);
     if (settings.leaseSeconds !== undefined) resolver.addEnvironment('PORTAL_LEASE_SECONDS', String(settings.leaseSeconds));
+    if (settings.userClaims !== undefined) resolver.addEnvironment('PORTAL_USER_CLAIMS', settings.userClaims.join(','));
 
     // Secrets Manager appends '-' and six random characters to the name; '??????' matches exactly those,
     // so a secret whose name merely starts with ours is not readable.
@@ -169,10 +171,48 @@ export class ResolverPortal extends Construct {
       },
       supportedIdentityProviders: [UserPoolClientIdentityProvider.COGNITO],
       preventUserExistenceErrors: true,
+      // The hosted sign-in is the OAuth code flow, which needs no explicit auth flow. Left unset, Cognito
+      // allows SRP and custom auth with this public client id: tokens with aws.cognito.signin.user.admin,
+      // with which a user may rewrite their own attributes. Every flag false: only ALLOW_REFRESH_TOKEN_AUTH,
+      // which CDK always adds (and which only renews tokens of the scopes granted).
+      authFlows: { userPassword: false, userSrp: false, custom: false, adminUserPassword: false, user: false },
+      // Users may change only profile attributes the portal never reads. An empty list would mean every
+      // standard attribute (Cognito's default), so the list must never be empty.
+      writeAttributes: userWritableAttributes(settings.userClaims ?? []),
     });
     return { pool, client, domain };
   }
 }
+
+/**
+ * Standard attributes a user may write through the app client: display details only. Never `email`
+ * (`email_verified` with it), `preferred_username`, `phone_number` or any custom attribute, nor any
+ * claim the operator named (oidcUserClaims): those are names the portal matches on. (`cognito:username`
+ * and `cognito:groups` are not attributes; nobody writes them through a client.)
+ */
+const COGNITO_USER_WRITABLE = ['name', 'given_name', 'family_name', 'middle_name', 'nickname', 'locale', 'zoneinfo', 'picture'] as const;
+
+function userWritableAttributes(namedClaims: readonly string[]): ClientAttributes {
+  const writable = COGNITO_USER_WRITABLE.filter((attribute) => !namedClaims.includes(attribute));
+  if (writable.length === 0) {
+    throw new PortalSettingsError(`oidcUserClaims names every attribute users may write (${COGNITO_USER_WRITABLE.join(', ')}); name fewer`);
+  }
+  const mask: Record<string, boolean> = {};
+  for (const attribute of writable) mask[STANDARD_ATTRIBUTE_KEY[attribute]] = true;
+  return new ClientAttributes().withStandardAttributes(mask);
+}
+
+/** CDK's StandardAttributesMask keys for the OIDC attribute names above. */
+const STANDARD_ATTRIBUTE_KEY: Record<(typeof COGNITO_USER_WRITABLE)[number], string> = {
+  name: 'fullname',
+  given_name: 'givenName',
+  family_name: 'familyName',
+  middle_name: 'middleName',
+  nickname: 'nickname',
+  locale: 'locale',
+  zoneinfo: 'timezone',
+  picture: 'profilePicture',
+};
 
 /**
  * `<stack name>-<first 8 hex digits of the stack's id>`: readable, and unique across accounts (hosted

@@ -104,6 +104,7 @@ export function readStackContext(lookup: Lookup): StackContext {
     oidcClientId: text(lookup, 'oidcClientId'),
     oidcGroupsClaim: text(lookup, 'oidcGroupsClaim'),
     oidcScopes: text(lookup, 'oidcScopes'),
+    oidcUserClaims: contextList(lookup, 'oidcUserClaims'),
     portalLeaseSeconds: contextInt(lookup, 'portalLeaseSeconds', PORTAL_LEASE_SECONDS_RANGE.min, PORTAL_LEASE_SECONDS_RANGE.max),
     cognitoDomainPrefix: text(lookup, 'cognitoDomainPrefix'),
   };

@@ -20,6 +20,7 @@ import { ConfigError } from '../core/config-errors.js';
 import { CidrSet } from '../core/ip.js';
 import { MetricService } from '../core/metrics.js';
 import { createPortal } from '../core/portal/portal-app.js';
+import { userClaimsProblem } from '../core/portal/portal-user.js';
 import type { LeaseStore, SessionCatalog } from '../core/portal/session-catalog.js';
 import { MIN_KEY_LENGTH } from '../core/portal/signed-cookie.js';
 import { LeasedSessionStore, type SessionStore } from '../core/session-store.js';
@@ -55,6 +56,10 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
                          the table NAME-tokens by default)
   --oidc-groups-claim N  the ID token claim with the user's groups (default groups)
   --oidc-scopes LIST     scopes to ask for (default 'openid email profile'; Okta: add groups)
+  --oidc-user-claims L   more ID token claims that name a person (comma-separated, repeatable),
+                         for claims only administrators set, e.g. upn at Entra ID; by default
+                         only sub, email when email_verified is true, and a Cognito issuer's
+                         cognito:username match AllowedUsers
   --portal-url URL       the portal's public base URL (default: this server's scheme and the
                          request's Host); the identity provider must accept URL/portal/callback
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
@@ -110,6 +115,8 @@ export interface ServePortalOptions {
   readonly groupsClaim?: string;
   readonly scopes?: string;
   readonly publicUrl?: string;
+  /** Claims trusted as names besides the defaults (see UserClaimsPolicy). */
+  readonly userClaims?: readonly string[];
 }
 
 /** All three or none; the portal issues tokens, so it needs a token store. */
@@ -117,7 +124,7 @@ function portalOptions(values: Record<string, string | boolean | string[] | unde
   const issuer = values['oidc-issuer'] as string | undefined;
   const clientId = values['oidc-client-id'] as string | undefined;
   const gateway = values.gateway as string | undefined;
-  const extras = ['oidc-groups-claim', 'oidc-scopes', 'portal-url'].filter((name) => values[name] !== undefined);
+  const extras = ['oidc-groups-claim', 'oidc-scopes', 'oidc-user-claims', 'portal-url'].filter((name) => values[name] !== undefined);
   if (!issuer && !clientId && !gateway) {
     if (extras.length > 0) throw new CliError(`--${extras[0]} is a portal option: give --oidc-issuer, --oidc-client-id and --gateway too`, 2);
     return undefined;
@@ -143,13 +150,18 @@ function portalOptions(values: Record<string, string | boolean | string[] | unde
   }
   const publicUrl = values['portal-url'] as string | undefined;
   if (publicUrl !== undefined) url('portal-url', publicUrl);
+  const groupsClaim = values['oidc-groups-claim'] as string | undefined;
+  const userClaims = (values['oidc-user-claims'] as string[] | undefined)?.flatMap(splitList);
+  const claimsProblem = userClaims && userClaimsProblem(userClaims, groupsClaim);
+  if (claimsProblem) throw new CliError(`--oidc-user-claims ${claimsProblem}`, 2);
   return {
     issuer,
     clientId,
     gatewayUrl: gateway,
-    groupsClaim: values['oidc-groups-claim'] as string | undefined,
+    groupsClaim,
     scopes: values['oidc-scopes'] as string | undefined,
     publicUrl,
+    ...(userClaims && userClaims.length > 0 ? { userClaims } : {}),
   };
 }
 
@@ -176,6 +188,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
         'oidc-client-id': { type: 'string' },
         'oidc-groups-claim': { type: 'string' },
         'oidc-scopes': { type: 'string' },
+        'oidc-user-claims': { type: 'string', multiple: true },
         gateway: { type: 'string' },
         'portal-url': { type: 'string' },
       },
@@ -336,6 +349,7 @@ function servePortal(portal: ServePortalOptions, catalog: SessionCatalog & Lease
       catalog,
       leases: catalog,
       groupsClaim: portal.groupsClaim,
+      userClaims: portal.userClaims,
       publicUrl: portal.publicUrl,
       log,
     });

@@ -56,6 +56,7 @@ function lambdaPortal(portal: PortalFunctionConfig, api: DynamoApi, tableName: s
         catalog,
         leases: catalog,
         groupsClaim: portal.groupsClaim,
+        userClaims: portal.userClaims,
         leaseSeconds: portal.leaseSeconds,
       });
     }, log);

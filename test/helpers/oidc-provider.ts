@@ -19,12 +19,25 @@ import Provider, { type Adapter, type ClientMetadata, type Configuration, type K
 export interface TestPerson {
   readonly email?: string;
   readonly groups?: readonly string[];
+  /**
+   * Claims over the defaults (`preferred_username` and `name` = the login name; a verified `email`); an
+   * undefined value leaves the claim out. For people who chose their own names (the forged-claim tests).
+   */
+  readonly claims?: Readonly<Record<string, unknown>>;
 }
 
 export const PEOPLE: Readonly<Record<string, TestPerson>> = {
   alice: { email: 'alice@example.com', groups: ['engineers'] },
   bob: { email: 'bob@example.com', groups: ['designers'] },
   carol: {},
+  // Each names Alice in a claim its holder can choose at many providers (a profile field, an e-mail typed in
+  // and never confirmed) or that only a Cognito issuer may vouch for.
+  'mallory-username': { claims: { preferred_username: 'alice@example.com', username: 'alice@example.com', 'cognito:username': 'alice@example.com' } },
+  'mallory-upn': { claims: { upn: 'alice@example.com' } },
+  'mallory-unverified': { claims: { email: 'alice@example.com', email_verified: false } },
+  'mallory-unconfirmed': { claims: { email: 'alice@example.com', email_verified: undefined } },
+  // A tenant where only administrators set upn (Entra ID's): matched when the operator names the claim.
+  dana: { claims: { upn: 'dana@corp.example' } },
 };
 
 export const TEST_CLIENT_ID = 'dcv-portal-test';
@@ -186,7 +199,7 @@ function configuration(claims: ClaimsDelivery): Configuration {
       email: ['email', 'email_verified'],
       // groups also with profile: like Entra ID or Cognito, which send groups without a scope of their own
       // (the portal asks for openid email profile); an IdP like Okta needs the groups scope.
-      profile: ['preferred_username', 'name', 'groups'],
+      profile: ['preferred_username', 'name', 'groups', 'upn', 'username', 'cognito:username'],
       groups: ['groups'],
     },
     // false: the scopes' claims go into the ID token too; true (oidc-provider's default): only to UserInfo.
@@ -215,13 +228,15 @@ function configuration(claims: ClaimsDelivery): Configuration {
       if (!Object.hasOwn(PEOPLE, sub) || person === undefined) return undefined;
       return {
         accountId: sub,
-        claims: () => ({
-          sub,
-          preferred_username: sub,
-          name: sub,
-          ...(person.email ? { email: person.email, email_verified: true } : {}),
-          ...(person.groups ? { groups: [...person.groups] } : {}),
-        }),
+        claims: () =>
+          withoutUndefined({
+            sub,
+            preferred_username: sub,
+            name: sub,
+            ...(person.email ? { email: person.email, email_verified: true } : {}),
+            ...(person.groups ? { groups: [...person.groups] } : {}),
+            ...person.claims,
+          }),
       };
     },
     // The default would print the full error, with a stack, to the test output on every refused request.
@@ -330,6 +345,10 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('end', () => resolve(body));
     req.on('error', reject);
   });
+}
+
+function withoutUndefined(claims: Record<string, unknown>): { sub: string } & Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([, value]) => value !== undefined)) as { sub: string } & Record<string, unknown>;
 }
 
 function escapeHtml(text: string): string {

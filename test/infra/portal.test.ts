@@ -141,6 +141,31 @@ describe("portal 'cognito'", () => {
     expect(logout.asObject()).toEqual({ 'Fn::Join': ['', [url, 's3cret/portal']] });
   });
 
+  it('the app client: users write only display attributes, never a claim the portal matches on; no auth flow but refresh', () => {
+    const client = Object.values(template.findResources('AWS::Cognito::UserPoolClient'))[0] as Json;
+    // The hosted sign-in is the OAuth code flow; SRP, password and custom flows would hand out tokens with
+    // aws.cognito.signin.user.admin (UpdateUserAttributes) to anyone holding the public client id.
+    expect(client.Properties.ExplicitAuthFlows).toEqual(['ALLOW_REFRESH_TOKEN_AUTH']);
+    // An absent or empty list is Cognito's default: every standard attribute writable.
+    const writable = client.Properties.WriteAttributes as string[];
+    expect([...writable].sort()).toEqual(['family_name', 'given_name', 'locale', 'middle_name', 'name', 'nickname', 'picture', 'zoneinfo']);
+    for (const matched of ['email', 'email_verified', 'preferred_username', 'phone_number', 'phone_number_verified', 'profile', 'website']) {
+      expect(writable).not.toContain(matched);
+    }
+    expect(writable.filter((a) => a.startsWith('custom:'))).toEqual([]);
+    // No scope that would let the OAuth tokens themselves call UpdateUserAttributes.
+    expect(client.Properties.AllowedOAuthScopes).not.toContain('aws.cognito.signin.user.admin');
+    // Nothing named: the function gets no PORTAL_USER_CLAIMS (sub, verified e-mail and cognito:username only).
+    expect(resolverEnv(stack, template)).not.toHaveProperty('PORTAL_USER_CLAIMS');
+  });
+
+  it('oidcUserClaims: passed to the function, and a named attribute is no longer user-writable', () => {
+    const named = synth({ ...COGNITO, oidcUserClaims: ['nickname', 'custom:employee'] });
+    expect(resolverEnv(named.stack, named.template).PORTAL_USER_CLAIMS).toBe('nickname,custom:employee');
+    const client = Object.values(named.template.findResources('AWS::Cognito::UserPoolClient'))[0] as Json;
+    expect([...client.Properties.WriteAttributes].sort()).toEqual(['family_name', 'given_name', 'locale', 'middle_name', 'name', 'picture', 'zoneinfo']);
+  });
+
   it('keeps the cookie key and the client id in a secret with a literal name', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 1);
     const clientId = stack.getLogicalId(stack.portal!.userPoolClient!.node.defaultChild as never);
@@ -250,6 +275,13 @@ describe("portal 'oidc'", () => {
     expect(resolverEnv(stack, template).PORTAL_SCOPES).toBeUndefined();
   });
 
+  it('passes oidcUserClaims (e.g. Entra ID\'s upn) as PORTAL_USER_CLAIMS, trimmed; none by default', () => {
+    const { stack, template } = synth({ ...OIDC, oidcUserClaims: [' upn', 'oid ', ''] });
+    expect(resolverEnv(stack, template).PORTAL_USER_CLAIMS).toBe('upn,oid');
+    const plain = synth(OIDC);
+    expect(resolverEnv(plain.stack, plain.template)).not.toHaveProperty('PORTAL_USER_CLAIMS');
+  });
+
   it('passes oidcScopes (e.g. Okta, which sends groups only for a groups scope), spaces normalised', () => {
     const { stack, template } = synth({ ...OIDC, oidcScopes: ' openid  email profile groups ' });
     expect(resolverEnv(stack, template).PORTAL_SCOPES).toBe('openid email profile groups');
@@ -272,6 +304,16 @@ describe('validation', () => {
     ['scopes without openid', { ...OIDC, oidcScopes: 'email groups' }, /oidcScopes must be space-separated scope names including 'openid'/],
     ['scopes in cognito mode', { ...COGNITO, oidcScopes: 'openid groups' }, /oidcScopes is only used with portal 'oidc'/],
     ['gatewayUrl with portal off', { ...NETWORK, gatewayUrl: GATEWAY }, /gatewayUrl is only used with portal 'cognito' or 'oidc'/],
+    ['user claims with portal off', { ...NETWORK, oidcUserClaims: ['upn'] }, /oidcUserClaims is only used with portal 'cognito' or 'oidc'/],
+    ['the groups claim as a user claim', { ...OIDC, oidcGroupsClaim: 'roles', oidcUserClaims: ['roles'] }, /oidcUserClaims 'roles' is the groups claim/],
+    ["Cognito's groups claim as a user claim", { ...COGNITO, oidcUserClaims: ['cognito:groups'] }, /oidcUserClaims 'cognito:groups' is the groups claim/],
+    ['a user claim about the token', { ...OIDC, oidcUserClaims: ['iss'] }, /oidcUserClaims 'iss' describes the token or the tenant, not the person/],
+    ['a user claim with a space', { ...OIDC, oidcUserClaims: ['up n'] }, /oidcUserClaims must be claim names/],
+    [
+      'every user-writable attribute named (the client would have to write none, which Cognito reads as all)',
+      { ...COGNITO, oidcUserClaims: ['name', 'given_name', 'family_name', 'middle_name', 'nickname', 'locale', 'zoneinfo', 'picture'] },
+      /oidcUserClaims names every attribute users may write/,
+    ],
     ['lease too short', { ...COGNITO, portalLeaseSeconds: 59 }, /portalLeaseSeconds must be an integer from 60 to 604800, not '59'/],
     ['lease not an integer', { ...COGNITO, portalLeaseSeconds: 90.5 }, /portalLeaseSeconds must be an integer/],
     ['domain prefix with capitals', { ...COGNITO, cognitoDomainPrefix: 'Acme' }, /cognitoDomainPrefix must be 1 to 63 lowercase letters/],
@@ -297,6 +339,10 @@ describe('validation', () => {
     );
     expect(read).toMatchObject({ portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: 'https://login.example.com', oidcClientId: 'c', portalLeaseSeconds: 7200, oidcGroupsClaim: 'roles' });
     expect(readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, cognitoDomainPrefix: 'acme' })).cognitoDomainPrefix).toBe('acme');
+    // A list: comma-separated with -c, or a JSON array in cdk.json.
+    expect(readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, oidcUserClaims: 'nickname, custom:employee' })).oidcUserClaims).toEqual(['nickname', 'custom:employee']);
+    expect(readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, oidcUserClaims: ['nickname'] })).oidcUserClaims).toEqual(['nickname']);
+    expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, oidcUserClaims: 'email_verified' }))).toThrow(/oidcUserClaims 'email_verified' is not a name/);
     expect(() => readStackContext(context({ ...base, portal: 'cognito' }))).toThrow(/needs gatewayUrl/);
     expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, portalLeaseSeconds: 'soon' }))).toThrow(
       /context 'portalLeaseSeconds' must be an integer from 60 to 604800, not 'soon'/,

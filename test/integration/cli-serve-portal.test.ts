@@ -37,6 +37,12 @@ describe('serve: portal options', () => {
     expect(parseServeArgs(['--sessions', SESSIONS]).portal).toBeUndefined();
   });
 
+  it('--oidc-user-claims: comma-separated and repeatable, in order; absent by default', () => {
+    const base = ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL];
+    expect(parseServeArgs([...base, '--oidc-user-claims', 'upn, oid', '--oidc-user-claims', 'employee_id']).portal?.userClaims).toEqual(['upn', 'oid', 'employee_id']);
+    expect(parseServeArgs(base).portal).not.toHaveProperty('userClaims');
+  });
+
   it('with --table, tokens default to NAME-tokens (as token create does); an explicit store wins', () => {
     expect(parseServeArgs(['--table', 'Desks', ...PORTAL]).tokensTable).toBe('Desks-tokens');
     expect(parseServeArgs(['--table', 'Desks', '--tokens-table', 'T', ...PORTAL]).tokensTable).toBe('T');
@@ -50,6 +56,9 @@ describe('serve: portal options', () => {
     ['no token store', ['--sessions', SESSIONS, ...PORTAL], /give --tokens-dir DIR or --tokens-table NAME too/],
     ['a portal option alone', ['--sessions', SESSIONS, '--portal-url', 'https://p.example.com'], /--portal-url is a portal option/],
     ['an http gateway', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL.slice(0, 5), 'http://gw.example.com'], /--gateway: gateway URL must start with https:\/\//],
+    ['a user claim alone', ['--sessions', SESSIONS, '--oidc-user-claims', 'upn'], /--oidc-user-claims is a portal option/],
+    ['the groups claim as a user claim', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL, '--oidc-groups-claim', 'roles', '--oidc-user-claims', 'upn,roles'], /--oidc-user-claims 'roles' is the groups claim/],
+    ['a user claim about the token', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL, '--oidc-user-claims', 'aud'], /--oidc-user-claims 'aud' describes the token/],
     ['an issuer that is not a URL', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', '--oidc-issuer', 'login', ...PORTAL.slice(2)], /--oidc-issuer must be a URL/],
   ])('refuses %s', (_name, argv, message) => {
     expect(refusal(argv as string[])).toMatch(message);

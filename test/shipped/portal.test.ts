@@ -43,7 +43,8 @@ describe('the shipped resolver with the portal (oidc)', () => {
       claims: 'userinfo',
       tls: { key: readFileSync(certs.files.serverKey), cert: readFileSync(certs.files.serverCert), ca: certs.ca },
     });
-    synth = synthesize('ShippedPortal', { allowAnySource: true, portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: idp.issuer, oidcClientId: idp.clientId });
+    // upn named as a user claim (an Entra-like tenant where only administrators set it): PORTAL_USER_CLAIMS.
+    synth = synthesize('ShippedPortal', { allowAnySource: true, portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: idp.issuer, oidcClientId: idp.clientId, oidcUserClaims: ['upn'] });
     resolverId = synth.functionId('Resolver');
     world = await startWorld(synth, { trustedCaFile: certs.files.ca });
     const env = templateEnvironment(synth, resolverId);
@@ -51,6 +52,7 @@ describe('the shipped resolver with the portal (oidc)', () => {
     const items: Record<string, AttributeValue>[] = [
       { SessionId: { S: 'alice-desk' }, DcvServerEndpoint: { S: '10.0.0.31' }, TargetSessionId: { S: 'console' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] } },
       { SessionId: { S: 'bob-desk' }, DcvServerEndpoint: { S: '10.0.0.32' }, AllowedUsers: { SS: ['bob@example.com'] } },
+      { SessionId: { S: 'dana-desk' }, DcvServerEndpoint: { S: '10.0.0.33' }, AllowedUsers: { SS: ['dana@corp.example'] } },
     ];
     for (const Item of items) await world.dynamo.client().send(new PutItemCommand({ TableName: synth.tableName('Sessions'), Item }));
     resolver = await world.start(resolverId);
@@ -95,6 +97,19 @@ describe('the shipped resolver with the portal (oidc)', () => {
       body: verifyForm({ sessionId: 'console', authenticationToken: link.searchParams.get('authToken')!, clientAddress: '203.0.113.5' }),
     });
     expect(parseAuthXml(verdict.body)).toEqual({ result: 'yes', username: 'alice@example.com' });
+  });
+
+  it('matches only trusted claims: the named upn lets Dana in; self-chosen user names and an unconfirmed e-mail get nothing', async () => {
+    expect(templateEnvironment(synth, resolverId).PORTAL_USER_CLAIMS).toBe('upn');
+    const listed = async (login: string) => {
+      const person = portalUserAgent((event) => invokeOk(resolver, event), HOST, { ca: certs.ca });
+      expect((await person.signIn(login)).statusCode).toBe(303);
+      const list = (await person.call('GET', '/portal')) as Answer;
+      return [...list.body.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1]);
+    };
+    expect(await listed('dana')).toEqual(['dana-desk']);
+    expect(await listed('mallory-username')).toEqual([]);
+    expect(await listed('mallory-unconfirmed')).toEqual([]);
   });
 
   it('every AWS call it made (the secret, the catalog Scan, the token) is allowed by its role', () => {

@@ -20,7 +20,9 @@ const T0 = Date.parse('2026-11-26T12:00:00Z');
 const SESSIONS: RawItem[] = [
   { SessionId: 'alice-desk', DcvServerEndpoint: '10.0.0.1', AllowedUsers: ['alice@example.com'] },
   { SessionId: 'eng-desk', DcvServerEndpoint: '10.0.0.2', AllowedGroups: ['engineers'], ExpiresAt: 1893456000 },
-  { SessionId: 'bob-desk', DcvServerEndpoint: '10.0.0.3', AllowedUsers: ['bob'] },
+  { SessionId: 'bob-desk', DcvServerEndpoint: '10.0.0.3', AllowedUsers: ['sub-bob'] },
+  // By user name: preferred_username names nobody unless the operator trusts it (userClaims).
+  { SessionId: 'alice-by-name', DcvServerEndpoint: '10.0.0.7', AllowedUsers: ['alice'] },
   { SessionId: 'nobodys', DcvServerEndpoint: '10.0.0.4' },
   { SessionId: 'old-desk', DcvServerEndpoint: '10.0.0.5', AllowedUsers: ['alice@example.com'], Enabled: false },
   { SessionId: '<script>x</script>', DcvServerEndpoint: '10.0.0.6', AllowedUsers: ['alice@example.com'] },
@@ -30,12 +32,12 @@ const SESSIONS: RawItem[] = [
 
 /** What each person's ID token carries. */
 const USERS: Record<string, Record<string, unknown>> = {
-  alice: { sub: 'sub-alice', email: 'alice@example.com', preferred_username: 'alice', groups: ['engineers'] },
+  alice: { sub: 'sub-alice', email: 'alice@example.com', email_verified: true, preferred_username: 'alice', groups: ['engineers'] },
   // Alice at a provider that follows OIDC Core 5.4 to the letter: only `sub` in the ID token.
   'alice-conforming': { sub: 'sub-alice' },
   bob: { sub: 'sub-bob', preferred_username: 'bob', groups: [] },
-  dave: { sub: 'sub-dave', email: 'dave@example.com', groups: ['engineers'] },
-  eve: { sub: 'sub-eve', email: 'eve@example.com', groups: ['engineers'] },
+  dave: { sub: 'sub-dave', email: 'dave@example.com', email_verified: true, groups: ['engineers'] },
+  eve: { sub: 'sub-eve', email: 'eve@example.com', email_verified: true, groups: ['engineers'] },
 };
 
 /** What UserInfo answers for each person (the ID token's claims where not listed). */
@@ -75,7 +77,7 @@ class FakeOidc implements OidcClient {
   }
 }
 
-function setup(prefix?: string) {
+function setup(prefix?: string, options: { userClaims?: readonly string[] } = {}) {
   let now = T0;
   const store = new MemorySessionStore(SESSIONS);
   const tokens = new MemoryTokenStore();
@@ -87,7 +89,7 @@ function setup(prefix?: string) {
     tokens,
     pathPrefix: prefix,
     now: () => now,
-    portal: (shared) => createPortal({ ...shared, oidc, cookieKey: KEY, gatewayUrl: GATEWAY, catalog: store, leases: store }),
+    portal: (shared) => createPortal({ ...shared, oidc, cookieKey: KEY, gatewayUrl: GATEWAY, catalog: store, leases: store, userClaims: options.userClaims }),
   });
   const base = prefix ? `/${prefix}` : '';
   const send = (method: string, path: string, init: { cookie?: string; body?: string; headers?: Record<string, string>; query?: string } = {}) =>
@@ -229,12 +231,35 @@ describe('portal: claims from UserInfo (OIDC Core 5.4)', () => {
   });
 
   it('the ID token wins where it has a claim; UserInfo only fills what it lacks', async () => {
-    const { signIn, oidc } = setup();
+    // An operator who trusts preferred_username (set only by administrators at their provider).
+    const { signIn, oidc } = setup(undefined, { userClaims: ['preferred_username'] });
     // Bob's UserInfo claims more than his ID token says: only the missing e-mail is taken from it.
-    oidc.userInfo = () => ({ sub: 'sub-bob', preferred_username: 'alice', email: 'bob@example.com', groups: ['engineers'] });
+    oidc.userInfo = () => ({ sub: 'sub-bob', preferred_username: 'alice', email: 'bob@example.com', email_verified: true, groups: ['engineers'] });
     const bob = await signIn('bob');
     expect(listed(bob.list.body)).toEqual(['bob-desk']);
     expect(bob.list.body).toContain('bob@example.com');
+    // With the claim trusted, Alice's own preferred_username names her.
+    expect(listed((await signIn('alice')).list.body)).toContain('alice-by-name');
+  });
+
+  it('by default a user name (preferred_username) names nobody, and the page shows the verified e-mail or the subject', async () => {
+    const { signIn } = setup();
+    const alice = await signIn('alice');
+    expect(listed(alice.list.body)).not.toContain('alice-by-name');
+    expect(alice.list.body).toContain('alice@example.com');
+    const bob = await signIn('bob');
+    expect(bob.list.body).toContain('sub-bob');
+  });
+
+  it('a session cookie made under other user claims is signed out, not trusted', async () => {
+    const { send } = setup();
+    const named = setup(undefined, { userClaims: ['preferred_username'] });
+    const { cookie } = await named.signIn('alice');
+    expect((await named.send('GET', '/portal', { cookie })).body).toContain('alice-by-name');
+    // Same key, same cookie, the claim no longer trusted: the page is the signed-out one.
+    const page = await send('GET', '/portal', { cookie });
+    expect(page.body).toContain("Sign in with your organisation's account");
+    expect(page.body).not.toContain('alice-by-name');
   });
 
   it('a UserInfo answer for another subject refuses the sign-in (400), logged, with no session cookie', async () => {

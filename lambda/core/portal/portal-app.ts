@@ -11,7 +11,17 @@ import type { TokenStore } from '../tokens/token-store.js';
 import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient, type SignIn } from './oidc.js';
 import { placeInPool, portalEntries, type PoolEntry, type SessionEntry } from './pool-placement.js';
 import { errorPage, listPage, nativeLinkPage, signedOutPage, type PoolView, type SessionView } from './portal-pages.js';
-import { DEFAULT_GROUPS_CLAIM, portalUserFromClaims, portalUserFromCookie, portalUserToCookie, userInfoWanted, withUserInfo, type PortalUser } from './portal-user.js';
+import {
+  DEFAULT_GROUPS_CLAIM,
+  portalUserFromClaims,
+  portalUserFromCookie,
+  portalUserToCookie,
+  userClaimsProblem,
+  userInfoWanted,
+  withUserInfo,
+  type PortalUser,
+  type UserClaimsPolicy,
+} from './portal-user.js';
 import { readCatalog, type LeaseStore, type SessionCatalog } from './session-catalog.js';
 import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from './signed-cookie.js';
 
@@ -41,6 +51,11 @@ export interface PortalOptions {
   readonly log: Log;
   /** The claim with the user's groups (ID token, else UserInfo). @default 'groups' (Cognito: 'cognito:groups') */
   readonly groupsClaim?: string;
+  /**
+   * Claims the operator trusts as names besides `sub`, a verified `email` and (Cognito issuers)
+   * `cognito:username`: see UserClaimsPolicy. @default none
+   */
+  readonly userClaims?: readonly string[];
   /** Pool lease length. @default 8 h */
   readonly leaseSeconds?: number;
   /** @default DEFAULT_SESSION_SECONDS */
@@ -101,6 +116,9 @@ export function createPortal(options: PortalOptions): PortalHandler {
   const now = options.now ?? Date.now;
   const { log } = options;
   const groupsClaim = options.groupsClaim ?? DEFAULT_GROUPS_CLAIM;
+  const claimsPolicy: UserClaimsPolicy = { named: [...(options.userClaims ?? [])], groupsClaim };
+  const claimsProblem = userClaimsProblem(claimsPolicy.named, groupsClaim);
+  if (claimsProblem) throw new Error(`portal user claims: ${claimsProblem}`);
   const sessionSeconds = options.sessionSeconds ?? DEFAULT_SESSION_SECONDS;
   const headers = htmlHeaders(new URL(parseGatewayUrl(options.gatewayUrl)).origin);
   const html = (statusCode: number, body: string, extra: Record<string, string> = {}): HttpResponse => ({
@@ -222,13 +240,13 @@ export function createPortal(options: PortalOptions): PortalHandler {
     }
     let user: PortalUser;
     try {
-      user = portalUserFromClaims(claims, groupsClaim);
+      user = portalUserFromClaims(claims, claimsPolicy);
     } catch (error) {
       throw new PortalError(400, 'Sign-in not accepted', (error as Error).message);
     }
     let cookie: string;
     try {
-      cookie = sealer.seal(SESSION_COOKIE, { ...portalUserToCookie(user), csrf: randomBytes(32).toString('base64url') }, nowSeconds + sessionSeconds);
+      cookie = sealer.seal(SESSION_COOKIE, { ...portalUserToCookie(user, claimsPolicy), csrf: randomBytes(32).toString('base64url') }, nowSeconds + sessionSeconds);
     } catch (error) {
       if (!(error instanceof CookieTooLargeError)) throw error;
       throw new PortalError(400, 'Sign-in not accepted', 'Your account has too many names or groups to keep in a sign-in cookie; ask your administrator to send fewer groups in the ID token.');
@@ -245,12 +263,12 @@ export function createPortal(options: PortalOptions): PortalHandler {
    */
   async function userClaims(signIn: SignIn, input: PortalRequest, deadline: number): Promise<Record<string, unknown>> {
     const { idTokenClaims } = signIn;
-    if (!signIn.userInfo || !userInfoWanted(idTokenClaims, groupsClaim)) return idTokenClaims;
+    if (!signIn.userInfo || !userInfoWanted(idTokenClaims, claimsPolicy)) return idTokenClaims;
     const userInfo = await signIn.userInfo(deadline);
     // The adapter checks this too (openid-client's expectedSubject); held here for any OidcClient.
     if (typeof userInfo.sub !== 'string' || userInfo.sub !== idTokenClaims.sub) throw new OidcError('the UserInfo answer is for another subject than the ID token');
     input.fields.userInfo = true;
-    return withUserInfo(idTokenClaims, userInfo, groupsClaim);
+    return withUserInfo(idTokenClaims, userInfo, claimsPolicy);
   }
 
   async function connect(input: PortalRequest, base: PortalBase, paths: PortalPaths): Promise<HttpResponse> {
@@ -315,7 +333,7 @@ export function createPortal(options: PortalOptions): PortalHandler {
 
   function readSession(request: HttpRequest): { user: PortalUser; csrf: string } | undefined {
     const payload = sealer.open(SESSION_COOKIE, readCookie(request.headers?.cookie, SESSION_COOKIE), now() / 1000);
-    const user = payload && portalUserFromCookie(payload);
+    const user = payload && portalUserFromCookie(payload, claimsPolicy);
     if (!user || typeof payload.csrf !== 'string') return undefined;
     return { user, csrf: payload.csrf };
   }
