@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseProbeUrl, probeResolver, type ProbeOptions } from '../adapters/gateway-probe.js';
+import { FileSessionAdminStore } from '../adapters/session-admin-file.js';
+import type { RawItem } from '../core/session-record.js';
 import { connectHelp, connectLinks } from '../core/doctor/connect-links.js';
 import { diagnose } from '../core/doctor/diagnose.js';
 import { countBySeverity, sortFindings, type Finding } from '../core/doctor/finding.js';
@@ -20,6 +22,10 @@ is an error, 2 on bad usage.
   --dcv-config FILE      a DCV server's /etc/dcv/dcv.conf (repeatable, one per server)
   --resolver-url URL     this resolver, as the gateway should reach it: compared with [resolver] url and the
                          verifiers, and probed
+  --sessions FILE        the session records (a sessions file), or
+  --table NAME           the session table (AWS_REGION, credentials, AWS_ENDPOINT_URL_DYNAMODB): with either,
+                         each --dcv-config is checked for the sessions on its server (the last segment of its
+                         auth-token-verifier URL): would DCV let in the name the verifier answers with?
   --session ID           the session id to probe with (default console)
   --timeout MS           probe timeout in milliseconds (default 5000)
   --json                 print one JSON object instead of text
@@ -29,6 +35,7 @@ export interface DoctorOptions {
   readonly gatewayConfig: string;
   readonly dcvConfigs: readonly string[];
   readonly resolverUrl?: string;
+  readonly sessions?: { readonly kind: 'file'; readonly file: string } | { readonly kind: 'table'; readonly table: string };
   readonly sessionId: string;
   readonly timeoutMs: number;
   readonly json: boolean;
@@ -43,6 +50,8 @@ export function parseDoctorArgs(argv: string[]): DoctorOptions {
         'gateway-config': { type: 'string' },
         'dcv-config': { type: 'string', multiple: true, default: [] },
         'resolver-url': { type: 'string' },
+        sessions: { type: 'string' },
+        table: { type: 'string' },
         session: { type: 'string', default: 'console' },
         timeout: { type: 'string', default: '5000' },
         json: { type: 'boolean', default: false },
@@ -63,11 +72,27 @@ export function parseDoctorArgs(argv: string[]): DoctorOptions {
     }
   }
   if (values.session === '') throw new CliError('--session must not be empty', 2);
+  if (values.sessions !== undefined && values.table !== undefined) throw new CliError('give --sessions FILE or --table NAME, not both', 2);
+  if (values.sessions === '' || values.table === '') throw new CliError('--sessions and --table need a value', 2);
+  const sessions =
+    values.sessions !== undefined
+      ? ({ kind: 'file', file: values.sessions } as const)
+      : values.table !== undefined
+        ? ({ kind: 'table', table: values.table } as const)
+        : undefined;
   const timeoutMs = Number(values.timeout);
   if (!/^\d+$/.test(values.timeout) || timeoutMs < 1 || timeoutMs > 120_000) {
     throw new CliError(`--timeout must be 1–120000 milliseconds, not '${values.timeout}'`, 2);
   }
-  return { gatewayConfig: values['gateway-config'], dcvConfigs: values['dcv-config'], resolverUrl, sessionId: values.session, timeoutMs, json: values.json };
+  return {
+    gatewayConfig: values['gateway-config'],
+    dcvConfigs: values['dcv-config'],
+    resolverUrl,
+    ...(sessions ? { sessions } : {}),
+    sessionId: values.session,
+    timeoutMs,
+    json: values.json,
+  };
 }
 
 function readText(option: string, file: string): string {
@@ -100,12 +125,43 @@ function gatewayTls(resolver: Readonly<Record<string, unknown>> | undefined, not
   return { ca, clientCert: cert && key ? { cert, key } : undefined, tlsStrict: resolver['tls-strict'] !== false };
 }
 
+/** Every session record, as stored (the doctor judges each with the resolver's own parser). */
+async function readSessions(choice: NonNullable<DoctorOptions['sessions']>): Promise<{ items: RawItem[]; where: string }> {
+  if (choice.kind === 'file') {
+    const store = new FileSessionAdminStore(choice.file);
+    try {
+      return { items: (await store.list()).map((s) => s.item), where: store.description };
+    } catch (error) {
+      throw new CliError(`--sessions: ${(error as Error).message}`);
+    } finally {
+      store.close();
+    }
+  }
+  // Loaded only for --table: the doctor reads files without the AWS SDK.
+  const [{ DynamoDBClient }, { sdkDynamoApi }, { TableSessionAdminStore }] = await Promise.all([
+    import('@aws-sdk/client-dynamodb'),
+    import('../adapters/dynamodb-api.js'),
+    import('../adapters/session-admin-table.js'),
+  ]);
+  const client = new DynamoDBClient({});
+  const store = new TableSessionAdminStore(sdkDynamoApi(client), choice.table);
+  try {
+    return { items: (await store.list()).map((s) => s.item), where: store.description };
+  } catch (error) {
+    throw new CliError(`--table: ${(error as Error).message}`);
+  } finally {
+    store.close();
+    client.destroy();
+  }
+}
+
 export async function runDoctor(argv: string[]): Promise<void> {
   const options = parseDoctorArgs(argv);
   const gateway = { file: options.gatewayConfig, text: readText('--gateway-config', options.gatewayConfig) };
   const dcv = options.dcvConfigs.map((file) => ({ file, text: readText('--dcv-config', file) }));
   const resolverUrl = options.resolverUrl === undefined ? undefined : parseProbeUrl(options.resolverUrl);
-  const diagnosis = diagnose({ gateway, dcv, resolverUrl });
+  const sessions = options.sessions ? await readSessions(options.sessions) : undefined;
+  const diagnosis = diagnose({ gateway, dcv, resolverUrl, ...(sessions ? { sessions: sessions.items } : {}) });
   let findings = diagnosis.findings;
 
   if (resolverUrl && options.resolverUrl !== undefined) {
@@ -128,6 +184,7 @@ export async function runDoctor(argv: string[]): Promise<void> {
     const dcvList = dcv.length === 0 ? 'none given' : dcv.map((d) => d.file).join(', ');
     process.stdout.write(
       `dcv-resolver doctor\n  gateway config:     ${gateway.file}\n  DCV server configs: ${dcvList}\n` +
+        `${sessions ? `  sessions:           ${sessions.where} (${sessions.items.length} items)\n` : ''}` +
         `${options.resolverUrl ? `  resolver probed:    ${options.resolverUrl} (session '${options.sessionId}')\n` : ''}\n` +
         `${renderFindings(findings)}\n${connectHelp(diagnosis.port)}`,
     );

@@ -32,7 +32,8 @@ const SUB_USAGE: Record<string, string> = {
   list: `Usage: dcv-resolver sessions list (--table NAME | --sessions FILE) [--json]
 
 Every item, sorted by SessionId: id, endpoint, HTTP/QUIC port, path, target, source, enabled, expiry,
-instance, pool and portal access (users, then groups as group:NAME). Items the resolver skips are listed too, with the reason (NOTE column).
+instance, pool, portal access (users, then groups as group:NAME) and DCV user (DcvUser; '-': the token's
+user). Items the resolver skips are listed too, with the reason (NOTE column).
 
   --json            print the items as JSON (each with "valid" and, if not, "reason")
 
@@ -67,6 +68,8 @@ after checking it with the resolver's own rules.
   --allowed-users A,B          AllowedUsers (portal): user names, e-mails or subjects; repeatable, or comma-separated
   --allowed-groups G,H         AllowedGroups (portal): groups from the ID token's groups claim; same form
   --pool NAME                  Pool (portal): the host is a member of this pool
+  --dcv-user NAME              DcvUser: the user name the verifier gives the DCV server, typically the
+                               session's owner (ubuntu, Administrator, DOMAIN\\user); default: the token's user
                                (put writes the whole item: leave an option out to clear that attribute;
                                without --allowed-users or --allowed-groups the portal shows the session to nobody)
   --force                      replace an item discovery wrote (Source = ec2); it becomes manual and
@@ -167,6 +170,7 @@ const SUB_FLAGS = {
     'allowed-users': { type: 'string', multiple: true },
     'allowed-groups': { type: 'string', multiple: true },
     pool: { type: 'string' },
+    'dcv-user': { type: 'string' },
     force: { type: 'boolean' },
   },
   enable: {},
@@ -346,6 +350,7 @@ function putFlags(sessionId: string, flags: SessionsArgs['flags']): PutFlags {
     ...(flags['allowed-users'] === undefined ? {} : { allowedUsers: flags['allowed-users'] as string[] }),
     ...(flags['allowed-groups'] === undefined ? {} : { allowedGroups: flags['allowed-groups'] as string[] }),
     ...(text('pool') === undefined ? {} : { pool: text('pool') }),
+    ...(text('dcv-user') === undefined ? {} : { dcvUser: text('dcv-user') }),
     disabled: flags.disabled === true,
   };
 }

@@ -222,8 +222,9 @@ async function runCreate(argv: string[]): Promise<void> {
       );
     }
     const server = issued.dcvServerEndpoint ? ` on ${issued.dcvServerEndpoint}` : '';
+    const as = issued.dcvUser === undefined ? '' : ` (as DCV user '${issued.dcvUser}')`;
     process.stderr.write(
-      `dcv-resolver token: ${issued.tokenId} lets ${issued.user} into '${issued.sessionId}'${server} ${issued.maxUses} time(s) until ${issued.expiresAt}\n`,
+      `dcv-resolver token: ${issued.tokenId} lets ${issued.user}${as} into '${issued.sessionId}'${server} ${issued.maxUses} time(s) until ${issued.expiresAt}\n`,
     );
   } finally {
     await stores.close();
@@ -233,7 +234,14 @@ async function runCreate(argv: string[]): Promise<void> {
 export interface TokenListEntry {
   readonly id: string;
   readonly sessionId: string;
+  /** The token's user: the person it was issued to. */
   readonly user: string;
+  /**
+   * The name the verifier would answer DCV with on this token's next use: the session's DcvUser now, else
+   * the token's user. Absent when it cannot be told (no session store given, or the session does not
+   * resolve, in which case the verifier refuses the token anyway).
+   */
+  readonly dcvUser?: string;
   readonly state: 'active' | 'expired' | 'used-up' | 'revoked';
   readonly usesLeft: number;
   readonly maxUses: number;
@@ -244,13 +252,17 @@ export interface TokenListEntry {
   readonly revokedAt?: string;
 }
 
-/** What `token list` shows of a grant: never the token (no store has it), never the full hash. */
-export function listEntry(state: TokenState, nowSeconds: number): TokenListEntry {
+/**
+ * What `token list` shows of a grant: never the token (no store has it), never the full hash. `session` is
+ * the grant's session as it resolves now (undefined: unknown), for the DCV user column.
+ */
+export function listEntry(state: TokenState, nowSeconds: number, session?: { readonly dcvUser?: string }): TokenListEntry {
   const refusal = stateRefusal(state, nowSeconds);
   return {
     id: tokenIdOf(state.hash),
     sessionId: state.sessionId,
     user: state.user,
+    ...(session === undefined ? {} : { dcvUser: session.dcvUser ?? state.user }),
     state: refusal === undefined ? 'active' : (refusal as TokenListEntry['state']),
     usesLeft: state.usesLeft,
     maxUses: state.maxUses,
@@ -263,11 +275,12 @@ export function listEntry(state: TokenState, nowSeconds: number): TokenListEntry
 }
 
 export function formatTokenTable(entries: readonly TokenListEntry[]): string {
-  const header = ['ID', 'SESSION', 'USER', 'STATE', 'USES LEFT', 'EXPIRES', 'CLIENTS'];
+  const header = ['ID', 'SESSION', 'USER', 'DCV USER', 'STATE', 'USES LEFT', 'EXPIRES', 'CLIENTS'];
   const rows = entries.map((e) => [
     e.id,
     e.sessionId,
     e.user,
+    e.dcvUser ?? '-',
     e.state,
     `${e.usesLeft}/${e.maxUses}`,
     e.expiresAt,
@@ -283,13 +296,20 @@ async function runList(argv: string[]): Promise<void> {
   try {
     const now = Date.now() / 1000;
     const entries: TokenListEntry[] = [];
+    const sessionOf = dcvUserLookup(stores);
     try {
       for await (const state of stores.tokens.list()) {
-        const entry = listEntry(state, now);
-        if (values.all || entry.state === 'active') entries.push(entry);
+        const refusal = stateRefusal(state, now);
+        if (!values.all && refusal !== undefined) continue;
+        entries.push(listEntry(state, now, await sessionOf(state.sessionId)));
       }
     } catch (error) {
       throw storeFailure(error, stores);
+    }
+    if (!stores.sessions && entries.length > 0) {
+      process.stderr.write(
+        "dcv-resolver token: DCV USER is '-': give the session store (--table NAME, or --sessions FILE with --tokens-dir) to see the name the verifier answers DCV with\n",
+      );
     }
     entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     if (values.json) {
@@ -302,6 +322,34 @@ async function runList(argv: string[]): Promise<void> {
   } finally {
     await stores.close();
   }
+}
+
+/**
+ * The session each token is for, as it resolves now, read once per session id. The verifier reads the
+ * session at each use, so its current DcvUser is the name the next use answers with; recording the name on
+ * the token at each use would put a write on the verifier's path and still be stale after the next edit.
+ */
+function dcvUserLookup(stores: Stores): (sessionId: string) => Promise<{ dcvUser?: string } | undefined> {
+  if (!stores.sessions) return async () => undefined;
+  const resolver = new SessionResolver({ store: stores.sessions, log: silentLog });
+  const cache = new Map<string, Promise<{ dcvUser?: string } | undefined>>();
+  return (sessionId) => {
+    let found = cache.get(sessionId);
+    if (!found) {
+      found = resolver.findUsable(sessionId).then(
+        (record) => (record.dcvUser === undefined ? {} : { dcvUser: record.dcvUser }),
+        (error: unknown) => {
+          // Not resolvable now (unknown, disabled, expired): the verifier refuses the token, DCV is told nothing.
+          if (error instanceof HttpError && error.statusCode === 404) return undefined;
+          // The session store failing must not hide the token list: the column says '-' and stderr why.
+          process.stderr.write(`dcv-resolver token: cannot read session '${sessionId}' for its DCV user: ${(error as Error).message}\n`);
+          return undefined;
+        },
+      );
+      cache.set(sessionId, found);
+    }
+    return found;
+  };
 }
 
 async function runRevoke(argv: string[]): Promise<void> {

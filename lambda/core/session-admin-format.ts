@@ -21,6 +21,8 @@ export interface SessionRow {
   readonly pool: string;
   /** Portal: allowed users, then groups as `group:<name>`; `-` when neither (shown to nobody). */
   readonly access: string;
+  /** DcvUser (the name the verifier answers DCV with), or `-`: the token's user. */
+  readonly dcvUser: string;
   /** `malformed: <reason>`, `expired`, or empty. */
   readonly note: string;
 }
@@ -38,6 +40,7 @@ const HEADER: SessionRow = {
   instance: 'INSTANCE',
   pool: 'POOL',
   access: 'ACCESS',
+  dcvUser: 'DCV USER',
   note: 'NOTE',
 };
 
@@ -77,6 +80,7 @@ export function sessionRow(item: RawItem, nowMs: number): SessionRow {
       instance: raw(item[Attr.InstanceId]),
       pool: raw(item[Attr.Pool]),
       access: rawAccess(item),
+      dcvUser: raw(item[Attr.DcvUser]),
       note: `malformed: ${parsed.reason}`,
     };
   }
@@ -94,6 +98,7 @@ export function sessionRow(item: RawItem, nowMs: number): SessionRow {
     instance: r.instanceId ?? '-',
     pool: r.pool ?? '-',
     access: accessList(r.allowedUsers, r.allowedGroups),
+    dcvUser: r.dcvUser ?? '-',
     note: isExpired(r, nowMs) ? 'expired' : '',
   };
 }
@@ -218,7 +223,9 @@ export function verdict(item: RawItem, nowMs: number): string {
         ? '; admits no client (AllowedClientCidrs is empty)'
         : `; only for clients in ${cidrs.join(', ')}`;
   const until = r.expiresAt === undefined ? '' : `; until ${isoSeconds(r.expiresAt)}`;
-  return `resolves: HTTP → ${r.dcvServerEndpoint}:${r.httpPort}${r.webUrlPath}${as}; ${quic}${who}${until}`;
+  // Only when set: without it the verifier answers with the token's user, as it always did.
+  const dcvUser = r.dcvUser === undefined ? '' : `; the verifier answers DCV as '${r.dcvUser}' (DcvUser)`;
+  return `resolves: HTTP → ${r.dcvServerEndpoint}:${r.httpPort}${r.webUrlPath}${as}; ${quic}${who}${until}${dcvUser}`;
 }
 
 /** A sessions file `serve --sessions` reads: a JSON array sorted by SessionId, 2-space indented. */

@@ -133,6 +133,8 @@ export interface PutFlags {
   readonly allowedUsers?: readonly string[];
   readonly allowedGroups?: readonly string[];
   readonly pool?: string;
+  /** DcvUser: the name the verifier gives the DCV server (the session's owner). */
+  readonly dcvUser?: string;
 }
 
 /** Which flag sets which attribute, so a problem names what the operator typed. */
@@ -148,6 +150,7 @@ const FLAG_OF: Record<string, string> = {
   [Attr.AllowedUsers]: '--allowed-users',
   [Attr.AllowedGroups]: '--allowed-groups',
   [Attr.Pool]: '--pool',
+  [Attr.DcvUser]: '--dcv-user',
 };
 
 /** `--allowed-users a,b --allowed-users c`: every name, trimmed, empty entries dropped (as the tags read them). */
@@ -184,6 +187,8 @@ export function buildManualItem(flags: PutFlags, nowMs: number): BuildResult {
   if (flags.allowedUsers !== undefined) item[Attr.AllowedUsers] = nameList(flags.allowedUsers);
   if (flags.allowedGroups !== undefined) item[Attr.AllowedGroups] = nameList(flags.allowedGroups);
   if (flags.pool !== undefined) item[Attr.Pool] = flags.pool.trim();
+  // Trimmed as the dcv:user tag is (and --pool): a name never starts or ends with a space.
+  if (flags.dcvUser !== undefined) item[Attr.DcvUser] = flags.dcvUser.trim();
   if (flags.expiresAt !== undefined) {
     const expiry = parseExpiresAt(flags.expiresAt, nowMs);
     if (!expiry.ok) return { ok: false, problem: { field: '--expires-at (ExpiresAt)', rule: expiry.rule } };

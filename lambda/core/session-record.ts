@@ -38,6 +38,11 @@ export const Attr = {
   Pool: 'Pool',
   /** Portal: on a `Source = lease` item, the user holding the pool host until `ExpiresAt`. */
   LeaseUser: 'LeaseUser',
+  /**
+   * The user name the verifier gives the DCV server for this session (tag `dcv:user`), typically the
+   * session's owner: DCV authorizes that name, not the person (README "Setting up the DCV servers").
+   */
+  DcvUser: 'DcvUser',
 } as const;
 
 /** `lease`: a pool placement the portal wrote (short-lived; discovery never touches it). */
@@ -67,6 +72,8 @@ export interface SessionRecord {
   readonly allowedGroups?: readonly string[];
   readonly pool?: string;
   readonly leaseUser?: string;
+  /** Absent: the verifier answers with the token's user (hosts whose permissions grant people by name). */
+  readonly dcvUser?: string;
 }
 
 /** A plain item as a store hands it over: attribute name to JS value (strings, numbers, booleans, arrays). */
@@ -265,6 +272,8 @@ export function parseSessionRecord(item: RawItem): ParseResult {
     const allowedGroups = optional(Attr.AllowedGroups, principalList);
     const pool = optional(Attr.Pool, poolName);
     const leaseUser = optional(Attr.LeaseUser, principal);
+    // The same rules as a user name: 'ubuntu ' would be refused by DCV as surely as a typo, so say so here.
+    const dcvUser = optional(Attr.DcvUser, principal);
     return {
       ok: true,
       record: {
@@ -285,6 +294,7 @@ export function parseSessionRecord(item: RawItem): ParseResult {
         ...(allowedGroups ? { allowedGroups } : {}),
         ...(pool ? { pool } : {}),
         ...(leaseUser ? { leaseUser } : {}),
+        ...(dcvUser ? { dcvUser } : {}),
       },
     };
   } catch (error) {

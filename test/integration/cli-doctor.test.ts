@@ -9,6 +9,7 @@ import { CliError } from '../../lambda/cli/cli-error';
 import { parseDoctorArgs } from '../../lambda/cli/doctor-command';
 import { runCli, startServe, type ServingCli } from '../helpers/run-cli';
 import { makeTestCerts, type TestCerts } from '../helpers/test-certs';
+import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 
 const FIX = 'test/fixtures/doctor';
 const doctor = (args: string[]) => runCli(['doctor', ...args]);
@@ -53,6 +54,40 @@ describe.concurrent('doctor as a child process: output and exit codes', () => {
     const out = JSON.parse(run.stdout) as { ok: boolean; findings: { rule: string }[] };
     expect(out.ok).toBe(false);
     expect(out.findings.map((f) => f.rule)).toEqual([rule]);
+  });
+
+  it('--sessions: a session DCV would refuse is an error with its fix, per server; the fixed file passes', async () => {
+    const configs = ['console-linux', 'console-windows', 'console-any-permissions'].flatMap((n) => ['--dcv-config', `${FIX}/dcv/${n}.conf`]);
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/clean.toml`, ...configs, '--sessions', `${FIX}/sessions.json`]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`  sessions:           sessions file '${FIX}/sessions.json' (8 items)\n`);
+    const errors = run.stdout.split('\n').filter((line) => line.startsWith('ERROR '));
+    expect(errors.map((line) => line.split(':')[0])).toEqual([
+      `ERROR    ${FIX}/dcv/console-linux.conf session 'linux-person' → 10.0.1.15`,
+      `ERROR    ${FIX}/dcv/console-linux.conf session 'linux-typo' → 10.0.1.15`,
+      `ERROR    ${FIX}/dcv/console-windows.conf session 'windows-person' → 10.0.2.20`,
+    ]);
+    expect(run.stdout).toContain('fix: set DcvUser to the owner: dcv-resolver sessions put linux-person --endpoint 10.0.1.15 … --dcv-user ubuntu');
+    expect(run.stderr).toBe('dcv-resolver doctor: 3 errors: users cannot connect (or not safely) until they are fixed\n');
+
+    const dir = mkdtempSync(join(tmpdir(), 'doctor-sessions-'));
+    try {
+      const fixed = (JSON.parse(readFileSync(`${FIX}/sessions.json`, 'utf8')) as Record<string, unknown>[])
+        .filter((s) => s.TargetSessionId === 'console')
+        .map((s) => ({ ...s, DcvUser: s.DcvServerEndpoint === '10.0.2.20' ? 'Administrator' : 'ubuntu' }));
+      writeFileSync(join(dir, 'sessions.json'), JSON.stringify(fixed));
+      const again = await doctor(['--gateway-config', `${FIX}/gateway/clean.toml`, ...configs, '--sessions', join(dir, 'sessions.json')]);
+      expect(again.code, again.stdout).toBe(0);
+      expect(again.stdout).toContain('No findings.\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--sessions naming a file that is not there: exit 1 with the reason', async () => {
+    const run = await doctor(['--gateway-config', `${FIX}/gateway/clean.toml`, '--sessions', `${FIX}/no-such-sessions.json`]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^dcv-resolver doctor: --sessions: .*no-such-sessions\.json/);
   });
 
   it('warnings and notes only: exit 0', async () => {
@@ -182,12 +217,42 @@ describe('doctor probes an https resolver with the gateway’s own [resolver] ca
   });
 });
 
+describe('doctor --table reads the session table (dynalite)', () => {
+  let dynamo: LocalDynamo;
+
+  beforeAll(async () => {
+    dynamo = await startDynalite();
+    await dynamo.createSessionTable('DcvSessions');
+  });
+
+  afterAll(async () => {
+    await dynamo?.stop();
+  });
+
+  it('the same finding as from the sessions file, with the table named', async () => {
+    const env = { AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint };
+    const load = await runCli(['sessions', 'import', `${FIX}/sessions.json`, '--table', 'DcvSessions'], env);
+    expect(load.code, load.stderr).toBe(0);
+    const run = await runCli(['doctor', '--gateway-config', `${FIX}/gateway/clean.toml`, '--dcv-config', `${FIX}/dcv/console-windows.conf`, '--table', 'DcvSessions', '--json'], env);
+    expect(run.code, run.stderr).toBe(1);
+    const out = JSON.parse(run.stdout) as { findings: { rule: string; key: string }[] };
+    expect(out.findings.map((f) => `${f.rule} ${f.key}`)).toEqual(["dcv.authorization-refused session 'windows-person' → 10.0.2.20"]);
+  });
+
+  it('a table that is not there: exit 1 with the reason, not a crash', async () => {
+    const run = await runCli(['doctor', '--gateway-config', `${FIX}/gateway/clean.toml`, '--table', 'NoSuchTable'], { AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^dcv-resolver doctor: --table: .*NoSuchTable/);
+  });
+});
+
 describe('doctor arguments (in-process)', () => {
   it.each([
     ['a bad --resolver-url', ['--gateway-config', 'g', '--resolver-url', 'ftp://x'], /^--resolver-url must be http:\/\/ or https:\/\//],
     ['an empty --session', ['--gateway-config', 'g', '--session', ''], /^--session must not be empty$/],
     ['a bad --timeout', ['--gateway-config', 'g', '--timeout', 'soon'], /^--timeout must be 1–120000 milliseconds/],
     ['a positional argument', ['--gateway-config', 'g', 'extra'], /Unexpected argument 'extra'/],
+    ['--sessions and --table together', ['--gateway-config', 'g', '--sessions', 's.json', '--table', 'T'], /^give --sessions FILE or --table NAME, not both$/],
   ])('%s -> exit 2', (_name, args, message) => {
     let error: unknown;
     try {
@@ -198,6 +263,12 @@ describe('doctor arguments (in-process)', () => {
     expect(error).toBeInstanceOf(CliError);
     expect((error as CliError).exitCode).toBe(2);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it('--sessions FILE or --table NAME', () => {
+    expect(parseDoctorArgs(['--gateway-config', 'g', '--sessions', 's.json']).sessions).toEqual({ kind: 'file', file: 's.json' });
+    expect(parseDoctorArgs(['--gateway-config', 'g', '--table', 'DcvSessions']).sessions).toEqual({ kind: 'table', table: 'DcvSessions' });
+    expect(parseDoctorArgs(['--gateway-config', 'g']).sessions).toBeUndefined();
   });
 
   it('repeatable --dcv-config', () => {

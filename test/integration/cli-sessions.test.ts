@@ -170,9 +170,9 @@ describe.each([
     const list = await sessions('list', ...store.args);
     expect(list.code).toBe(0);
     const lines = list.stdout.split('\n');
-    expect(lines[0]).toMatch(/^ID\s+ENDPOINT\s+HTTP\s+QUIC\s+PATH\s+TARGET\s+SOURCE\s+ENABLED\s+EXPIRES\s+INSTANCE\s+POOL\s+ACCESS\s+NOTE$/);
-    expect(lines[1]).toMatch(/^alias\s+dcv-2\.internal\s+9443\s+-\s+\/\s+console\s+manual\s+no\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+-\s+-$/);
-    expect(lines[2]).toMatch(/^console\s+10\.150\.248\.180\s+8443\s+8443\s+\/\s+-\s+manual\s+yes\s+-\s+-\s+-\s+-$/);
+    expect(lines[0]).toMatch(/^ID\s+ENDPOINT\s+HTTP\s+QUIC\s+PATH\s+TARGET\s+SOURCE\s+ENABLED\s+EXPIRES\s+INSTANCE\s+POOL\s+ACCESS\s+DCV USER\s+NOTE$/);
+    expect(lines[1]).toMatch(/^alias\s+dcv-2\.internal\s+9443\s+-\s+\/\s+console\s+manual\s+no\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+-\s+-\s+-\s+-$/);
+    expect(lines[2]).toMatch(/^console\s+10\.150\.248\.180\s+8443\s+8443\s+\/\s+-\s+manual\s+yes\s+-\s+-\s+-\s+-\s+-$/);
     expect(list.stdout).toMatch(new RegExp(`\n\n2 sessions in ${store.where.source}\n$`));
 
     const get = await sessions('get', 'console', ...store.args);
@@ -212,7 +212,7 @@ describe.each([
 
     const list = await sessions('list', ...store.args);
     const row = list.stdout.split('\n')[1]!;
-    expect(row).toMatch(/^desk\s+10\.0\.0\.9\s+.*\s+gpu\s+alice@example\.com,bob,carol,group:ops,g…$/);
+    expect(row).toMatch(/^desk\s+10\.0\.0\.9\s+.*\s+gpu\s+alice@example\.com,bob,carol,group:ops,g…\s+-$/);
     const json = JSON.parse((await sessions('list', '--json', ...store.args)).stdout);
     expect(json[0]).toMatchObject({ sessionId: 'desk', valid: true, item: { AllowedGroups: ['ops', 'gpu-users'], Pool: 'gpu' } });
 
@@ -237,6 +237,26 @@ describe.each([
       expect(messages(bad)).toEqual([`dcv-resolver sessions: ${message}`]);
     }
     expect((await store.items()).has('desk2')).toBe(false);
+  });
+
+  it('--dcv-user: DcvUser written, shown by put, list and get; put without it clears it; a bad one is refused', async () => {
+    const store = await makeStore();
+    const put = await sessions('put', 'win', ...store.args, '--endpoint', '10.0.0.7', '--target', 'console', '--dcv-user', 'CORP\\Administrator');
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stdout).toContain("; the verifier answers DCV as 'CORP\\Administrator' (DcvUser)\n");
+    expect((await store.items()).get('win')).toMatchObject({ DcvUser: 'CORP\\Administrator', Source: 'manual' });
+    const row = (await sessions('list', ...store.args)).stdout.split('\n')[1]!;
+    expect(row).toMatch(/^win\s+10\.0\.0\.7\s+.*\s+-\s+CORP\\Administrator$/);
+    const get = await sessions('get', 'win', ...store.args);
+    expect(get.stdout).toMatch(/\nDcvUser\s+"CORP\\\\Administrator"\n/);
+
+    expect((await sessions('put', 'win', ...store.args, '--endpoint', '10.0.0.7')).code).toBe(0);
+    expect((await store.items()).get('win')).not.toHaveProperty('DcvUser');
+
+    const bad = await sessions('put', 'win2', ...store.args, '--endpoint', '10.0.0.7', '--dcv-user', 'ubu\u0007ntu');
+    expect(bad.code).toBe(1);
+    expect(messages(bad)).toEqual(['dcv-resolver sessions: --dcv-user (DcvUser) must not contain control characters; nothing written']);
+    expect((await store.items()).has('win2')).toBe(false);
   });
 
   it('refuses bad values: exit 1, the field and the rule named, nothing written', async () => {

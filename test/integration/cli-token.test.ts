@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashToken, tokenIdOf } from '../../lambda/core/tokens/token';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { cliBaseEnv, runCli, type CliRun } from '../helpers/run-cli';
@@ -21,6 +21,9 @@ const SESSIONS = [
   { SessionId: 'old', DcvServerEndpoint: '10.0.3.2', ExpiresAt: 1000 },
   // Names who may open it (portal attributes): tokens only for carol, or a member of ops.
   { SessionId: 'team', DcvServerEndpoint: '10.0.4.1', TargetSessionId: 'console', AllowedUsers: ['carol@example.com'], AllowedGroups: ['ops'] },
+  // DCV authorizes its console owner, not the person: the verifier answers with DcvUser.
+  { SessionId: 'linux', DcvServerEndpoint: '10.0.5.1', TargetSessionId: 'console', DcvUser: 'ubuntu' },
+  { SessionId: 'windows', DcvServerEndpoint: '10.0.5.2', TargetSessionId: 'console', DcvUser: 'CORP\\Admin & <Ops>' },
 ];
 const GATEWAY = 'https://gw.example.com:8443';
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -207,12 +210,16 @@ describe('token create / list / revoke with a token directory and a sessions fil
 
     const [text, listed] = await Promise.all([runCli(['token', 'list', ...dirArgs()]), runCli(['token', 'list', '--json', '--tokens-dir', tokensDir])]);
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+SESSION\s+USER\s+STATE\s+USES LEFT\s+EXPIRES\s+CLIENTS$/);
-    expect(text.stdout).toMatch(new RegExp(`^${carol.tokenId}\\s+agent1\\s+carol\\s+active\\s+3/3\\s`, 'm'));
-    expect(text.stdout).toMatch(new RegExp(`^${dave.tokenId}\\s+agent2\\s+dave\\s+active\\s+1/1\\s`, 'm'));
+    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+SESSION\s+USER\s+DCV USER\s+STATE\s+USES LEFT\s+EXPIRES\s+CLIENTS$/);
+    // No DcvUser on these sessions: the verifier answers DCV with the token's user.
+    expect(text.stdout).toMatch(new RegExp(`^${carol.tokenId}\\s+agent1\\s+carol\\s+carol\\s+active\\s+3/3\\s`, 'm'));
+    expect(text.stdout).toMatch(new RegExp(`^${dave.tokenId}\\s+agent2\\s+dave\\s+dave\\s+active\\s+1/1\\s`, 'm'));
     const entries = json<Record<string, unknown>[]>(listed);
     const carolEntry = entries.find((e) => e.id === carol.tokenId);
     expect(carolEntry).toMatchObject({ sessionId: 'agent1', user: 'carol', state: 'active', usesLeft: 3, maxUses: 3, expiresAt: carol.expiresAt });
+    // Without the sessions file the DCV user cannot be told: absent, and stderr says what to add.
+    expect(carolEntry).not.toHaveProperty('dcvUser');
+    expect(listed.stderr).toContain("DCV USER is '-': give the session store");
     expect(entries.find((e) => e.user === 'bob')).toMatchObject({ clientCidrs: ['203.0.113.0/24'], usesLeft: 5 });
     for (const output of [text.stdout, text.stderr, listed.stdout, listed.stderr]) {
       expect(output).not.toContain(carol.token);
@@ -375,6 +382,44 @@ describe('the verifier over serve --sessions FILE --tokens-dir DIR', () => {
     expectAuth(await verify(server.url, '10.0.4.1', ask(unchecked.token)), 'no', "token's user 'mallory' is not allowed on session 'team' (AllowedUsers / AllowedGroups)");
     expectAuth(await verify(server.url, '10.0.4.1', ask(member.token)), 'yes', 'dave');
     expect(server.stdout() + server.stderr()).toContain('"reason":"user-not-allowed"');
+  });
+
+  it('a session with DcvUser: yes names DcvUser (XML-escaped), the log line keeps the person and adds the DCV user, token list shows both', async () => {
+    const [alice, bob] = await Promise.all([
+      create(['--session', 'linux', '--user', 'alice@example.com']),
+      create(['--session', 'windows', '--user', 'bob@example.com']),
+    ]);
+    const ask = (token: string) => ({ sessionId: 'console', authenticationToken: token, clientAddress: '203.0.113.7' });
+    expectAuth(await verify(server.url, '10.0.5.1', ask(alice.token)), 'yes', 'ubuntu');
+    const windows = await verify(server.url, '10.0.5.2', ask(bob.token));
+    expectAuth(windows, 'yes', 'CORP\\Admin & <Ops>');
+    expect(windows.body).toBe('<auth result="yes"><username>CORP\\Admin &amp; &lt;Ops&gt;</username></auth>');
+
+    // The line is written as the answer goes out: wait (bounded) until the child's output has carried it here.
+    const logLines = () =>
+      server
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = await vi.waitFor(
+      () => {
+        const all = logLines();
+        if (![alice.tokenId, bob.tokenId].every((id) => all.some((l) => l.tokenId === id))) throw new Error('verifier log lines not seen yet');
+        return all;
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    expect(lines.find((l) => l.tokenId === alice.tokenId)).toMatchObject({ route: 'verifyToken', result: 'yes', user: 'alice@example.com', dcvUser: 'ubuntu' });
+    expect(lines.find((l) => l.tokenId === bob.tokenId)).toMatchObject({ result: 'yes', user: 'bob@example.com', dcvUser: 'CORP\\Admin & <Ops>' });
+
+    const [text, listed] = await Promise.all([
+      runCli(['token', 'list', '--tokens-dir', tokensDir, '--sessions', sessionsFile]),
+      runCli(['token', 'list', '--json', '--tokens-dir', tokensDir, '--sessions', sessionsFile]),
+    ]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`^${alice.tokenId}\\s+linux\\s+alice@example\\.com\\s+ubuntu\\s+active\\s+2/3\\s`, 'm'));
+    expect(json<Record<string, unknown>[]>(listed).find((e) => e.id === bob.tokenId)).toMatchObject({ user: 'bob@example.com', dcvUser: 'CORP\\Admin & <Ops>' });
   });
 
   it('malformed requests: 415, 400, 413, 405 with result="no" XML bodies, never 5xx', async () => {

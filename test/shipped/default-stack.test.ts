@@ -171,6 +171,30 @@ describe('the shipped functions of the default stack', () => {
     expect(parseAuthXml((await verify('10.0.0.11')).body)).toMatchObject({ result: 'no' });
   });
 
+  it('verifier: an instance tagged dcv:user answers DCV with that name, and logs the person beside it', async () => {
+    world.fleet.put(fleetInstance(3, { tags: { 'dcv:session-id': 'desk-3=console', 'dcv:user': 'ubuntu' }, privateIp: '10.0.0.13' }));
+    await fire(scheduledEvent(deliveries.find((d) => d.scheduleExpression)!));
+    expect((await item('desk-3'))?.DcvUser).toEqual({ S: 'ubuntu' });
+    const client = world.dynamo.client();
+    const issued = await issueToken(
+      { tokens: new DynamoDbTokenStore(sdkDynamoApi(client), tokensTable), sessions: new SessionResolver({ store: new DynamoDbSessionStore(client, sessionsTable), log: silentLog }) },
+      { sessionId: 'desk-3', user: 'alice@example.com', maxUses: 1 },
+    );
+    const answer = await resolver.invoke({
+      ...functionUrlEvent({ method: 'POST', path: '/verifyToken/10.0.0.13', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      body: Buffer.from(verifyForm({ sessionId: 'console', authenticationToken: issued.token, clientAddress: '203.0.113.5' })).toString('base64'),
+      isBase64Encoded: true,
+    });
+    expect(answer.error).toBeUndefined();
+    expect(parseAuthXml((answer.result as { body: string }).body)).toEqual({ result: 'yes', username: 'ubuntu' });
+    const line = answer.logs
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.route === 'verifyToken');
+    expect(line).toMatchObject({ result: 'yes', user: 'alice@example.com', dcvUser: 'ubuntu', tokenId: issued.tokenId });
+  });
+
   it('discovery: a stop through the event queue removes the item; an unusable message alone is reported failed', async () => {
     world.fleet.setState(TAGGED, 'stopped');
     await fire(stateChangeEvent(TAGGED, 'stopped'));

@@ -30,6 +30,24 @@ function discovered(): RawItem {
   return claim.records[0]!.item;
 }
 
+describe('fingerprint of what discovery writes', () => {
+  // Computed with the code before DcvUser existed: an instance without dcv:user keeps its DiscoveredHash, so
+  // upgrading does not make discovery see every item as hand-edited (and leave the whole fleet alone).
+  it('is unchanged by DcvUser for items that do not have it (known answers from before the attribute)', () => {
+    expect(discovered().DiscoveredHash).toBe('e8c2f4fd44e8f837a8f044a954d44d33bbc7aec7dcfd642ac444ae117862692d');
+    const minimal = parseInstanceTags({ instanceId: ID, state: 'running', privateIp: '10.150.248.180', tags: { 'dcv:session-id': 'console' } });
+    expect(minimal.ok && minimal.records[0]!.item.DiscoveredHash).toBe('6828a776f52e0e9fad54f3baf75a81710404a8fe4320fec2ec23db5317310977');
+  });
+
+  it('covers DcvUser when the instance is tagged with it', () => {
+    const tagged = parseInstanceTags({ instanceId: ID, state: 'running', privateIp: '10.150.248.180', tags: { 'dcv:session-id': 'console', 'dcv:user': 'ubuntu' } });
+    const item = tagged.ok ? tagged.records[0]!.item : {};
+    expect(item.DiscoveredHash).not.toBe('6828a776f52e0e9fad54f3baf75a81710404a8fe4320fec2ec23db5317310977');
+    expect(isUntouchedSinceDiscovery(item)).toBe(true);
+    expect(isUntouchedSinceDiscovery({ ...item, DcvUser: 'Administrator' })).toBe(false);
+  });
+});
+
 describe('fingerprint', () => {
   it('is a sha256 hex digest', () => {
     expect(fingerprint({ SessionId: 'a' })).toMatch(/^[0-9a-f]{64}$/);

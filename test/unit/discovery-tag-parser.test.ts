@@ -108,6 +108,24 @@ describe('parseInstanceTags: what a running instance registers', () => {
     expect(typo).toMatchObject({ ok: false, reason: expect.stringMatching(/unknown tag 'dcv:allowed-user' .*dcv:allowed-users, dcv:allowed-groups, dcv:pool/) });
   });
 
+  it('dcv:user becomes DcvUser (trimmed) on every session of the instance', () => {
+    const result = parseInstanceTags(instance({ 'dcv:session-id': 'a=console,b', 'dcv:user': ' CORP\\Administrator ' }));
+    expect(result.ok && result.records.map((r) => r.item.DcvUser)).toEqual(['CORP\\Administrator', 'CORP\\Administrator']);
+    const none = parseInstanceTags(instance({ 'dcv:session-id': 'a' }));
+    expect(none.ok && none.records[0]!.item).not.toHaveProperty('DcvUser');
+    const prefixed = parseInstanceTags(instance({ 'corp/session-id': 'a', 'corp/user': 'ubuntu' }), 'corp/');
+    expect(prefixed.ok && prefixed.records[0]!.item.DcvUser).toBe('ubuntu');
+  });
+
+  it.each([
+    ['empty', '  ', "dcv:user is empty; remove the tag to use the default"],
+    ['too long', 'u'.repeat(257), "dcv:user 'uuuu"],
+    ['a control character', 'ubu\tntu', "dcv:user 'ubu\tntu' must not contain control characters"],
+  ])('a bad dcv:user (%s) registers nothing and names the tag', (_name, value, reason) => {
+    const result = parseInstanceTags(instance({ 'dcv:session-id': 'a', 'dcv:user': value }));
+    expect(result).toMatchObject({ ok: false, reason: expect.stringContaining(reason) });
+  });
+
   it('uses a configured prefix and ignores the default one', () => {
     const result = parseInstanceTags(instance({ 'corp/dcv-session-id': 'a', 'corp/dcv-port': '1234', 'dcv:session-id': 'b' }), 'corp/dcv-');
     expect(result.ok && result.records.map((r) => [r.sessionId, r.item.HttpPort])).toEqual([['a', 1234]]);

@@ -156,3 +156,69 @@ describe('doctor helpers', () => {
     expect(rules(probeFindings('http://127.0.0.1:9000', 'console', outcome))).toEqual(expected);
   });
 });
+
+describe('doctor: would the DCV server let in the name the verifier answers with? (--sessions)', () => {
+  const sessions = JSON.parse(read('sessions.json')) as Record<string, unknown>[];
+  // null: no --sessions given.
+  const check = (name: string, items: Record<string, unknown>[] | null = sessions) =>
+    diagnose({ gateway: gateway('clean'), dcv: [dcv(name)], ...(items ? { sessions: items } : {}) }).findings;
+  const about = (findings: ReturnType<typeof check>) => findings.map((f) => `${f.severity}:${f.rule}:${f.key}`);
+
+  it('a Linux console owned by ubuntu: the session without DcvUser and the one naming someone else are errors, each with its fix', () => {
+    const findings = check('console-linux');
+    expect(about(findings)).toEqual([
+      "error:dcv.authorization-refused:session 'linux-person' → 10.0.1.15",
+      "error:dcv.authorization-not-owner:session 'linux-typo' → 10.0.1.15",
+      "warning:dcv.authorization-unknown:session 'linux-virtual' → 10.0.1.15",
+    ]);
+    const [refused, typo] = findings;
+    expect(refused!.message).toContain("DCV lets only the console session's owner in: 'ubuntu' ([session-management/automatic-console-session] owner, line 6)");
+    expect(refused!.fix).toBe(
+      "set DcvUser to the owner: dcv-resolver sessions put linux-person --endpoint 10.0.1.15 … --dcv-user ubuntu (or tag the instance dcv:user=ubuntu); " +
+        "or grant the people in a permissions file ([session-management/automatic-console-session] permissions-file, e.g. '%any% allow builtin')",
+    );
+    expect(typo!.message).toContain("answers DCV as 'Ubuntu' (DcvUser)");
+    expect(typo!.fix).toContain("set DcvUser to 'ubuntu' exactly");
+  });
+
+  it('a Windows console (no owner setting): the session without DcvUser is an error naming who the owner is; DcvUser Administrator is not', () => {
+    const findings = check('console-windows');
+    expect(about(findings)).toEqual(["error:dcv.authorization-refused:session 'windows-person' → 10.0.2.20"]);
+    expect(findings[0]!.message).toContain('the user who started the DCV server (no [session-management/automatic-console-session] owner; Administrator on a Windows install');
+    expect(findings[0]!.fix).toContain('--dcv-user <the owner dcv list-sessions shows>');
+  });
+
+  it('a console whose permissions file can grant the people: no error, a note on what the file must say', () => {
+    const findings = check('console-any-permissions');
+    expect(about(findings)).toEqual(["info:dcv.authorization-permissions-file:session 'shared' → 10.0.3.30"]);
+    expect(findings[0]!.message).toContain('/etc/dcv/console-any.perm ([session-management/automatic-console-session] permissions-file, line 9)');
+    expect(findings[0]!.fix).toContain("'%any% allow builtin'");
+  });
+
+  it('the fixed records pass: DcvUser set to the owner on every console session', () => {
+    const fixed = sessions.map((s) => (s.TargetSessionId === 'console' ? { ...s, DcvUser: s.DcvServerEndpoint === '10.0.2.20' ? 'Administrator' : 'ubuntu' } : s));
+    expect(about(check('console-linux', fixed))).toEqual(["warning:dcv.authorization-unknown:session 'linux-virtual' → 10.0.1.15"]);
+    expect(check('console-windows', fixed)).toEqual([]);
+    expect(check('console-any-permissions', fixed)).toEqual([]);
+  });
+
+  it('without --sessions there is nothing to check the servers against: no authorization findings', () => {
+    expect(check('console-linux', null)).toEqual([]);
+  });
+
+  it('expired sessions and portal leases are left out; the endpoint compares as the verifier compares it', () => {
+    const items = [
+      { SessionId: 'gone', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', ExpiresAt: 1000 },
+      { SessionId: 'lease:x', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', Source: 'lease', Pool: 'p', LeaseUser: 'u', AllowedUsers: ['u'], ExpiresAt: 4_000_000_000 },
+      { SessionId: 'other-host', DcvServerEndpoint: '10.0.1.16', TargetSessionId: 'console' },
+      { SessionId: 'malformed', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', DcvUser: '' },
+    ];
+    expect(check('console-linux', items)).toEqual([]);
+  });
+
+  it('supervision-control = enforced: a warning, with or without sessions', () => {
+    expect(rules(check('supervision-enforced', null))).toEqual(['warning:dcv.supervision-enforced']);
+    const [finding] = check('supervision-enforced', null);
+    expect(finding!.message).toContain("let in only while the owner is connected");
+  });
+});

@@ -119,6 +119,18 @@ describe('leaseItem', () => {
     expect(parsed.ok && parsed.record).toMatchObject({ sessionId: 'lease:cad-1', source: 'lease', pool: 'cad', leaseUser: 'alice-sub', allowedUsers: ['alice-sub'], targetSessionId: 'console', expiresAt: NOW + 3600 });
   });
 
+  it("carries the member's DcvUser, so DCV sees the lease holder as the member's owner; none when the member has none", () => {
+    const member = { SessionId: 'cad-1', DcvServerEndpoint: '10.1.2.3', TargetSessionId: 'console', Pool: 'cad', DcvUser: 'ubuntu' };
+    const [record] = records([member]);
+    const item = leaseItem({ record, item: member }, { pool: 'cad', user: 'alice-sub', nowMs: NOW_MS, leaseSeconds: 3600 });
+    expect(item.DcvUser).toBe('ubuntu');
+    const parsed = parseSessionRecord(item);
+    expect(parsed.ok && parsed.record).toMatchObject({ dcvUser: 'ubuntu', leaseUser: 'alice-sub' });
+    const plain = { SessionId: 'cad-2', DcvServerEndpoint: '10.1.2.4', Pool: 'cad' };
+    const [plainRecord] = records([plain]);
+    expect(leaseItem({ record: plainRecord, item: plain }, { pool: 'cad', user: 'u', nowMs: NOW_MS, leaseSeconds: 3600 })).not.toHaveProperty('DcvUser');
+  });
+
   it('never outlives the member, and leaves out a QUIC port the member does not have', () => {
     const member = { SessionId: 'cad-1', DcvServerEndpoint: '10.1.2.3', Pool: 'cad', ExpiresAt: NOW + 100 };
     const [record] = records([member]);

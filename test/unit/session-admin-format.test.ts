@@ -18,12 +18,12 @@ describe('sessionRow', () => {
     [
       'valid item: resolver values with defaults',
       { SessionId: 'console', DcvServerEndpoint: '10.0.0.1', QuicPort: '8443' },
-      { id: 'console', endpoint: '10.0.0.1', http: '8443', quic: '8443', path: '/', target: '-', source: 'manual', enabled: 'yes', expiry: '-', instance: '-', pool: '-', access: '-', note: '' },
+      { id: 'console', endpoint: '10.0.0.1', http: '8443', quic: '8443', path: '/', target: '-', source: 'manual', enabled: 'yes', expiry: '-', instance: '-', pool: '-', access: '-', dcvUser: '-', note: '' },
     ],
     [
       'discovered, aliased, disabled, expiring',
       { SessionId: 'a', DcvServerEndpoint: 'h', TargetSessionId: 'console', Enabled: false, Source: 'ec2', InstanceId: 'i-1', ExpiresAt: NOW / 1000 + HOUR },
-      { id: 'a', endpoint: 'h', http: '8443', quic: '-', path: '/', target: 'console', source: 'ec2', enabled: 'no', expiry: '2026-11-26T13:00:00Z', instance: 'i-1', pool: '-', access: '-', note: '' },
+      { id: 'a', endpoint: 'h', http: '8443', quic: '-', path: '/', target: 'console', source: 'ec2', enabled: 'no', expiry: '2026-11-26T13:00:00Z', instance: 'i-1', pool: '-', access: '-', dcvUser: '-', note: '' },
     ],
     [
       'expired',
@@ -33,7 +33,7 @@ describe('sessionRow', () => {
     [
       'malformed: stored values and the reason',
       { SessionId: 'bad', DcvServerEndpoint: 'h', HttpPort: 70000, Enabled: 'yes' },
-      { id: 'bad', endpoint: 'h', http: '70000', quic: '-', path: '-', target: '-', source: '-', enabled: 'yes', expiry: '-', instance: '-', pool: '-', access: '-', note: 'malformed: HttpPort must be 1–65535' },
+      { id: 'bad', endpoint: 'h', http: '70000', quic: '-', path: '-', target: '-', source: '-', enabled: 'yes', expiry: '-', instance: '-', pool: '-', access: '-', dcvUser: '-', note: 'malformed: HttpPort must be 1–65535' },
     ],
     [
       'portal: pool and access (users, then groups)',
@@ -44,6 +44,16 @@ describe('sessionRow', () => {
       'portal: malformed access shows what is stored',
       { SessionId: 'p', DcvServerEndpoint: 'h', AllowedUsers: 'alice', Pool: 'a b' },
       expect.objectContaining({ pool: 'a b', access: '["alice",null]', note: expect.stringMatching(/^malformed: AllowedUsers /) }),
+    ],
+    [
+      'DcvUser: the name the verifier answers DCV with',
+      { SessionId: 'w', DcvServerEndpoint: 'h', DcvUser: 'CORP\\Administrator' },
+      expect.objectContaining({ dcvUser: 'CORP\\Administrator', note: '' }),
+    ],
+    [
+      'DcvUser malformed: what is stored, and why the item is skipped',
+      { SessionId: 'w', DcvServerEndpoint: 'h', DcvUser: 'ubuntu ' },
+      expect.objectContaining({ dcvUser: 'ubuntu ', note: 'malformed: DcvUser must not start or end with a space' }),
     ],
     [
       'portal: malformed item with valid lists still shows them',
@@ -62,9 +72,9 @@ describe('formatSessionTable', () => {
       sessionRow({ SessionId: 'b', DcvServerEndpoint: 'h', HttpPort: 0 }, NOW),
     ]);
     expect(text.split('\n')).toEqual([
-      'ID       ENDPOINT        HTTP  QUIC  PATH  TARGET  SOURCE  ENABLED  EXPIRES  INSTANCE  POOL  ACCESS  NOTE',
-      'console  10.150.248.180  8443  -     /     -       manual  yes      -        -         -     -',
-      'b        h               0     -     -     -       -       -        -        -         -     -       malformed: HttpPort must be 1–65535',
+      'ID       ENDPOINT        HTTP  QUIC  PATH  TARGET  SOURCE  ENABLED  EXPIRES  INSTANCE  POOL  ACCESS  DCV USER  NOTE',
+      'console  10.150.248.180  8443  -     /     -       manual  yes      -        -         -     -       -',
+      'b        h               0     -     -     -       -       -        -        -         -     -       -         malformed: HttpPort must be 1–65535',
     ]);
   });
 

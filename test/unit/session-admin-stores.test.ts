@@ -132,13 +132,14 @@ describe('unchangedCondition (table)', () => {
           'AllowedGroups',
           'Pool',
           'LeaseUser',
+          'DcvUser',
         ].map(
           (_, i) => `attribute_not_exists(#a${5 + i})`,
         ),
       ].join(' AND '),
     );
     expect(condition.ExpressionAttributeValues).toMatchObject({ ':v0': { S: 'a' }, ':v1': { N: '8443' }, ':v2': { BOOL: true }, ':v3': { N: '1' }, ':v4': { S: '10.0.0.0/8' } });
-    expect(condition.ExpressionAttributeNames).toMatchObject({ '#a15': 'AllowedUsers', '#a16': 'AllowedGroups', '#a17': 'Pool', '#a18': 'LeaseUser' });
+    expect(condition.ExpressionAttributeNames).toMatchObject({ '#a15': 'AllowedUsers', '#a16': 'AllowedGroups', '#a17': 'Pool', '#a18': 'LeaseUser', '#a19': 'DcvUser' });
   });
 
   it('string sets compare by size and membership; a huge item falls back to scalars and sizes', () => {

@@ -74,6 +74,14 @@ describe('buildManualItem', () => {
     expect(plain.ok && ['AllowedUsers', 'AllowedGroups', 'Pool'].some((k) => k in plain.item)).toBe(false);
   });
 
+  it('--dcv-user: DcvUser trimmed as the tag is; left out, not written', () => {
+    const result = buildManualItem({ ...base, dcvUser: ' CORP\\Administrator ' }, NOW);
+    expect(result.ok && result.item.DcvUser).toBe('CORP\\Administrator');
+    expect(result.ok && parseSessionRecord(result.item).ok).toBe(true);
+    const plain = buildManualItem(base, NOW);
+    expect(plain.ok && 'DcvUser' in plain.item).toBe(false);
+  });
+
   it.each([
     ['empty id', { sessionId: '' }, 'ID (SessionId) must not be empty'],
     ['id too long', { sessionId: 'x'.repeat(257) }, 'ID (SessionId) must be at most 256 characters'],
@@ -93,6 +101,9 @@ describe('buildManualItem', () => {
     ['101 groups', { allowedGroups: [Array.from({ length: 101 }, (_, i) => `g${i}`).join(',')] }, '--allowed-groups (AllowedGroups) must have at most 100 entries'],
     ['no group names', { allowedGroups: [''] }, '--allowed-groups (AllowedGroups) must name at least one entry (remove the attribute to name none)'],
     ['a bad pool name', { pool: 'gpu pool' }, "--pool (Pool) must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
+    ['an empty DCV user', { dcvUser: '  ' }, '--dcv-user (DcvUser) must not be empty'],
+    ['a DCV user with a control character', { dcvUser: 'ubu\u0000ntu' }, '--dcv-user (DcvUser) must not contain control characters'],
+    ['a DCV user too long', { dcvUser: 'u'.repeat(257) }, '--dcv-user (DcvUser) must be at most 256 characters'],
     ['an empty pool name', { pool: ' ' }, "--pool (Pool) must be 1–64 letters, digits, '.', '_' or '-' (starting with a letter or digit)"],
     ['past expiry', { expiresAt: '2020-01-01' }, "--expires-at (ExpiresAt) must be in the future ('2020-01-01' has passed; use disable or rm instead)"],
   ])('%s: names the flag, the attribute and the rule', (_name, change, message) => {

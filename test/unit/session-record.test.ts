@@ -44,6 +44,7 @@ describe('attribute names', () => {
       'AllowedGroups',
       'Pool',
       'LeaseUser',
+      'DcvUser',
     ]);
     for (const [key, value] of Object.entries(Attr)) expect(key).toBe(value);
   });
@@ -304,5 +305,29 @@ describe('parseSessionRecord: portal attributes (AllowedUsers, AllowedGroups, Po
     expect(principalProblem('a\u007fb')).toBe('must not contain control characters');
     expect(principalProblem(' alice')).toBe('must not start or end with a space');
     expect(principalProblem('Équipe A')).toBeUndefined();
+  });
+});
+
+describe('parseSessionRecord: DcvUser (the name the verifier answers DCV with)', () => {
+  it.each(['ubuntu', 'Administrator', 'CORP\\alice', 'alice@example.com', 'Jane Doe', 'u'.repeat(256)])('accepts %s as it is', (name) => {
+    expect(record({ ...base, DcvUser: name })).toMatchObject({ dcvUser: name });
+  });
+
+  it('absent or NULL: no dcvUser (the verifier answers with the token user)', () => {
+    expect(record({ ...base })).not.toHaveProperty('dcvUser');
+    expect(record({ ...base, DcvUser: null })).not.toHaveProperty('dcvUser');
+  });
+
+  it.each([
+    ['empty', { DcvUser: '' }, 'DcvUser must not be empty'],
+    ['only spaces', { DcvUser: '   ' }, 'DcvUser must not be empty'],
+    ['257 characters', { DcvUser: 'u'.repeat(257) }, 'DcvUser must be at most 256 characters'],
+    ['a newline', { DcvUser: 'ubuntu\n' }, 'DcvUser must not contain control characters'],
+    ['a DEL', { DcvUser: 'ubu\u007fntu' }, 'DcvUser must not contain control characters'],
+    ['a trailing space (DCV compares byte for byte)', { DcvUser: 'ubuntu ' }, 'DcvUser must not start or end with a space'],
+    ['a number', { DcvUser: 1000 }, 'DcvUser must be a string, not number'],
+    ['a list', { DcvUser: ['ubuntu'] }, 'DcvUser must be a string, not array'],
+  ] as const)('a malformed item (skipped, never served): %s', (_name, attributes, reason) => {
+    expect(parseSessionRecord({ ...base, ...attributes })).toEqual({ ok: false, reason });
   });
 });

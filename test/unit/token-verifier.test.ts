@@ -19,6 +19,8 @@ const SESSIONS: RawItem[] = [
   // Portal sessions: who may open them is named.
   { SessionId: 'alices', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', AllowedUsers: ['alice@example.com', 'alice'] },
   { SessionId: 'ops-desk', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', AllowedUsers: ['carol'], AllowedGroups: ['ops'] },
+  // DCV authorizes the console's owner: the verifier answers with DcvUser.
+  { SessionId: 'ubuntu-desk', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', DcvUser: 'ubuntu', AllowedUsers: ['alice'] },
 ];
 const T0 = Date.parse('2026-11-26T12:00:00Z');
 
@@ -309,6 +311,27 @@ describe('verifying', () => {
     expect((await verifier.verify(asks(token))).result).toBe('yes');
     sessions.put({ ...SESSIONS[0] });
     expect((await verifier.verify(asks(token))).result).toBe('yes');
+  });
+
+  it("answers with the session's DcvUser, keeping the token's user beside it; who may connect is still decided on the token's user", async () => {
+    const { issue, verifier, tokens } = setup();
+    const { token } = await issue({ sessionId: 'ubuntu-desk', maxUses: 5 });
+    expect(await verifier.verify(asks(token))).toMatchObject({ result: 'yes', user: 'alice', dcvUser: 'ubuntu', sessionId: 'ubuntu-desk' });
+    // Without DcvUser: the token's user, as before.
+    const plain = await issue({ maxUses: 1 });
+    expect(await verifier.verify(asks(plain.token))).toMatchObject({ result: 'yes', user: 'alice', dcvUser: 'alice' });
+    // Issued without a session check for someone AllowedUsers does not name: refused, DcvUser or not
+    // (DcvUser says as whom DCV sees a user, not who may connect).
+    const mallory = await issueToken({ tokens }, { sessionId: 'ubuntu-desk', user: 'mallory' });
+    expect(await verifier.verify(asks(mallory.token))).toMatchObject({ result: 'no', reason: 'user-not-allowed' });
+  });
+
+  it('follows the session: DcvUser changed after issue is what the next use answers with', async () => {
+    const { issue, verifier, sessions } = setup();
+    const { token } = await issue({ sessionId: 'agent1', maxUses: 5 });
+    expect(await verifier.verify(asks(token))).toMatchObject({ dcvUser: 'alice' });
+    sessions.put({ ...SESSIONS[0], DcvUser: 'Administrator' });
+    expect(await verifier.verify(asks(token))).toMatchObject({ result: 'yes', user: 'alice', dcvUser: 'Administrator' });
   });
 
   it('of 50 concurrent verifications of a one-use token, exactly one is yes', async () => {

@@ -21,6 +21,8 @@ export const TagName = {
   allowedGroups: 'allowed-groups',
   /** Portal: the instance is a member of this pool. */
   pool: 'pool',
+  /** The name the verifier gives the DCV server (DcvUser), e.g. the console session's owner. */
+  dcvUser: 'user',
 } as const;
 
 export const ADDRESS_KINDS = ['private-ip', 'private-dns', 'public-ip', 'public-dns', 'ipv6'] as const;
@@ -135,6 +137,13 @@ function parsePool(key: string, value: string): string {
   return pool;
 }
 
+function parseDcvUser(key: string, value: string): string {
+  const user = value.trim();
+  const problem = principalProblem(user);
+  if (problem) throw new TagError(`${key} '${value.slice(0, 80)}' ${problem}`);
+  return user;
+}
+
 interface SessionEntry {
   readonly sessionId: string;
   readonly targetSessionId?: string;
@@ -193,6 +202,7 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
     const usersText = optionalTag(tags, key(TagName.allowedUsers));
     const groupsText = optionalTag(tags, key(TagName.allowedGroups));
     const poolText = optionalTag(tags, key(TagName.pool));
+    const dcvUserText = optionalTag(tags, key(TagName.dcvUser));
 
     const httpPort = portText === undefined ? DEFAULT_HTTP_PORT : parsePort(key(TagName.port), portText);
     const quicPort = quicText === undefined ? undefined : parsePort(key(TagName.quicPort), quicText);
@@ -203,6 +213,7 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
     const users = usersText === undefined ? undefined : parseNames(key(TagName.allowedUsers), usersText);
     const groups = groupsText === undefined ? undefined : parseNames(key(TagName.allowedGroups), groupsText);
     const pool = poolText === undefined ? undefined : parsePool(key(TagName.pool), poolText);
+    const dcvUser = dcvUserText === undefined ? undefined : parseDcvUser(key(TagName.dcvUser), dcvUserText);
 
     const records = entries.map((entry): DesiredRecord => {
       const item: RawItem = withFingerprint({
@@ -216,6 +227,8 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
         ...(users === undefined ? {} : { [Attr.AllowedUsers]: users }),
         ...(groups === undefined ? {} : { [Attr.AllowedGroups]: groups }),
         ...(pool === undefined ? {} : { [Attr.Pool]: pool }),
+        // Only when tagged: an item without it keeps the DiscoveredHash it had before DcvUser existed.
+        ...(dcvUser === undefined ? {} : { [Attr.DcvUser]: dcvUser }),
         [Attr.Source]: 'ec2',
         [Attr.InstanceId]: instance.instanceId,
         [Attr.InstanceState]: instance.state,

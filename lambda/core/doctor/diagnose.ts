@@ -1,5 +1,7 @@
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { gatewayPort } from './connect-links.js';
+import type { RawItem } from '../session-record.js';
+import { checkAuthorization } from './dcv-authorization.js';
 import { parseDcvConf } from './dcv-conf.js';
 import { checkDcvConfig } from './dcv-rules.js';
 import { sortFindings, type Finding } from './finding.js';
@@ -14,6 +16,10 @@ export interface DoctorInput {
   readonly dcv: readonly { readonly file: string; readonly text: string }[];
   /** `--resolver-url`, already checked to be an http(s) URL. */
   readonly resolverUrl?: URL;
+  /** `--sessions FILE` / `--table NAME`: the records, to check each DCV server's authorization against. */
+  readonly sessions?: readonly RawItem[];
+  /** Milliseconds since the epoch (expired records are left out). @default Date.now() */
+  readonly nowMs?: number;
 }
 
 export interface Diagnosis {
@@ -45,7 +51,11 @@ export function diagnose(input: DoctorInput): Diagnosis {
     });
   }
   const reference = referenceResolver(config, input.resolverUrl);
-  for (const dcv of input.dcv) findings.push(...checkDcvConfig(dcv.file, parseDcvConf(dcv.text), reference));
+  for (const dcv of input.dcv) {
+    const conf = parseDcvConf(dcv.text);
+    findings.push(...checkDcvConfig(dcv.file, conf, reference));
+    findings.push(...checkAuthorization(dcv.file, conf, { sessions: input.sessions, nowMs: input.nowMs ?? Date.now() }));
+  }
   const resolver = config.resolver;
   return {
     findings: sortFindings(findings),

@@ -133,8 +133,9 @@ export interface LeaseTerms {
 }
 
 /**
- * The lease item for a member: where to connect (endpoint, ports, path, target session, and the member's
- * client-address limit, so a lease never opens a host wider than the member does) and whose it is until when.
+ * The lease item for a member: where to connect (endpoint, ports, path, target session, the DcvUser DCV is
+ * answered with, and the member's client-address limit, so a lease never opens a host wider than the member
+ * does) and whose it is until when.
  */
 export function leaseItem(member: CatalogEntry, terms: LeaseTerms): RawItem {
   const { record, item } = member;
@@ -146,6 +147,8 @@ export function leaseItem(member: CatalogEntry, terms: LeaseTerms): RawItem {
     ...(record.quicPort === undefined ? {} : { [Attr.QuicPort]: record.quicPort }),
     [Attr.WebUrlPath]: record.webUrlPath,
     [Attr.TargetSessionId]: record.targetSessionId,
+    // The lease opens the member's session, so DCV must see the member's user (its owner), not the person.
+    ...(record.dcvUser === undefined ? {} : { [Attr.DcvUser]: record.dcvUser }),
     ...(item[Attr.AllowedClientCidrs] === undefined ? {} : { [Attr.AllowedClientCidrs]: item[Attr.AllowedClientCidrs] }),
     [Attr.Source]: 'lease',
     [Attr.Pool]: terms.pool,

@@ -55,6 +55,8 @@ export interface IssuedToken {
   readonly groups?: readonly string[];
   /** The target the session resolved to when the token was issued (absent without a session check). */
   readonly dcvServerEndpoint?: string;
+  /** The session's DcvUser when the token was issued: the name the verifier will answer DCV with. */
+  readonly dcvUser?: string;
 }
 
 /**
@@ -120,5 +122,6 @@ export async function issueToken(deps: IssueTokenDeps, request: IssueTokenReques
     ...(clientCidrs ? { clientCidrs } : {}),
     ...(groups ? { groups } : {}),
     ...(record ? { dcvServerEndpoint: record.dcvServerEndpoint } : {}),
+    ...(record?.dcvUser === undefined ? {} : { dcvUser: record.dcvUser }),
   };
 }

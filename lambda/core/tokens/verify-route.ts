@@ -39,9 +39,11 @@ export async function handleVerifyToken(
     fields.result = result.result;
     if (result.tokenId) fields.tokenId = result.tokenId;
     if (result.result === 'yes') {
+      // The person (token's user) and the name DCV was given (DcvUser, or the same user) side by side.
       fields.user = result.user;
+      fields.dcvUser = result.dcvUser;
       fields.usesLeft = result.usesLeft;
-      return xmlResponse(200, authYesXml(result.user));
+      return xmlResponse(200, authYesXml(result.dcvUser));
     }
     fields.reason = result.reason;
     fields.detail = result.message;

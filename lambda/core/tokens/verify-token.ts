@@ -27,7 +27,16 @@ export type VerifyRefusal =
   | 'user-not-allowed';
 
 export type VerifyResult =
-  | { readonly result: 'yes'; readonly user: string; readonly tokenId: string; readonly sessionId: string; readonly usesLeft: number }
+  | {
+      readonly result: 'yes';
+      /** The token's user: the person, for logs and `token list`. */
+      readonly user: string;
+      /** The name DCV is answered with: the session's DcvUser, else the token's user. */
+      readonly dcvUser: string;
+      readonly tokenId: string;
+      readonly sessionId: string;
+      readonly usesLeft: number;
+    }
   | { readonly result: 'no'; readonly reason: VerifyRefusal; readonly message: string; readonly tokenId?: string };
 
 export interface TokenVerifierOptions {
@@ -44,6 +53,9 @@ export interface TokenVerifierOptions {
  * with AllowedUsers / AllowedGroups lists the grant's user or one of its groups. Only then is
  * one use taken, atomically in the store, so a refused attempt never burns a use. Messages are for
  * operators and never contain the token.
+ *
+ * A yes names the session's DcvUser when it has one (the name DCV authorizes, typically the session's
+ * owner), else the token's user; who may connect was decided above, on the token's user and groups.
  */
 export class TokenVerifier {
   private readonly tokens: TokenStore;
@@ -100,16 +112,17 @@ export class TokenVerifier {
       );
     }
 
+    const dcvUser = record.dcvUser ?? grant.user;
     let outcome;
     try {
       outcome = await this.tokens.consume(hash, nowSeconds);
     } catch (cause) {
-      this.log.error('token store failed', { ...logFields, tokenId, cause: describeError(cause) });
+      this.log.error('token store failed', { ...logFields, tokenId, user: grant.user, dcvUser, cause: describeError(cause) });
       throw new ServiceUnavailableError('token store unavailable; try again');
     }
     // Lost a race (another connection took the last use) or changed since the read.
     if (!outcome.ok) return no(outcome.reason, consumeMessage(outcome.reason, grant), tokenId);
-    return { result: 'yes', user: grant.user, tokenId, sessionId: grant.sessionId, usesLeft: outcome.usesLeft };
+    return { result: 'yes', user: grant.user, dcvUser, tokenId, sessionId: grant.sessionId, usesLeft: outcome.usesLeft };
   }
 
   private async read(hash: string, logFields: Record<string, unknown>): Promise<TokenState | undefined> {
