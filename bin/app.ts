@@ -27,6 +27,10 @@ new DcvResolverStack(app, settings.stackName, {
   pathPrefix: settings.pathPrefix,
   invokerRoleArn: settings.invokerRoleArn,
   reservedConcurrency: settings.reservedConcurrency,
+  ...(settings.privateEndpoint?.kind === 'existing' ? { vpcEndpointIds: settings.privateEndpoint.vpcEndpointIds } : {}),
+  ...(settings.privateEndpoint?.kind === 'create'
+    ? { vpcId: settings.privateEndpoint.vpcId, subnetIds: settings.privateEndpoint.subnetIds, vpcCidr: settings.privateEndpoint.vpcCidr }
+    : {}),
   discovery: settings.discovery,
   tagPrefix: settings.tagPrefix,
   discoverySchedule: settings.discoveryScheduleMinutes ? Duration.minutes(settings.discoveryScheduleMinutes) : undefined,

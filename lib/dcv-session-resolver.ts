@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { MISSING_ALLOW_LIST_MESSAGE, resolveAccessSettings, type AccessProps, type AccessSettings } from './access-settings.js';
 import { DcvFunction } from './dcv-function.js';
 import { resolvePortalSettings, type PortalProps, type PortalSettings } from './portal-settings.js';
+import type { PrivateResolverApi } from './private-api.js';
 import { exposeResolver } from './resolver-access.js';
 import { ResolverPortal } from './resolver-portal.js';
 import { SessionDiscovery } from './session-discovery.js';
@@ -103,8 +104,10 @@ export class DcvSessionResolver extends Construct {
   readonly tokensTable?: Table;
   /** The resolver function (POST /resolveSession, and …/verifyToken/<server> with the verifier). */
   readonly resolver: DcvFunction;
-  /** The resolver's Function URL (AuthType NONE in `network` mode, AWS_IAM in `iam` mode). */
-  readonly functionUrl: FunctionUrl;
+  /** The resolver's Function URL (AuthType NONE in `network` mode, AWS_IAM in `iam` mode); absent in `private` mode. */
+  readonly functionUrl?: FunctionUrl;
+  /** The private REST API and its VPC endpoint (`private` mode only). */
+  readonly privateApi?: PrivateResolverApi;
   /**
    * The gateway's `[resolver] url`: the Function URL's origin plus the path prefix in `network` mode, the
    * local `dcv-resolver proxy` (`http://127.0.0.1:9000[/prefix]`) in `iam` mode. May be a CDK token.
@@ -178,8 +181,9 @@ export class DcvSessionResolver extends Construct {
     }
 
     // Function URL in the chosen access mode, its env (allow-list, prefix) and the URLs callers use.
-    const exposed = exposeResolver(this.resolver, access, { verifier: this.tokensTable !== undefined });
+    const exposed = exposeResolver(this.resolver, access, { verifier: this.tokensTable !== undefined, logRetention: props.logRetention });
     this.functionUrl = exposed.functionUrl;
+    this.privateApi = exposed.privateApi;
     this.gatewayResolverUrl = exposed.gatewayResolverUrl;
     this.dcvServerVerifierUrl = exposed.dcvServerVerifierUrl;
 
@@ -187,7 +191,8 @@ export class DcvSessionResolver extends Construct {
       this.portal = new ResolverPortal(this, 'Portal', {
         settings: this.portalSettings,
         resolver: this.resolver,
-        functionUrl: this.functionUrl,
+        // resolvePortalSettings refuses `private` mode, so the Function URL exists.
+        functionUrl: this.functionUrl!,
         pathPrefix: access.pathPrefix,
         table: this.table,
         // resolvePortalSettings refuses verifier: false, so the tokens table exists.

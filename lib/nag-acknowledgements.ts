@@ -11,7 +11,7 @@ export function acknowledgeResolverFindings(resolver: DcvFunction): void {
     {
       id: 'Serverless-LambdaDLQ',
       reason:
-        'The resolver is only invoked synchronously through its Function URL; a dead-letter queue only ' +
+        'The resolver is only invoked synchronously (its Function URL, or the private API); a dead-letter queue only ' +
         'receives failed asynchronous invocations, so it would never get a message. Failures are 503s the ' +
         'gateway sees, and every request is logged.',
     },
@@ -50,6 +50,58 @@ export function acknowledgePortalFindings(portal: Construct): void {
         reason:
           'The Plus feature plan is a per-user cost this product does not impose; operators who want threat ' +
           'protection can raise the plan on the retained pool. Self sign-up is off and MFA (TOTP) is available.',
+      },
+    ],
+    true,
+  );
+}
+
+/**
+ * cdk-nag findings on the private REST API (lib/private-api.ts, `accessMode: 'private'`) that are deliberate.
+ * Added on the API's own construct, so nothing else in the stack is covered by them.
+ */
+export function acknowledgePrivateApiFindings(api: Construct): void {
+  NagSuppressions.addResourceSuppressions(
+    api,
+    [
+      {
+        id: 'AwsSolutions-APIG2',
+        reason:
+          'The resolver validates every request itself (query, body, size, path) and answers 400/404/405 in the ' +
+          "gateway's and DCV server's formats; an API Gateway request validator would answer in its own format.",
+      },
+      {
+        id: 'AwsSolutions-APIG3',
+        reason:
+          'The API is PRIVATE: its resource policy admits only the given execute-api VPC endpoints (and, when set, ' +
+          'the allow-listed VPC addresses); the stage is throttled from the reserved concurrency. A WAF web ACL ' +
+          'adds a monthly cost with nothing public to protect.',
+      },
+      {
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'The callers are the DCV Connection Gateway and the DCV servers, which cannot sign requests or send ' +
+          'credentials; access is decided by the resource policy (aws:SourceVpce, aws:VpcSourceIp), and the ' +
+          'verifier authenticates each connection by its one-time token.',
+      },
+      {
+        id: 'AwsSolutions-COG4',
+        reason:
+          'No Cognito user pool authorizer: the callers are the gateway and DCV servers, not signed-in users; ' +
+          'the resource policy limits the API to the VPC endpoints, and tokens authenticate connections.',
+      },
+      {
+        id: 'AwsSolutions-IAM4',
+        appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs'],
+        reason:
+          "The account-level role API Gateway uses to write access logs: AWS's own managed policy for exactly this " +
+          'purpose, kept current by AWS; a hand-written copy would drift from what the service needs.',
+      },
+      {
+        id: 'Serverless-APIGWXrayEnabled',
+        reason:
+          'Each request is one Lambda invocation doing one DynamoDB call, logged with its latency by the function ' +
+          'and in the stage access log; X-Ray would add per-request cost without showing more.',
       },
     ],
     true,

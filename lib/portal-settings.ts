@@ -175,6 +175,12 @@ export function resolvePortalSettings(
         "Function URL. Use accessMode 'network' (the portal obeys its allow-list and path prefix) or set portal=off",
     );
   }
+  if (context.accessMode === 'private') {
+    fail(
+      `portal '${on}' cannot be used with accessMode 'private': users' browsers are usually outside the VPC, and the ` +
+        "private API is reachable only through its VPC endpoint. Set portal=off, or use accessMode 'network'",
+    );
+  }
   if (context.verifier === false) {
     fail(`portal '${on}' needs the token verifier (it mints the connect tokens the DCV servers verify): remove verifier=false`);
   }

@@ -95,6 +95,10 @@ export function readStackContext(lookup: Lookup): StackContext {
     pathPrefix: text(lookup, 'pathPrefix'),
     invokerRoleArn: text(lookup, 'invokerRoleArn'),
     reservedConcurrency: contextInt(lookup, 'reservedConcurrency', 1, 1000),
+    vpcEndpointIds: contextList(lookup, 'vpcEndpointIds'),
+    vpcId: text(lookup, 'vpcId'),
+    subnetIds: contextList(lookup, 'subnetIds'),
+    vpcCidr: text(lookup, 'vpcCidr'),
   });
   const verifier = contextBool(lookup, 'verifier');
   const portal: PortalProps = {

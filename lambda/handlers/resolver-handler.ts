@@ -1,5 +1,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyEventV2,
+  APIGatewayProxyResult,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+} from 'aws-lambda';
 import type { CidrSet } from '../core/ip.js';
 import type { Log } from '../core/log.js';
 import { timedStore, type Metrics } from '../core/metrics.js';
@@ -9,6 +15,7 @@ import type { SessionStore } from '../core/session-store.js';
 import type { TokenStore } from '../core/tokens/token-store.js';
 import { TokenVerifier } from '../core/tokens/verify-token.js';
 import type { PortalHandler } from '../core/portal/portal-app.js';
+import { isRestApiEvent, requestFromRestEvent, restApiResult } from './rest-api-event.js';
 
 /** What the portal shares with the router: the same resolver (and its cache), token store and log. */
 export interface PortalShared {
@@ -37,11 +44,17 @@ export interface ResolverHandlerDeps {
  * With a Lambda context (the Lambda entry), logs carry the invocation's fields (function_request_id, …)
  * through the logger's addContext (Powertools' Logger or LambdaLog). Without one (the local server), nothing is invented: logs carry only
  * the event's own requestContext.requestId.
+ *
+ * A Function URL event (payload 2.0) gets a Function URL result; a REST API proxy event (payload 1.0, the
+ * `private` access mode) gets a REST API result. Both go through the same router.
  */
-export type ResolverHandler = (
-  event: APIGatewayProxyEventV2,
-  context?: Context,
-) => Promise<APIGatewayProxyStructuredResultV2>;
+export interface ResolverHandler {
+  (event: APIGatewayProxyEvent, context?: Context): Promise<APIGatewayProxyResult>;
+  // Last, so ReturnType<ResolverHandler> is the Function URL result.
+  (event: APIGatewayProxyEventV2, context?: Context): Promise<APIGatewayProxyStructuredResultV2>;
+}
+type AnyProxyEvent = APIGatewayProxyEventV2 | APIGatewayProxyEvent;
+type AnyProxyResult = APIGatewayProxyStructuredResultV2 | APIGatewayProxyResult;
 
 /**
  * Kept from a Lambda invocation's remaining time for what follows the portal's calls: rendering the page,
@@ -114,11 +127,12 @@ export function createResolverRouter(deps: ResolverHandlerDeps): Router {
  */
 export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandler {
   const route = createResolverRouter(deps);
-  const handle = async function resolveSessionHandler(
-    event: APIGatewayProxyEventV2,
-    deadline?: number,
-  ): Promise<APIGatewayProxyStructuredResultV2> {
-    const response = await route(requestFromEvent(event, deadline));
+  const handle = async function resolveSessionHandler(event: AnyProxyEvent, deadline?: number): Promise<AnyProxyResult> {
+    if (isRestApiEvent(event)) {
+      const request = requestFromRestEvent(event);
+      return restApiResult(await route(deadline === undefined ? request : { ...request, deadline }));
+    }
+    const response = await route(requestFromEvent(event as APIGatewayProxyEventV2, deadline));
     return {
       statusCode: response.statusCode,
       headers: response.headers,
@@ -130,7 +144,7 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
   // Powertools' temporary keys are cleared after each invocation, as its middleware's resetKeys did.
   // No middy and no Powertools import here: together 20–28 ms of the resolver's cold start.
   const log = deps.logger as Log & { addContext?(context: Context): void; resetKeys?(): void };
-  return async (event, context) => {
+  const handler = async (event: AnyProxyEvent, context?: Context): Promise<AnyProxyResult> => {
     if (!context) return handle(event);
     log.addContext?.(context);
     try {
@@ -140,6 +154,7 @@ export function createResolverHandler(deps: ResolverHandlerDeps): ResolverHandle
       log.resetKeys?.();
     }
   };
+  return handler as ResolverHandler;
 }
 
 /** The event's own request id (Function URL, or the local server's), bounded: events can be hand-made. */

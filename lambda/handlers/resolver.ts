@@ -1,4 +1,4 @@
-import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { readResolverFunctionConfig } from '../config.js';
 import { createLiteDynamoApi } from '../adapters/dynamodb-lite.js';
 import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store.js';
@@ -12,6 +12,7 @@ import type { PortalFunctionConfig } from '../config.js';
 import type { Log } from '../core/log.js';
 import type { DynamoApi } from '../adapters/dynamodb-api.js';
 import { createResolverHandler, type PortalShared } from './resolver-handler.js';
+import { isRestApiEvent } from './rest-api-event.js';
 
 // Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
 // the AWS SDK) and the lean logger (not Powertools) keep the first answer close to the least a signed
@@ -62,11 +63,12 @@ function lambdaPortal(portal: PortalFunctionConfig, api: DynamoApi, tableName: s
     }, log);
 }
 
-export const handler = async (event: APIGatewayProxyEventV2, context: Context) => {
+// A Function URL event (payload 2.0), or a private REST API's proxy event (payload 1.0) in accessMode 'private'.
+export const handler = async (event: APIGatewayProxyEventV2 | APIGatewayProxyEvent, context: Context) => {
   // With the context: the invocation's fields (function_request_id, cold_start, …) on every log line of
   // this request, and its deadline (remaining time less a margin) on the request, for the portal's calls.
   try {
-    return await resolve(event, context);
+    return await (isRestApiEvent(event) ? resolve(event, context) : resolve(event, context));
   } finally {
     metrics.flush();
   }

@@ -17,6 +17,7 @@ import {
   table,
   wellFormedItem,
 } from '../helpers/fuzz-arbitraries';
+import { restApiEvent } from '../helpers/rest-api-event';
 
 /**
  * Hostile input against the real handler (router, resolver, record validation, middy for the Lambda
@@ -24,7 +25,7 @@ import {
  * malformed items. Invariants: never throws, never 5xx, every 4xx is a JSON error, a 200 is exactly what
  * a well-formed item says, and a refused source never reaches the store.
  */
-const RUNS = { hostile: 3000, wellFormed: 600 } as const;
+const RUNS = { hostile: 3000, wellFormed: 600, restApi: 1500 } as const;
 let generated = 0;
 
 afterAll(() => {
@@ -177,7 +178,46 @@ describe('the Function URL handler under hostile input', () => {
     );
   });
 
+  it(`answers a private REST API's proxy event exactly as the same Function URL request (${RUNS.restApi} cases)`, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: setups.length - 1 }),
+        table,
+        method,
+        rawPath.filter((p) => p.startsWith('/')),
+        rawQuery,
+        sourceIp,
+        headers,
+        body,
+        fc.boolean(),
+        fc.boolean(),
+        async (which, items, m, path, query, source, hdrs, b, b64, upperCase) => {
+          generated += 1;
+          const setup = setups[which]!;
+          setup.store.items = items;
+          const before = setup.store.calls;
+          // REST APIs keep the caller's header case; the adapter must not depend on it.
+          const restHeaders = Object.fromEntries(
+            Object.entries(hdrs).map(([k, v]) => [upperCase ? k.replace(/(^|-)[a-z]/g, (c) => c.toUpperCase()) : k, v]),
+          );
+          const rest = await setup.handler(
+            restApiEvent({ method: m, path, rawQueryString: query, sourceIp: source, headers: restHeaders, body: b, isBase64Encoded: b64 }),
+            context,
+          );
+          checkAnswer(rest, setup, before, source, query);
+          const url = await setup.handler(event(m, path, query, source, hdrs, b, b64), context);
+          expect({ status: rest.statusCode, body: rest.body, headers: rest.headers }).toEqual({
+            status: url.statusCode,
+            body: url.body,
+            headers: url.headers,
+          });
+        },
+      ),
+      { numRuns: RUNS.restApi },
+    );
+  });
+
   it('counted every generated case', () => {
-    expect(generated).toBe(RUNS.hostile + RUNS.wellFormed);
+    expect(generated).toBe(RUNS.hostile + RUNS.wellFormed + RUNS.restApi);
   });
 });

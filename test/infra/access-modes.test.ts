@@ -243,7 +243,7 @@ describe('context keys (bin/app.ts reads these)', () => {
   });
 
   it.each([
-    [{ accessMode: 'private' }, /accessMode must be 'network' or 'iam'/],
+    [{ accessMode: 'public' }, /accessMode must be 'network', 'iam' or 'private'/],
     [{ accessMode: 'iam' }, /accessMode 'iam' needs invokerRoleArn/],
     [{ accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:user/bob' }, /invokerRoleArn must be an IAM role ARN/],
     [{ allowedSourceCidrs: '203.0.113.0/24', invokerRoleArn: ROLE }, /invokerRoleArn is only used with accessMode 'iam'/],

@@ -58,7 +58,7 @@ describe('DcvSessionResolver in an existing stack', () => {
     });
     template.hasResource('AWS::Lambda::Url', { Properties: { TargetFunctionArn: { 'Fn::GetAtt': [urlId, 'Arn'] } } });
     expect(urlId.asString()).toBe(stack.getLogicalId(resolver.resolver.node.defaultChild as never));
-    expect(stack.resolve(resolver.functionUrl.url)).toEqual({ 'Fn::GetAtt': [stack.getLogicalId(resolver.functionUrl.node.defaultChild as never), 'FunctionUrl'] });
+    expect(stack.resolve(resolver.functionUrl!.url)).toEqual({ 'Fn::GetAtt': [stack.getLogicalId(resolver.functionUrl!.node.defaultChild as never), 'FunctionUrl'] });
     expect(JSON.stringify(stack.resolve(resolver.dcvServerVerifierUrl))).toContain('/verifyToken/<DcvServerEndpoint>');
   });
 

@@ -40,6 +40,8 @@ describe.each<[string, DcvResolverStackProps]>([
   ['network', { allowedSourceCidrs: ['203.0.113.10/32'], pathPrefix: 'p' }],
   ['iam', { accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/DcvGatewayHost' }],
   ['network + portal cognito', { allowedSourceCidrs: ['0.0.0.0/0'], portal: 'cognito', gatewayUrl: 'https://gateway.example.com' }],
+  ['private, existing endpoint', { accessMode: 'private', vpcEndpointIds: ['vpce-0123456789abcdef0'], allowedSourceCidrs: ['10.20.0.0/16'] }],
+  ['private, created endpoint', { accessMode: 'private', vpcId: 'vpc-0a1b2c3d4e5f60718', subnetIds: ['subnet-0a1b2c3d4e5f60718', 'subnet-1a1b2c3d4e5f60718'], vpcCidr: '10.20.0.0/16' }],
 ])('cdk-nag, %s mode', (_mode, props) => {
   let findings: string[];
   let stack: DcvResolverStack;

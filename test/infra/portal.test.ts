@@ -78,7 +78,7 @@ describe('portal off (the default)', () => {
 
 describe("portal 'cognito'", () => {
   const { stack, template } = synth(COGNITO);
-  const urlId = () => stack.getLogicalId(stack.sessionResolver.functionUrl.node.defaultChild as never);
+  const urlId = () => stack.getLogicalId(stack.sessionResolver.functionUrl!.node.defaultChild as never);
   const poolId = () => stack.getLogicalId(stack.portal!.userPool!.node.defaultChild as never);
 
   it('makes a user pool nobody signs up to, with strong passwords, TOTP MFA, email sign-in, retained', () => {

@@ -29,6 +29,9 @@ describe('doctor: one gateway fixture per rule (each is the clean config with on
     ['web-resources-both', ['warning:web-resources.both']],
     ['web-resources-local-server', ['info:web-resources.local-server']],
     ['function-url-no-prefix', ['warning:resolver.function-url-no-prefix']],
+    ['execute-api-private', []],
+    ['execute-api-no-stage', ['warning:resolver.execute-api-url']],
+    ['execute-api-endpoint-name', ['warning:resolver.execute-api-url']],
     ['listen-missing', ['error:gateway.listen-missing']],
     ['log-verbose', ['info:log.verbose']],
     ['toml-syntax', ['error:gateway.toml-syntax']],
@@ -133,6 +136,28 @@ describe('doctor on the field report’s configuration (seed-report-ja.md) names
     expect(help).toContain('native client:  dcv://<gateway-host>:8443/?authToken=<token>#<sessionId>');
     expect(help).toContain('https://<gateway-host>:8443/?sessionId=console loads the web client');
     expect(help).toContain('It is not a gateway limitation: the gateway does not support connecting without an\n  authentication token.');
+  });
+});
+
+describe('doctor on accessMode private (API Gateway) URLs', () => {
+  const API = 'https://a1b2c3d4e5-vpce-0123456789abcdef0.execute-api.eu-west-3.amazonaws.com';
+  const conf = (verifier: string) => ({ file: 'dcv.conf', text: `[security]\nauth-token-verifier="${verifier}"\n` });
+  const verifierRules = (verifier: string) =>
+    rules(diagnose({ gateway: gateway('execute-api-private'), dcv: [conf(verifier)] }).findings).filter((r) => r.includes('execute-api'));
+
+  it('a verifier URL with the stage is fine; without it, or on the endpoint name, is a warning', () => {
+    expect(verifierRules(`${API}/prod/verifyToken/10.0.0.21`)).toEqual([]);
+    expect(verifierRules(`${API}/prod/s3cret/verifyToken/10.0.0.21`)).toEqual([]);
+    expect(verifierRules(`${API}/verifyToken/10.0.0.21`)).toEqual(['warning:dcv.verifier-execute-api-url']);
+    expect(verifierRules('https://vpce-0123456789abcdef0-abcd1234.execute-api.eu-west-3.vpce.amazonaws.com/prod/verifyToken/10.0.0.21')).toEqual([
+      'warning:dcv.verifier-execute-api-url',
+    ]);
+  });
+
+  it('the no-stage finding says what API Gateway does and where the right URL is', () => {
+    const [finding] = diagnose({ gateway: gateway('execute-api-no-stage'), dcv: [] }).findings;
+    expect(finding!.message).toMatch(/without its stage: API Gateway answers 403/);
+    expect(finding!.fix).toMatch(/GatewayResolverUrl output/);
   });
 });
 

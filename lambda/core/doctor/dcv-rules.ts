@@ -1,6 +1,6 @@
 import { sectionsWith, setting, type DcvConf } from './dcv-conf.js';
 import type { Finding, Severity } from './finding.js';
-import { compareBases, describeBase, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url.js';
+import { compareBases, describeBase, executeApiUrlProblem, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url.js';
 
 /**
  * The rules for a DCV server's dcv.conf. The verifier is this product's: served next to the resolver (same
@@ -64,6 +64,9 @@ export function checkDcvConfig(file: string, conf: DcvConf, reference: Reference
   if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
     add('dcv.verifier-plain-http', 'error', key, `plain http:// to ${url.hostname}: every user's token crosses the network readable, and a forged answer lets anyone in`, 'use https://, or a proxy on this host at http://127.0.0.1');
   }
+  const call = /\/verifyToken(\/[^/]*)?(?=\/*$)/.exec(url.pathname);
+  const apiProblem = executeApiUrlProblem(url, call ? call[0] : '');
+  if (apiProblem) add('dcv.verifier-execute-api-url', 'warning', key, apiProblem.message, apiProblem.fix);
   const path = VERIFIER_PATH.exec(url.pathname);
   if (!path) {
     add('dcv.verifier-elsewhere', 'error', key, `"${url.pathname}" is not this product's verifier path (…/verifyToken/<DcvServerEndpoint>): tokens from dcv-resolver are not checked here`, `write ${line}`);

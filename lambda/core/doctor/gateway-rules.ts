@@ -1,5 +1,5 @@
 import type { Finding, Severity } from './finding.js';
-import { compareBases, describeBase, isFunctionUrlHostname, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url.js';
+import { compareBases, describeBase, executeApiUrlProblem, isFunctionUrlHostname, isLoopbackHostname, parseHttpUrl, resolverBase, type ResolverBase } from './resolver-url.js';
 
 /**
  * The rules for the gateway's dcv-connection-gateway.conf, each a small function over the parsed TOML.
@@ -134,6 +134,8 @@ function checkResolverUrl(ctx: GatewayContext): Finding[] {
       finding(ctx, 'resolver.function-url-no-prefix', 'warning', key, 'a Function URL without a path prefix: any caller inside the allowed source ranges who learns the host can resolve sessions', 'deploy with -c pathPrefix=$(openssl rand -hex 16) and use the GatewayResolverUrl output'),
     );
   }
+  const apiProblem = executeApiUrlProblem(url, '');
+  if (apiProblem) out.push(finding(ctx, 'resolver.execute-api-url', 'warning', key, apiProblem.message, apiProblem.fix));
   if (ctx.resolverUrl) {
     const verdict = compareBases(resolverBase(url), resolverBase(ctx.resolverUrl));
     if (verdict === 'different') {

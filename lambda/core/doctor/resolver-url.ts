@@ -4,6 +4,10 @@
  */
 
 const FUNCTION_URL_HOST = /^[a-z0-9]+\.lambda-url\.[a-z0-9-]+\.on\.aws$/;
+/** `{api-id}.execute-api.{region}.amazonaws.com` or, through a VPC endpoint, `{api-id}-{vpce-id}.execute-api…`. */
+const EXECUTE_API_HOST = /^[a-z0-9]{10}(-vpce-[0-9a-f]{8,17})?\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/;
+/** The endpoint's own DNS name: API Gateway finds the API only from a Host or x-apigw-api-id header. */
+const VPC_ENDPOINT_HOST = /^vpce-[0-9a-f]{8,17}-[a-z0-9]+(-[a-z0-9-]+)?\.execute-api\.[a-z0-9-]+\.vpce\.amazonaws\.com(\.cn)?$/;
 
 /** `localhost`, 127.0.0.0/8 or ::1, as URL hostnames spell them. */
 export function isLoopbackHostname(hostname: string): boolean {
@@ -13,6 +17,30 @@ export function isLoopbackHostname(hostname: string): boolean {
 
 export function isFunctionUrlHostname(hostname: string): boolean {
   return FUNCTION_URL_HOST.test(hostname.toLowerCase());
+}
+
+/**
+ * What is wrong with an API Gateway (`accessMode: 'private'`) URL as the gateway's or a DCV server's, given
+ * the path under the stage the caller appends (`/resolveSession`, `/verifyToken/…`): an execute-api URL must
+ * start with its stage, and the endpoint's own DNS name cannot be used at all (neither caller can send the
+ * API id header). Undefined for any other host, or a URL that is right.
+ */
+export function executeApiUrlProblem(url: URL, pathUnderStage: string): { message: string; fix: string } | undefined {
+  const host = url.hostname.toLowerCase();
+  if (VPC_ENDPOINT_HOST.test(host)) {
+    return {
+      message: `${host} is the VPC endpoint's own name: API Gateway picks the API from a Host or x-apigw-api-id header, which the gateway and DCV servers cannot send, so every call gets 403`,
+      fix: "use the endpoint-specific name <api-id>-<vpce-id>.execute-api.<region>.amazonaws.com/<stage> (the stack's GatewayResolverUrl output)",
+    };
+  }
+  if (!EXECUTE_API_HOST.test(host)) return undefined;
+  const stagePath = url.pathname.replace(/\/+$/, '');
+  const beforeCall = stagePath.endsWith(pathUnderStage) ? stagePath.slice(0, stagePath.length - pathUnderStage.length) : stagePath;
+  if (beforeCall !== '') return undefined;
+  return {
+    message: 'an API Gateway URL without its stage: API Gateway answers 403 (Missing Authentication Token) before the resolver sees the request',
+    fix: "add the stage after the host (…amazonaws.com/prod[/prefix]): use the stack's GatewayResolverUrl output",
+  };
 }
 
 /** Parses an http(s) URL; undefined for anything else. */
