@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseProbeUrl, probeResolver, type ProbeOptions } from '../adapters/gateway-probe.js';
 import { connectHelp, connectLinks } from '../core/doctor/connect-links.js';
 import { diagnose } from '../core/doctor/diagnose.js';
@@ -34,19 +34,22 @@ export interface DoctorOptions {
   readonly json: boolean;
 }
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const DOCTOR_OPTIONS = {
+  'gateway-config': { type: 'string' },
+  'dcv-config': { type: 'string', multiple: true, default: [] },
+  'resolver-url': { type: 'string' },
+  session: { type: 'string', default: 'console' },
+  timeout: { type: 'string', default: '5000' },
+  json: { type: 'boolean', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseDoctorArgs(argv: string[]): DoctorOptions {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        'gateway-config': { type: 'string' },
-        'dcv-config': { type: 'string', multiple: true, default: [] },
-        'resolver-url': { type: 'string' },
-        session: { type: 'string', default: 'console' },
-        timeout: { type: 'string', default: '5000' },
-        json: { type: 'boolean', default: false },
-      },
+      options: DOCTOR_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));
