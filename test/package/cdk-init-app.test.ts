@@ -62,9 +62,10 @@ beforeAll(async () => {
   copyFileSync(join(REPO_ROOT, 'test', 'fixtures', 'cdk-init-app', 'gateway-stack.jest.ts'), join(app, 'test', `${APP}.test.ts`));
 }, 600_000);
 
+// Removing the app's node_modules takes over a minute on a loaded 2-core machine.
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
-});
+}, 300_000);
 
 describe('a fresh cdk init app with the package installed from its tarball', () => {
   it('the tarball holds the built package only: no sources, tests, benches or local runtimes', async () => {
