@@ -15,7 +15,7 @@ import { ResolverObservability } from './resolver-observability.js';
 
 /**
  * Everything the resolver needs, under the same names as the shipped stack's props and its CDK context
- * keys (`-c tableName=…`, `-c allowedSourceCidrs=…`, …; README "Deploying").
+ * keys (`-c tableName=…`, `-c allowedSourceCidrs=…`, …; docs/deploying.md).
  */
 export interface DcvSessionResolverProps extends AccessProps, PortalProps {
   // accessMode, allowedSourceCidrs, allowAnySource, pathPrefix, invokerRoleArn, reservedConcurrency:

@@ -72,7 +72,7 @@ export function exposeResolver(
   acknowledgeResolverFindings(resolver);
 
   // Same origin and prefix as the resolver; the last segment names the DCV server that asks, so a
-  // token issued for one host is refused on another (README "Connecting a browser").
+  // token issued for one host is refused on another (docs/connecting.md "The cross-server rule").
   const dcvServerVerifierUrl = options.verifier
     ? Fn.join('', [gatewayResolverUrl, `/verifyToken/${DCV_SERVER_PLACEHOLDER}`])
     : undefined;

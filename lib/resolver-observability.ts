@@ -59,7 +59,7 @@ export interface ResolverAlarms {
 
 /**
  * Alarms and a CloudWatch dashboard for a deployed resolver, from the EMF metrics the functions write
- * (namespace `DcvSessionResolver`, see README "Watching it") and the functions' and queue's own metrics.
+ * (namespace `DcvSessionResolver`, see docs/operations.md "Watching it") and the functions' and queue's own metrics.
  * Every alarm treats missing data as fine: no traffic is not a fault.
  */
 export class ResolverObservability extends Construct {
@@ -158,7 +158,7 @@ export class ResolverObservability extends Construct {
     this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: props.dashboardName });
     this.dashboard.addWidgets(
       new TextWidget({
-        markdown: '# DCV session resolver\nMetrics: namespace `DcvSessionResolver` (README "Watching it"). Alarms below.',
+        markdown: '# DCV session resolver\nMetrics: namespace `DcvSessionResolver` (docs/operations.md "Watching it"). Alarms below.',
         width: 24,
         height: 2,
       }),

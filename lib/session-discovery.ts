@@ -26,7 +26,7 @@ export interface SessionDiscoveryProps {
   /** Deploy the bundle that carries its own AWS SDK (false: the one that uses the runtime's). @default true */
   readonly bundleAwsSdk?: boolean;
   /**
-   * From the bench (README "Performance"): a full reconcile of 100,000 instances from empty takes about 40 s
+   * From the bench (docs/performance.md): a full reconcile of 100,000 instances from empty takes about 40 s
    * of discovery's own CPU; at 1,024 MB (about 0.6 vCPU) that is one to two minutes, plus DynamoDB's and
    * EC2's latency. Ten minutes leaves room for EC2 throttling backoff. @default Duration.minutes(10)
    */

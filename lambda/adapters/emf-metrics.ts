@@ -4,7 +4,7 @@ import { METRICS_NAMESPACE, type MetricDimensions, type Metrics } from '../core/
  * CloudWatch embedded metric format (EMF) without a library: metrics are aggregated in memory and
  * written as JSON lines that CloudWatch Logs (Lambda) or the CloudWatch agent (`serve --metrics`) turns
  * into metrics. No PutMetricData call, no AWS SDK, no network. Hand-written rather than Powertools
- * Metrics to keep the resolver's cold start (see README "Watching it" for the measurement).
+ * Metrics to keep the resolver's cold start (see docs/operations.md "Watching it" for the measurement).
  *
  * One line per distinct set of dimension values; counts are summed, durations kept as value arrays
  * (at most 100 per line, the EMF limit). Every line carries the `service` dimension.

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table.js';
 import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
@@ -32,17 +32,20 @@ export interface DiscoverOptions {
   readonly json: boolean;
 }
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const DISCOVER_OPTIONS = {
+  table: { type: 'string' },
+  'tag-prefix': { type: 'string', default: DEFAULT_TAG_PREFIX },
+  'dry-run': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseDiscoverArgs(argv: string[]): DiscoverOptions {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        table: { type: 'string' },
-        'tag-prefix': { type: 'string', default: DEFAULT_TAG_PREFIX },
-        'dry-run': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
+      options: DISCOVER_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseProbeUrl, probeResolver, type ProbeOptions } from '../adapters/gateway-probe.js';
 import { FileSessionAdminStore } from '../adapters/session-admin-file.js';
 import type { RawItem } from '../core/session-record.js';
@@ -41,21 +41,24 @@ export interface DoctorOptions {
   readonly json: boolean;
 }
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const DOCTOR_OPTIONS = {
+  'gateway-config': { type: 'string' },
+  'dcv-config': { type: 'string', multiple: true, default: [] },
+  'resolver-url': { type: 'string' },
+  sessions: { type: 'string' },
+  table: { type: 'string' },
+  session: { type: 'string', default: 'console' },
+  timeout: { type: 'string', default: '5000' },
+  json: { type: 'boolean', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseDoctorArgs(argv: string[]): DoctorOptions {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        'gateway-config': { type: 'string' },
-        'dcv-config': { type: 'string', multiple: true, default: [] },
-        'resolver-url': { type: 'string' },
-        sessions: { type: 'string' },
-        table: { type: 'string' },
-        session: { type: 'string', default: 'console' },
-        timeout: { type: 'string', default: '5000' },
-        json: { type: 'boolean', default: false },
-      },
+      options: DOCTOR_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

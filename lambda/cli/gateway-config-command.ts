@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { normalizeResolverUrl } from '../core/doctor/resolver-url.js';
 import { renderGatewayConfig, type GatewayConfigOptions } from '../core/gateway-config.js';
 import { CliError } from './cli-error.js';
@@ -16,17 +16,20 @@ uses this resolver. Values that need your decision are marked "# DECIDE:".
   --cert-key-file FILE   ... and its key (paths on the gateway host)
 `;
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const GATEWAY_CONFIG_OPTIONS = {
+  url: { type: 'string' },
+  'ca-file': { type: 'string' },
+  'cert-file': { type: 'string' },
+  'cert-key-file': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseGatewayConfigArgs(argv: string[]): { options: GatewayConfigOptions; notes: string[] } {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        url: { type: 'string' },
-        'ca-file': { type: 'string' },
-        'cert-file': { type: 'string' },
-        'cert-key-file': { type: 'string' },
-      },
+      options: GATEWAY_CONFIG_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

@@ -5,18 +5,19 @@ import { CliError } from './cli-error.js';
  * `serve` does not carry the EC2 client (or `discover` the HTTP server): less start-up time, and a
  * smaller heap for the long-running commands.
  */
-interface CommandModule {
+export interface CommandModule {
   /** A function when the command has subcommands with their own help (it gets the arguments). */
   readonly usage: string | ((argv: string[]) => string);
   run(argv: string[]): Promise<void>;
 }
 
-interface Command {
+export interface Command {
   readonly summary: string;
   load(): Promise<CommandModule>;
 }
 
-const COMMANDS: Record<string, Command> = {
+/** Every subcommand (test/docs checks that each command the docs show is one of these). */
+export const COMMANDS: Record<string, Command> = {
   serve: {
     summary: 'answer the gateway over HTTP from a sessions file or a DynamoDB table',
     load: async () => {

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
@@ -36,17 +36,20 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
 }
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const PROXY_OPTIONS = {
+  target: { type: 'string' },
+  listen: { type: 'string', default: '127.0.0.1:9000' },
+  region: { type: 'string' },
+  'log-level': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseProxyArgs(argv: string[]): ProxyOptions {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        target: { type: 'string' },
-        listen: { type: 'string', default: '127.0.0.1:9000' },
-        region: { type: 'string' },
-        'log-level': { type: 'string' },
-      },
+      options: PROXY_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { DEFAULT_PROBE_TIMEOUT_MS, parseProbeUrl, probeResolver, type ProbeOptions, type ProbeResult } from '../adapters/gateway-probe.js';
 import { createFunctionUrlSigner } from '../adapters/sigv4-proxy.js';
@@ -46,25 +46,28 @@ export interface ResolveOptions {
 
 const usageError = (message: string) => new CliError(`${message}\n\n${RESOLVE_USAGE}`, 2);
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const RESOLVE_OPTIONS = {
+  url: { type: 'string' },
+  session: { type: 'string' },
+  transport: { type: 'string', default: 'HTTP' },
+  'client-ip': { type: 'string' },
+  sign: { type: 'boolean', default: false },
+  region: { type: 'string' },
+  'ca-file': { type: 'string' },
+  'cert-file': { type: 'string' },
+  'cert-key-file': { type: 'string' },
+  insecure: { type: 'boolean', default: false },
+  timeout: { type: 'string', default: String(DEFAULT_PROBE_TIMEOUT_MS) },
+  json: { type: 'boolean', default: false },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseResolveArgs(argv: string[]): ResolveOptions {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        url: { type: 'string' },
-        session: { type: 'string' },
-        transport: { type: 'string', default: 'HTTP' },
-        'client-ip': { type: 'string' },
-        sign: { type: 'boolean', default: false },
-        region: { type: 'string' },
-        'ca-file': { type: 'string' },
-        'cert-file': { type: 'string' },
-        'cert-key-file': { type: 'string' },
-        insecure: { type: 'boolean', default: false },
-        timeout: { type: 'string', default: String(DEFAULT_PROBE_TIMEOUT_MS) },
-        json: { type: 'boolean', default: false },
-      },
+      options: RESOLVE_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

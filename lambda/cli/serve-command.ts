@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerOptions as HttpsOptions } from 'node:https';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { coalesceWrites } from '../adapters/coalesced-writes.js';
 import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
@@ -165,33 +165,36 @@ function portalOptions(values: Record<string, string | boolean | string[] | unde
   };
 }
 
+/** The command's options as parseArgs takes them (test/docs checks every documented command against them). */
+export const SERVE_OPTIONS = {
+  sessions: { type: 'string' },
+  table: { type: 'string' },
+  'tokens-dir': { type: 'string' },
+  'tokens-table': { type: 'string' },
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '9000' },
+  'allow-source': { type: 'string', multiple: true },
+  'path-prefix': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'client-ca': { type: 'string' },
+  'log-level': { type: 'string' },
+  metrics: { type: 'boolean' },
+  'oidc-issuer': { type: 'string' },
+  'oidc-client-id': { type: 'string' },
+  'oidc-groups-claim': { type: 'string' },
+  'oidc-scopes': { type: 'string' },
+  'oidc-user-claims': { type: 'string', multiple: true },
+  gateway: { type: 'string' },
+  'portal-url': { type: 'string' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
 export function parseServeArgs(argv: string[]): ServeOptions {
   let values;
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: {
-        sessions: { type: 'string' },
-        table: { type: 'string' },
-        'tokens-dir': { type: 'string' },
-        'tokens-table': { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '9000' },
-        'allow-source': { type: 'string', multiple: true },
-        'path-prefix': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'client-ca': { type: 'string' },
-        'log-level': { type: 'string' },
-        metrics: { type: 'boolean' },
-        'oidc-issuer': { type: 'string' },
-        'oidc-client-id': { type: 'string' },
-        'oidc-groups-claim': { type: 'string' },
-        'oidc-scopes': { type: 'string' },
-        'oidc-user-claims': { type: 'string', multiple: true },
-        gateway: { type: 'string' },
-        'portal-url': { type: 'string' },
-      },
+      options: SERVE_OPTIONS,
       strict: true,
       allowPositionals: false,
     }));

@@ -153,9 +153,10 @@ export function sessionsUsage(argv: readonly string[]): string {
   return sub !== undefined && Object.hasOwn(SUB_USAGE, sub) ? SUB_USAGE[sub]! : SESSIONS_USAGE;
 }
 
-const STORE_FLAGS = { table: { type: 'string' }, sessions: { type: 'string' } } as const;
+/** Options every sessions subcommand takes, and each one's own (test/docs checks every documented command against them). */
+export const STORE_FLAGS = { table: { type: 'string' }, sessions: { type: 'string' } } as const;
 
-const SUB_FLAGS = {
+export const SUB_FLAGS = {
   list: { json: { type: 'boolean' } },
   get: { json: { type: 'boolean' } },
   put: {

@@ -65,13 +65,29 @@ interface Stores {
   close(): Promise<void>;
 }
 
-const STORE_PARSE_OPTIONS: ParseArgsOptionsConfig = {
+/** Options every token subcommand takes (test/docs checks every documented command against these). */
+export const STORE_PARSE_OPTIONS: ParseArgsOptionsConfig = {
   table: { type: 'string' },
   'tokens-table': { type: 'string' },
   'tokens-dir': { type: 'string' },
   sessions: { type: 'string' },
   json: { type: 'boolean', default: false },
 };
+
+/** Each subcommand's own options, beside STORE_PARSE_OPTIONS; revoke takes positionals (TOKEN|ID…). */
+export const TOKEN_SUB_OPTIONS = {
+  create: {
+    session: { type: 'string' },
+    user: { type: 'string' },
+    gateway: { type: 'string' },
+    ttl: { type: 'string' },
+    'max-uses': { type: 'string' },
+    'client-cidr': { type: 'string', multiple: true },
+    group: { type: 'string', multiple: true },
+  },
+  list: { all: { type: 'boolean', default: false } },
+  revoke: {},
+} as const satisfies Record<string, ParseArgsOptionsConfig>;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -149,15 +165,7 @@ export async function runToken(argv: string[]): Promise<void> {
 }
 
 async function runCreate(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    session: { type: 'string' },
-    user: { type: 'string' },
-    gateway: { type: 'string' },
-    ttl: { type: 'string' },
-    'max-uses': { type: 'string' },
-    'client-cidr': { type: 'string', multiple: true },
-    group: { type: 'string', multiple: true },
-  });
+  const { values } = parse(argv, TOKEN_SUB_OPTIONS.create);
   const sessionId = text(values, 'session');
   const user = text(values, 'user');
   const ttl = text(values, 'ttl');
@@ -291,7 +299,7 @@ export function formatTokenTable(entries: readonly TokenListEntry[]): string {
 }
 
 async function runList(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { all: { type: 'boolean', default: false } });
+  const { values } = parse(argv, TOKEN_SUB_OPTIONS.list);
   const stores = openStores(storeArgs(values), stderrLog);
   try {
     const now = Date.now() / 1000;
@@ -353,7 +361,7 @@ function dcvUserLookup(stores: Stores): (sessionId: string) => Promise<{ dcvUser
 }
 
 async function runRevoke(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, {}, true);
+  const { values, positionals } = parse(argv, TOKEN_SUB_OPTIONS.revoke, true);
   if (positionals.length === 0) throw new CliError(`give at least one TOKEN or ID to revoke\n\n${TOKEN_USAGE}`, 2);
   const stores = openStores(storeArgs(values), stderrLog);
   let failed = 0;

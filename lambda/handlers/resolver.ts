@@ -16,7 +16,7 @@ import { isRestApiEvent } from './rest-api-event.js';
 
 // Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
 // the AWS SDK) and the lean logger (not Powertools) keep the first answer close to the least a signed
-// GetItem costs; see README "Performance" and bench/coldstart.ts.
+// GetItem costs; see docs/performance.md and bench/coldstart.ts.
 const config = readResolverFunctionConfig(process.env);
 const log = new LambdaLog();
 // EMF lines on stdout, one flush per invocation: CloudWatch Logs makes them metrics (no PutMetricData).

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AccessSettingsError, MISSING_ALLOW_LIST_MESSAGE } from '../../lib/access-settings';
 import { DcvSessionResolver, type DcvSessionResolverProps } from '../../lib/dcv-session-resolver';
 import { GatewayStack } from './fixtures/construct-example';
+import { codeBlocks, section } from '../helpers/markdown';
 import { nagFindings } from '../helpers/nag-findings';
 
 /** Template-only tests: skip esbuild bundling of the function code (seconds per synth). */
@@ -159,15 +160,13 @@ describe.each<[string, DcvSessionResolverProps]>([
   });
 });
 
-describe('README "Using it as a construct"', () => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+describe('docs/deploying.md "Using it as a construct"', () => {
   const fixture = readFileSync(new URL('./fixtures/construct-example.ts', import.meta.url), 'utf8');
 
   it('shows exactly the example tsc checks (test/infra/fixtures/construct-example.ts)', () => {
-    const section = readme.split(/^## /m).find((s) => s.startsWith('Using it as a construct'));
-    expect(section, 'README section').toBeDefined();
-    const block = /```ts\n([\s\S]*?)```/.exec(section!)?.[1];
-    expect(block).toBe(fixture);
+    const block = codeBlocks(section('docs/deploying.md', 'Using it as a construct')).find((b) => b.lang === 'ts');
+    expect(block, 'a ts block in the section').toBeDefined();
+    expect(`${block!.body}\n`).toBe(fixture);
   });
 
   it('synthesizes (importing the package by name) with the table name, prefix and the two outputs it asks for', () => {

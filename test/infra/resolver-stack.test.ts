@@ -226,7 +226,7 @@ describe('outputs', () => {
     ['GatewayResolverUrl', 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws'],
     ['GatewayResolverConfig', "[resolver]\nurl = 'https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws'\n"],
     ['TokenTableName', 'DcvSessionResolver-Tokens1234-1ABC'],
-    // Each DCV server puts its own endpoint in place of the placeholder (README "Connecting a browser").
+    // Each DCV server puts its own endpoint in place of the placeholder (README "Connect a browser").
     [
       'DcvServerVerifierConfig',
       '[security]\nauth-token-verifier="https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws/verifyToken/<DcvServerEndpoint>"\n',

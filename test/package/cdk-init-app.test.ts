@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assetVariant, FUNCTION_BUNDLES, type FunctionName } from '../../lib/function-assets';
+import { codeBlocks, section } from '../helpers/markdown';
 import { REPO_ROOT } from '../helpers/run-cli';
 
 /**
  * The package as a user gets it: `npm pack` (which runs the build, prepack), a fresh
  * `cdk init app --language typescript` project (the aws-cdk CLI's own template, generated here), the tarball
- * installed into it, the README's construct example added verbatim as lib/gateway-stack.ts and used by the
+ * installed into it, the construct example of docs/deploying.md added verbatim as lib/gateway-stack.ts and used by the
  * app's bin file, and a jest test of its own. Then that project's own commands: `npx tsc`, `npx cdk synth`,
  * `npx jest`. Nothing of the generated configuration changes. The functions in its cdk.out must be byte for
  * byte the package's assets/ (the bundles test/shipped runs). And the CLI, installed globally from the
@@ -38,13 +39,11 @@ async function sh(cwd: string, command: string, args: string[], { timeout = 240_
   }
 }
 
-/** The README's construct example, exactly as the README has it. */
-function readmeConstructExample(): string {
-  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Using it as a construct'));
-  const block = /```ts\n([\s\S]*?)```/.exec(section);
-  if (!block) throw new Error('README: no ts block under "Using it as a construct"');
-  return block[1]!;
+/** The construct example, exactly as docs/deploying.md "Using it as a construct" has it. */
+function documentedConstructExample(): string {
+  const block = codeBlocks(section('docs/deploying.md', 'Using it as a construct')).find((b) => b.lang === 'ts');
+  if (!block) throw new Error('docs/deploying.md: no ts block under "Using it as a construct"');
+  return `${block.body}\n`;
 }
 
 beforeAll(async () => {
@@ -55,7 +54,7 @@ beforeAll(async () => {
   await sh(work, 'mkdir', [APP]);
   await sh(app, join(REPO_ROOT, 'node_modules', '.bin', 'cdk'), ['init', 'app', '--language', 'typescript']);
   await sh(app, 'npm', ['install', tarball]);
-  writeFileSync(join(app, 'lib', 'gateway-stack.ts'), readmeConstructExample());
+  writeFileSync(join(app, 'lib', 'gateway-stack.ts'), documentedConstructExample());
   writeFileSync(
     join(app, 'bin', `${APP}.ts`),
     `#!/usr/bin/env node\nimport * as cdk from 'aws-cdk-lib/core';\nimport { GatewayStack } from '../lib/gateway-stack';\n\nconst app = new cdk.App();\nnew GatewayStack(app, 'GatewayStack');\n`,
@@ -63,9 +62,10 @@ beforeAll(async () => {
   copyFileSync(join(REPO_ROOT, 'test', 'fixtures', 'cdk-init-app', 'gateway-stack.jest.ts'), join(app, 'test', `${APP}.test.ts`));
 }, 600_000);
 
+// Removing the app's node_modules takes over a minute on a loaded 2-core machine.
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
-});
+}, 300_000);
 
 describe('a fresh cdk init app with the package installed from its tarball', () => {
   it('the tarball holds the built package only: no sources, tests, benches or local runtimes', async () => {

@@ -5,7 +5,7 @@ import { compareBases, describeBase, executeApiUrlProblem, isLoopbackHostname, p
 /**
  * The rules for a DCV server's dcv.conf. The verifier is this product's: served next to the resolver (same
  * origin and path prefix) at `…/verifyToken/<DcvServerEndpoint>`, the segment naming the server so a token
- * issued for one host is refused on another (README "Connecting a browser").
+ * issued for one host is refused on another (docs/connecting.md "The cross-server rule").
  */
 
 /** `<base>/verifyToken` or `<base>/verifyToken/<one segment>`. */

@@ -9,7 +9,7 @@ import type { TokenStore } from './token-store.js';
 
 /** Ten minutes: long enough to click a link someone sent, short enough that a leaked link soon dies. */
 export const DEFAULT_TTL_SECONDS = 600;
-/** First connection plus two recoveries (a page reload, a reconnect); see README "Connecting a browser". */
+/** First connection plus two recoveries (a page reload, a reconnect); see docs/connecting.md "Tokens". */
 export const DEFAULT_MAX_USES = 3;
 export const MAX_TTL_SECONDS = 7 * 86400;
 

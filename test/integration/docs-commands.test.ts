@@ -7,19 +7,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeFleet, fleetInstance } from '../helpers/ec2-fleet';
 import { startEc2QueryServer, type Ec2QueryServer } from '../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { docPages, shellCommands } from '../helpers/markdown';
 import { CLI_PATH, cliBaseEnv, REPO_ROOT } from '../helpers/run-cli';
 
 /**
- * Every command README.md shows is run somewhere: here (against dynalite, a loopback EC2 API and temp files,
- * with `npx dcv-resolver` as the repo's CLI and port 9000 as a free port), by readme-gateway-tools.test.ts
- * (its three sections), or by .ci/run (`npm ci`, `npm test`); the rest need an AWS account or a real host and
- * are listed below with the reason. A new README command that is none of these fails this test.
+ * Every shell command README.md and docs/*.md show is run somewhere: here (against dynalite, a loopback EC2 API
+ * and temp files, with `npx dcv-resolver` as the repo's CLI and port 9000 as a free port), by
+ * docs-gateway-tools.test.ts (its three sections), or by .ci/run (`npm ci`, `npm test`); the rest need an AWS
+ * account or a real host and are listed below with the reason. A new documented command that is none of these
+ * fails this test. (test/docs/ checks every documented dcv-resolver command against the CLI's options too.)
  */
 const ELSEWHERE: [RegExp, string][] = [
   [/^npm (ci|test)\b/, '.ci/run'],
   [/^npm install dcv-session-resolver\b/, 'test/package/cdk-init-app.test.ts (the packed tarball into a cdk init app)'],
-  [/^npx dcv-resolver (resolve|gateway-config|doctor) /, 'readme-gateway-tools.test.ts'],
-  [/^npm start &/, 'readme-gateway-tools.test.ts'],
+  [/^npx dcv-resolver (resolve|gateway-config|doctor) /, 'docs-gateway-tools.test.ts'],
+  [/^npm start &/, 'docs-gateway-tools.test.ts'],
   [/^npm run bench\b/, 'a measurement, run by hand (minutes; never a CI gate)'],
   [/^npx cdk (bootstrap|deploy)\b/, 'needs an AWS account (the template itself: npx cdk synth, run here)'],
   [/^aws ec2 /, 'needs an AWS account (discover on tags: run here against a loopback EC2 API)'],
@@ -27,13 +29,9 @@ const ELSEWHERE: [RegExp, string][] = [
   [/--tls-cert \/etc\//, 'needs the host’s certificates (mutual TLS: serve-tls.test.ts)'],
 ];
 
-/** The README's shell commands: continuation lines joined, comments and prompts dropped. */
-function readmeCommands(): string[] {
-  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-  return [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
-    .flatMap((m) => m[1]!.replace(/\\\n\s*/g, ' ').split('\n'))
-    .map((line) => line.replace(/\s+#(?![^']*'\s*$).*$/, '').trim())
-    .filter((line) => line !== '' && !line.startsWith('#'));
+/** The shell commands of README.md and every docs page, in page order: continuations joined, comments dropped. */
+function documentedCommands(): string[] {
+  return docPages().flatMap((page) => shellCommands(page.text));
 }
 
 interface Run {
@@ -47,7 +45,7 @@ let dynamo: LocalDynamo;
 let ec2: Ec2QueryServer;
 let env: Record<string, string>;
 
-/** Runs a README line as written, in the temp directory, with `npx dcv-resolver` as this repo's CLI. */
+/** Runs a documented line as written, in the temp directory, with `npx dcv-resolver` as this repo's CLI. */
 function sh(command: string): Promise<Run> {
   const line = command.replaceAll('npx dcv-resolver ', `node ${CLI_PATH} `).replace(/ --port 9000\b/, ' --port 0');
   return new Promise((resolve) => {
@@ -59,7 +57,7 @@ function sh(command: string): Promise<Run> {
   });
 }
 
-/** A long-running README line (serve): started, its "serving on" line awaited, then stopped. */
+/** A long-running documented line (serve): started, its "serving on" line awaited, then stopped. */
 function serveBriefly(command: string): Promise<string> {
   const line = command.replaceAll('npx dcv-resolver ', `node ${CLI_PATH} `).replace(/ --port 9000\b/, ' --port 0');
   const child = spawn('bash', ['-c', `exec ${line} --port 0`], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -90,7 +88,7 @@ function serveBriefly(command: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'dcv-readme-all-'));
+  dir = mkdtempSync(join(tmpdir(), 'dcv-docs-all-'));
   copyFileSync(join(REPO_ROOT, 'sessions.example.json'), join(dir, 'sessions.example.json'));
   copyFileSync(join(REPO_ROOT, 'sessions.example.json'), join(dir, 'sessions.json'));
   dynamo = await startDynalite();
@@ -123,10 +121,10 @@ afterAll(async () => {
 
 const CONSOLE = '{"SessionId":"console","TransportProtocol":"HTTP","DcvServerEndpoint":"10.150.248.180","Port":8443,"WebUrlPath":"/"}';
 
-describe('README commands', () => {
+describe('README and docs/ commands', () => {
   it('each is run here, by another test or CI, or needs AWS (and says so)', async () => {
     const ran: string[] = [];
-    for (const command of readmeCommands()) {
+    for (const command of documentedCommands()) {
       if (ELSEWHERE.some(([pattern]) => pattern.test(command))) continue;
       ran.push(command);
       if (command === 'npm start') {
@@ -137,7 +135,7 @@ describe('README commands', () => {
         // The quick start's lookup, against npm start's answer above (same file, same request).
         expect(command).toContain("'http://127.0.0.1:9000/resolveSession?sessionId=console&transport=HTTP'");
       } else if (/^npx dcv-resolver serve .*--(sessions|table) /.test(command) && !command.includes('--help')) {
-        // Usage brackets ([--host …]) are the README's notation: run the command without them.
+        // Usage brackets ([--host …]) are the docs' notation: run the command without them.
         const answer = await serveBriefly(command.replace(/\[[^\]]*\]/g, '').replace(/\s+/g, ' ').trim());
         expect(answer, command).toBe(CONSOLE);
       } else {
