@@ -9,6 +9,7 @@ import { DynamoDbTokenStore, TokenAttr } from '../lambda/adapters/dynamodb-token
 import { authYesXml } from '../lambda/core/tokens/auth-xml';
 import { issueToken } from '../lambda/core/tokens/issue-token';
 import { ASSET_HANDLER, assetVariant, FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from '../lib/function-assets';
+import { restApiEvent } from '../test/helpers/rest-api-event';
 import { GATEWAY_QUERY, HIT_BODY, SESSION } from './events';
 import { BENCH_NODE_MAJORS, buildPackage, nodeBinary, OFFLINE_AWS_ENV, progress, report, ROOT, spread, startDynaliteChild, timeProcess, type Spread } from './lib';
 
@@ -180,6 +181,12 @@ try {
         BENCH_EXPECT: HIT_BODY,
       });
       if (b.name === 'resolver') {
+        // The gateway's request through accessMode 'private': a REST API proxy event (payload 1.0).
+        add('resolver bundle as deployed: import + first answer (REST API event)', 'answer', [driver, b.file, HANDLER_EXPORT, 'answer'], {
+          ...awsEnv,
+          BENCH_EVENT: JSON.stringify(restApiEvent({ rawQueryString: GATEWAY_QUERY, sourceIp: '10.20.0.5' })),
+          BENCH_EXPECT: HIT_BODY,
+        });
         // The DCV server's question, as a Function URL delivers it: one token per runtime (each run uses it once).
         const token = await benchToken();
         const path = `/verifyToken/${SESSION.DcvServerEndpoint}`;

@@ -1,4 +1,5 @@
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import { restApiEvent } from '../test/helpers/rest-api-event';
 
 /** Function URL events (payload 2.0) shaped as Lambda delivers them, and the answers they must get. */
 
@@ -55,7 +56,8 @@ export { lambdaContext } from '../test/helpers/function-url-event';
 
 export interface Case {
   readonly name: string;
-  readonly event: APIGatewayProxyEventV2;
+  /** A Function URL event, or (accessMode 'private') a REST API proxy event. */
+  readonly event: APIGatewayProxyEventV2 | APIGatewayProxyEvent;
   readonly status: number;
   /** Exact body expected, when it matters. */
   readonly body?: string;
@@ -74,4 +76,6 @@ export const CASES: readonly Case[] = [
     status: 400,
   },
   { name: 'health', event: functionUrlEvent('GET', '/health'), status: 200, body: '{"status":"ok"}' },
+  // The same gateway request through accessMode 'private' (REST API, payload 1.0): the event adapter's cost.
+  { name: 'hit (REST API event)', event: restApiEvent({ rawQueryString: GATEWAY_QUERY, sourceIp: '10.20.0.5' }), status: 200, body: HIT_BODY },
 ];

@@ -3,7 +3,7 @@ import { createResolveDynamoClient, DynamoDbSessionStore } from '../lambda/adapt
 import { createLogger } from '../lambda/adapters/logger';
 import { MemorySessionStore, type SessionStore } from '../lambda/core/session-store';
 import { createResolverHandler, type ResolverHandler } from '../lambda/handlers/resolver-handler';
-import { CASES, lambdaContext, SESSION } from './events';
+import { CASES, lambdaContext, SESSION, type Case } from './events';
 import { applyOfflineAwsEnv, progress, report, spread, startDynaliteChild, type Spread } from './lib';
 
 /**
@@ -22,7 +22,11 @@ export interface HandlerCaseResult {
   readonly samples: number;
 }
 
-async function checkAnswers(handler: ResolverHandler, store: string): Promise<void> {
+/** Either event shape: the handler answers each in its own result shape (statusCode and body in both). */
+type AnyHandler = (event: Case['event'], context: ReturnType<typeof lambdaContext>) => Promise<{ statusCode?: number; body?: string }>;
+
+async function checkAnswers(resolverHandler: ResolverHandler, store: string): Promise<void> {
+  const handler = resolverHandler as AnyHandler;
   for (const c of CASES) {
     const result = await handler(c.event, lambdaContext());
     if (result.statusCode !== c.status || (c.body !== undefined && result.body !== c.body)) {
@@ -32,9 +36,10 @@ async function checkAnswers(handler: ResolverHandler, store: string): Promise<vo
 }
 
 async function measure(store: SessionStore, storeName: string, storeRounds: number): Promise<HandlerCaseResult[]> {
-  const handler = createResolverHandler({ store, logger: createLogger({ logLevel: 'INFO' }) });
+  const resolverHandler = createResolverHandler({ store, logger: createLogger({ logLevel: 'INFO' }) });
+  const handler = resolverHandler as AnyHandler;
   // A benchmark of a broken answer is void: check every case before timing any.
-  await checkAnswers(handler, storeName);
+  await checkAnswers(resolverHandler, storeName);
   const context = lambdaContext();
   const p50s = new Map<string, number[]>();
   const p99s = new Map<string, number[]>();
@@ -52,7 +57,7 @@ async function measure(store: SessionStore, storeName: string, storeRounds: numb
     }
     progress(`handler ${storeName}: round ${round + 1}/${storeRounds}`);
   }
-  await checkAnswers(handler, storeName);
+  await checkAnswers(resolverHandler, storeName);
   return CASES.map((c) => ({
     store: storeName,
     case: c.name,
