@@ -29,7 +29,7 @@ import { BENCH_NODE_MAJORS, buildPackage, nodeBinary, OFFLINE_AWS_ENV, progress,
  *   - the resolver asset: import + first answer (a real, checked GetItem against dynalite on loopback);
  *   - the same asset: import + first token verification (POST …/verifyToken/<server>: the session's
  *     GetItem and the token's conditional UpdateItem, both on dynalite), the DCV server's cold path;
- *   - the discovery asset: import only (its work needs EC2).
+ *   - the portal and discovery assets: import only (their work needs an issuer / EC2).
  * All contenders of both runtimes run in one rotation per round, so a busy moment hits them alike.
  * Args: [iterations].
  */
@@ -121,8 +121,8 @@ const runtimes = BENCH_NODE_MAJORS.map((major) => ({ name: `Node ${major}`, node
 }));
 buildPackage();
 const work = mkdtempSync(join(tmpdir(), 'dcv-cold-'));
-// What an asset leaves external (the resolver's @aws-sdk/client-secrets-manager, first portal request only)
-// is the Lambda runtime's on AWS; the copies find the project's here. No timed path loads it.
+// What an asset leaves external (nothing, with the SDK bundled) is the Lambda runtime's on AWS; the copies
+// find the project's here. No timed path loads it.
 symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'), 'dir');
 const driver = join(work, 'driver.mjs');
 writeFileSync(driver, DRIVER);
@@ -172,6 +172,10 @@ try {
       add(`${b.name} bundle as deployed: ${kind === 'answer' ? 'import + first answer' : 'import'}`, kind, [driver, b.file, HANDLER_EXPORT, kind], {
         ...awsEnv,
         ...(b.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
+        // The portal's settings (read at import; the issuer and the secret are only contacted on its first request).
+        ...(b.name === 'portal'
+          ? { PORTAL_ISSUER: 'https://login.example.com', PORTAL_SECRET_ID: 'bench-portal-keys', PORTAL_GATEWAY_URL: 'https://gw.example.com:8443' }
+          : {}),
         BENCH_EVENT: JSON.stringify({
           version: '2.0', routeKey: '$default', rawPath: '/resolveSession', rawQueryString: GATEWAY_QUERY,
           headers: { accept: 'application/json' },

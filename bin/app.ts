@@ -43,4 +43,5 @@ new DcvResolverStack(app, settings.stackName, {
   oidcScopes: settings.oidcScopes,
   portalLeaseSeconds: settings.portalLeaseSeconds,
   cognitoDomainPrefix: settings.cognitoDomainPrefix,
+  portalAllowedSourceCidrs: settings.portalAllowedSourceCidrs,
 });

@@ -54,11 +54,9 @@ export interface ResolverFunctionConfig {
   readonly tokensTableName?: string;
   readonly allowedSources?: CidrSet;
   readonly pathPrefix?: string;
-  /** The self-service portal; absent (no PORTAL_ISSUER): /portal answers 404. */
-  readonly portal?: PortalFunctionConfig;
 }
 
-/** The portal's environment, as lib/resolver-portal.ts sets it. */
+/** The portal's environment, as lib/resolver-portal.ts sets it on the portal's own function. */
 export interface PortalFunctionConfig {
   readonly issuer: string;
   /** Absent in cognito mode: the client id is in the secret (see lambda/adapters/portal-secret.ts). */
@@ -114,6 +112,25 @@ export function readResolverFunctionConfig(env: Env): ResolverFunctionConfig {
     tokensTableName: optionalString(env, 'TOKENS_TABLE_NAME'),
     allowedSources: optionalCidrs(env, 'ALLOWED_SOURCE_CIDRS'),
     pathPrefix: validatePathPrefix(optionalString(env, 'PATH_PREFIX'), 'PATH_PREFIX'),
-    portal: readPortalFunctionConfig(env),
+  };
+}
+
+/** The portal's own function: the tables it reads and writes, who may reach it, and its sign-in settings. */
+export interface PortalLambdaConfig {
+  readonly tableName: string;
+  readonly tokensTableName: string;
+  /** Users' browsers allowed (PORTAL_ALLOWED_SOURCE_CIDRS); absent: anyone. */
+  readonly allowedSources?: CidrSet;
+  readonly portal: PortalFunctionConfig;
+}
+
+export function readPortalLambdaConfig(env: Env): PortalLambdaConfig {
+  const portal = readPortalFunctionConfig(env);
+  if (!portal) throw new ConfigError('environment variable PORTAL_ISSUER is required');
+  return {
+    tableName: requiredString(env, 'TABLE_NAME'),
+    tokensTableName: requiredString(env, 'TOKENS_TABLE_NAME'),
+    allowedSources: optionalCidrs(env, 'PORTAL_ALLOWED_SOURCE_CIDRS'),
+    portal,
   };
 }

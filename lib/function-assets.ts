@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
  * `Code.fromAsset`. So a consumer's synth needs no esbuild, no Docker and no lockfile, and what deploys is
  * exactly the bundle this package's tests ran (test/shipped/), never a rebuild against other dependency versions.
  */
-export type FunctionName = 'resolver' | 'discovery';
+export type FunctionName = 'resolver' | 'portal' | 'discovery';
 
 export interface FunctionBundle {
   /** The handler's source, relative to the package root (the build's entry point). */
@@ -23,13 +23,10 @@ export interface FunctionBundle {
 }
 
 export const FUNCTION_BUNDLES: Readonly<Record<FunctionName, FunctionBundle>> = {
-  resolver: {
-    entry: 'lambda/handlers/resolver.ts',
-    sourceMap: false,
-    // The portal's secret reader imports it on the first portal request (lambda/adapters/portal-secret.ts);
-    // bundled, its ~330 kB were parsed at every cold start, portal or not.
-    runtimeSdkModules: ['@aws-sdk/client-secrets-manager'],
-  },
+  // The portal is its own function (lambda/handlers/portal.ts): none of it is in the resolver's bundle.
+  resolver: { entry: 'lambda/handlers/resolver.ts', sourceMap: false, runtimeSdkModules: [] },
+  // Its first request always reads the secret, so the Secrets Manager client is bundled (pinned, one file).
+  portal: { entry: 'lambda/handlers/portal.ts', sourceMap: false, runtimeSdkModules: [] },
   discovery: { entry: 'lambda/handlers/discovery.ts', sourceMap: true, runtimeSdkModules: [] },
 };
 

@@ -35,9 +35,21 @@ export function acknowledgePortalFindings(portal: Construct): void {
       {
         id: 'AwsSolutions-SMG4',
         reason:
-          'The secret holds the portal cookie signing key, generated at deploy and read by the resolver only; ' +
+          "The secret holds the portal cookie signing key, generated at deploy and read by the portal's function only; " +
           'rotating it would sign every user out and needs a rotation function for no gain. Rotate it by hand ' +
           '(put a new random cookieKey) if it is ever exposed.',
+      },
+      {
+        id: 'Serverless-LambdaDLQ',
+        reason:
+          "The portal's function is only invoked synchronously through its Function URL by users' browsers; a " +
+          'dead-letter queue only receives failed asynchronous invocations, so it would never get a message.',
+      },
+      {
+        id: 'Serverless-LambdaTracing',
+        reason:
+          'Each portal request writes one structured log line with its outcome and latency; X-Ray would add a ' +
+          'wildcard-resource permission and per-request cost without showing more.',
       },
       {
         id: 'AwsSolutions-COG2',

@@ -1,6 +1,6 @@
 import { Token } from 'aws-cdk-lib';
+import { CidrSet } from '../lambda/core/ip.js';
 import { userClaimsProblem } from '../lambda/core/portal/portal-user.js';
-import type { AccessMode } from './access-settings.js';
 
 /**
  * Which identity provider the self-service portal (`GET /portal`) signs users in with:
@@ -22,11 +22,19 @@ export const PORTAL_LEASE_SECONDS_RANGE = { min: 60, max: 604_800 } as const;
 export interface PortalProps {
   /**
    * `'off'`, `'cognito'` (a user pool made by the stack) or `'oidc'` (an existing issuer). The portal needs
-   * the token verifier (it mints connect tokens), so `verifier: false` is refused with it, and it is
-   * refused in `iam` access mode (a browser cannot sign Function URL requests).
+   * the token verifier (it mints connect tokens), so `verifier: false` is refused with it. It is its own
+   * function with its own Function URL (AuthType NONE, no path prefix, `portalAllowedSourceCidrs`), so the
+   * resolver's access mode, allow-list and prefix stay the gateway's and the DCV servers' alone.
    * @default 'off'
    */
   readonly portal?: string;
+  /**
+   * Callers allowed to reach the portal (users' browsers: an office's or a VPN's egress CIDRs, IPv4/IPv6).
+   * Checked in the portal's handler, like `allowedSourceCidrs` in the resolver's; it has no effect on the
+   * gateway's and DCV servers' routes.
+   * @default - anyone (the portal's sign-in is its access control)
+   */
+  readonly portalAllowedSourceCidrs?: readonly string[];
   /**
    * Required when the portal is on: the gateway's public https URL, the origin of the links the portal
    * hands out (e.g. `https://gateway.example.com:8443`).
@@ -83,6 +91,8 @@ export interface PortalProps {
 export interface PortalSettings {
   readonly mode: 'cognito' | 'oidc';
   readonly gatewayUrl: string;
+  /** Absent: anyone. */
+  readonly allowedSourceCidrs?: readonly string[];
   readonly oidcIssuer?: string;
   readonly oidcClientId?: string;
   readonly groupsClaim: string;
@@ -140,6 +150,7 @@ const ONLY_IN: readonly [keyof PortalProps, 'cognito' | 'oidc' | 'on'][] = [
   ['gatewayUrl', 'on'],
   ['portalLeaseSeconds', 'on'],
   ['oidcUserClaims', 'on'],
+  ['portalAllowedSourceCidrs', 'on'],
   ['oidcIssuer', 'oidc'],
   ['oidcClientId', 'oidc'],
   ['oidcGroupsClaim', 'oidc'],
@@ -149,11 +160,11 @@ const ONLY_IN: readonly [keyof PortalProps, 'cognito' | 'oidc' | 'on'][] = [
 
 /**
  * Validates and fills defaults; `undefined` when the portal is off. Every message names the key to set.
- * `accessMode` and `verifier` are the resolver's (already validated) settings the portal depends on.
+ * `verifier` is the resolver's (already validated) setting the portal depends on.
  */
 export function resolvePortalSettings(
   props: PortalProps,
-  context: { readonly accessMode: AccessMode; readonly verifier?: boolean },
+  context: { readonly verifier?: boolean },
 ): PortalSettings | undefined {
   const mode = props.portal?.trim() || 'off';
   if (!(PORTAL_MODES as readonly string[]).includes(mode)) {
@@ -169,18 +180,6 @@ export function resolvePortalSettings(
   if (mode === 'off') return undefined;
   const on = mode as 'cognito' | 'oidc';
 
-  if (context.accessMode === 'iam') {
-    fail(
-      `portal '${on}' cannot be used with accessMode 'iam': a browser cannot sign its requests to an AWS_IAM ` +
-        "Function URL. Use accessMode 'network' (the portal obeys its allow-list and path prefix) or set portal=off",
-    );
-  }
-  if (context.accessMode === 'private') {
-    fail(
-      `portal '${on}' cannot be used with accessMode 'private': users' browsers are usually outside the VPC, and the ` +
-        "private API is reachable only through its VPC endpoint. Set portal=off, or use accessMode 'network'",
-    );
-  }
   if (context.verifier === false) {
     fail(`portal '${on}' needs the token verifier (it mints the connect tokens the DCV servers verify): remove verifier=false`);
   }
@@ -188,6 +187,16 @@ export function resolvePortalSettings(
   const gatewayUrl = httpsUrl('gatewayUrl', props.gatewayUrl, 'https://gateway.example.com:8443');
   if (!gatewayUrl) {
     fail(`portal '${on}' needs gatewayUrl: the gateway's public https URL for the links (e.g. -c gatewayUrl=https://gateway.example.com:8443)`);
+  }
+
+  const list = props.portalAllowedSourceCidrs?.map((c) => c.trim()).filter((c) => c.length > 0);
+  const allowedSourceCidrs = list && list.length > 0 ? list : undefined;
+  if (allowedSourceCidrs) {
+    try {
+      CidrSet.parse(allowedSourceCidrs);
+    } catch (error) {
+      fail(`portalAllowedSourceCidrs: ${(error as Error).message}`);
+    }
   }
 
   const lease = props.portalLeaseSeconds;
@@ -213,7 +222,7 @@ export function resolvePortalSettings(
     if (scopes !== undefined && !Token.isUnresolved(scopes) && (!/^[\x21\x23-\x5B\x5D-\x7E ]+$/.test(scopes) || !scopes.split(' ').includes('openid'))) {
       fail(`oidcScopes must be space-separated scope names including 'openid' (e.g. 'openid email profile groups'), not '${scopes}'`);
     }
-    return { mode: on, gatewayUrl, oidcIssuer, oidcClientId, groupsClaim, ...(scopes ? { scopes } : {}), leaseSeconds: lease, ...userClaims };
+    return { mode: on, gatewayUrl, allowedSourceCidrs, oidcIssuer, oidcClientId, groupsClaim, ...(scopes ? { scopes } : {}), leaseSeconds: lease, ...userClaims };
   }
 
   const prefix = props.cognitoDomainPrefix?.trim() || undefined;
@@ -223,5 +232,5 @@ export function resolvePortalSettings(
         `contain 'aws', 'amazon' or 'cognito', not '${prefix}'`,
     );
   }
-  return { mode: on, gatewayUrl, groupsClaim: 'cognito:groups', leaseSeconds: lease, cognitoDomainPrefix: prefix, ...userClaims };
+  return { mode: on, gatewayUrl, allowedSourceCidrs, groupsClaim: 'cognito:groups', leaseSeconds: lease, cognitoDomainPrefix: prefix, ...userClaims };
 }

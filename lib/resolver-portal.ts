@@ -11,30 +11,34 @@ import {
 } from 'aws-cdk-lib/aws-cognito';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { FunctionUrl } from 'aws-cdk-lib/aws-lambda';
+import { FunctionUrlAuthType, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CfnSecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import type { DcvFunction } from './dcv-function.js';
+import { DcvFunction } from './dcv-function.js';
 import { acknowledgePortalFindings } from './nag-acknowledgements.js';
 import { PortalSettingsError, type PortalSettings } from './portal-settings.js';
 
 export interface ResolverPortalProps {
   readonly settings: PortalSettings;
-  /** The resolver function: it serves the portal's routes and is given the PORTAL_* environment. */
-  readonly resolver: DcvFunction;
-  /** The resolver's Function URL (AuthType NONE): the portal's origin. */
-  readonly functionUrl: FunctionUrl;
-  readonly pathPrefix?: string;
-  /** Sessions: listed (Scan) and, for pool placement, written only under `lease:*` keys. */
+  /** Sessions: read one at a time (Connect), listed (Scan) and, for pool placement, written only under `lease:*` keys. */
   readonly table: Table;
   /** Connect tokens the portal mints (PutItem). */
   readonly tokensTable: Table;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /** @default true */
+  readonly bundleAwsSdk?: boolean;
+  /** The portal function's reserved concurrency (a cost cap, like the resolver's). @default - unreserved */
+  readonly reservedConcurrency?: number;
 }
 
 /**
- * The self-service portal's infrastructure: the Secrets Manager secret with the cookie signing key (and,
- * in `cognito` mode, the app client id), a Cognito user pool with its hosted sign-in and public app
- * client (`cognito` mode), and the resolver's PORTAL_* environment and permissions.
+ * The self-service portal: its own function (lambda/handlers/portal.ts) behind its own Function URL
+ * (AuthType NONE: browsers cannot sign) and role, the Secrets Manager secret with the cookie signing key
+ * (and, in `cognito` mode, the app client id), and a Cognito user pool with its hosted sign-in and public
+ * app client (`cognito` mode). Apart from the resolver, so the portal's users never learn the resolver's
+ * path prefix nor need to be inside its allow-list, and the resolver's role keeps only what it needs.
  *
  * The function refers to the secret by its literal NAME and to nothing of the app client: the client's
  * callback URL is built from the Function URL, which refers to the function, so any reference from the
@@ -42,7 +46,11 @@ export interface ResolverPortalProps {
  * to the secret that holds the client id would be a CloudFormation dependency cycle.
  */
 export class ResolverPortal extends Construct {
-  /** `<Function URL>[<prefix>/]portal`: where users go. May be a CDK token. */
+  /** The portal's function: GET /portal … only. */
+  readonly function: DcvFunction;
+  /** Its Function URL (AuthType NONE; callers checked against `portalAllowedSourceCidrs` in the handler). */
+  readonly functionUrl: FunctionUrl;
+  /** `<Function URL>portal`: where users go, no path prefix. May be a CDK token. */
   readonly portalUrl: string;
   /** The redirect URI registered at the identity provider: `<portalUrl>/callback`. */
   readonly callbackUrl: string;
@@ -58,13 +66,25 @@ export class ResolverPortal extends Construct {
 
   constructor(scope: Construct, id: string, props: ResolverPortalProps) {
     super(scope, id);
-    const { settings, resolver } = props;
+    const { settings } = props;
     const stack = Stack.of(this);
 
-    // Function URLs end in '/'; the portal's routes sit under the same secret prefix as every route.
-    const base = Fn.join('', [props.functionUrl.url, props.pathPrefix ? `${props.pathPrefix}/` : '']);
-    this.portalUrl = Fn.join('', [base, 'portal']);
-    this.callbackUrl = Fn.join('', [base, 'portal/callback']);
+    const fn = new DcvFunction(this, 'Function', {
+      bundle: 'portal',
+      description: 'DCV self-service portal (GET /portal)',
+      logRetention: props.logRetention,
+      bundleAwsSdk: props.bundleAwsSdk,
+      reservedConcurrentExecutions: props.reservedConcurrency,
+      environment: { TABLE_NAME: props.table.tableName, TOKENS_TABLE_NAME: props.tokensTable.tableName },
+    });
+    this.function = fn;
+    // aws-cdk-lib emits both resource-policy statements a NONE URL needs (contract section 3).
+    this.functionUrl = fn.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
+    if (settings.allowedSourceCidrs) fn.addEnvironment('PORTAL_ALLOWED_SOURCE_CIDRS', settings.allowedSourceCidrs.join(','));
+
+    // Function URLs end in '/'; the portal has no path prefix (every user holds its address).
+    this.portalUrl = Fn.join('', [this.functionUrl.url, 'portal']);
+    this.callbackUrl = Fn.join('', [this.functionUrl.url, 'portal/callback']);
 
     // A literal name (see the class comment). One portal per stack: a second would take the same name.
     // Not ending in '-' + six characters: Secrets Manager would read those as its own ARN suffix.
@@ -99,18 +119,18 @@ export class ResolverPortal extends Construct {
       },
     });
 
-    resolver.addEnvironment('PORTAL_ISSUER', this.issuer);
-    if (settings.mode === 'oidc') resolver.addEnvironment('PORTAL_CLIENT_ID', settings.oidcClientId!);
-    resolver.addEnvironment('PORTAL_SECRET_ID', this.secretName);
-    resolver.addEnvironment('PORTAL_GATEWAY_URL', settings.gatewayUrl);
-    resolver.addEnvironment('PORTAL_GROUPS_CLAIM', settings.groupsClaim);
-    if (settings.scopes !== undefined) resolver.addEnvironment('PORTAL_SCOPES', settings.scopes);
-    if (settings.leaseSeconds !== undefined) resolver.addEnvironment('PORTAL_LEASE_SECONDS', String(settings.leaseSeconds));
-    if (settings.userClaims !== undefined) resolver.addEnvironment('PORTAL_USER_CLAIMS', settings.userClaims.join(','));
+    fn.addEnvironment('PORTAL_ISSUER', this.issuer);
+    if (settings.mode === 'oidc') fn.addEnvironment('PORTAL_CLIENT_ID', settings.oidcClientId!);
+    fn.addEnvironment('PORTAL_SECRET_ID', this.secretName);
+    fn.addEnvironment('PORTAL_GATEWAY_URL', settings.gatewayUrl);
+    fn.addEnvironment('PORTAL_GROUPS_CLAIM', settings.groupsClaim);
+    if (settings.scopes !== undefined) fn.addEnvironment('PORTAL_SCOPES', settings.scopes);
+    if (settings.leaseSeconds !== undefined) fn.addEnvironment('PORTAL_LEASE_SECONDS', String(settings.leaseSeconds));
+    if (settings.userClaims !== undefined) fn.addEnvironment('PORTAL_USER_CLAIMS', settings.userClaims.join(','));
 
     // Secrets Manager appends '-' and six random characters to the name; '??????' matches exactly those,
     // so a secret whose name merely starts with ours is not readable.
-    resolver.addToRolePolicy(
+    fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['secretsmanager:GetSecretValue'],
         resources: [
@@ -123,16 +143,17 @@ export class ResolverPortal extends Construct {
         ],
       }),
     );
-    // The list reads every session the user may open; placement writes lease items and nothing else.
-    resolver.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: [props.table.tableArn] }));
-    resolver.addToRolePolicy(
+    // Connect reads the chosen session; the list reads every session the user may open; placement writes
+    // lease items and nothing else.
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:Scan'], resources: [props.table.tableArn] }));
+    fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['dynamodb:PutItem'],
         resources: [props.table.tableArn],
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['lease:*'] } },
       }),
     );
-    resolver.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [props.tokensTable.tableArn] }));
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [props.tokensTable.tableArn] }));
 
     acknowledgePortalFindings(this);
   }

@@ -111,9 +111,10 @@ export function readStackContext(lookup: Lookup): StackContext {
     oidcUserClaims: contextList(lookup, 'oidcUserClaims'),
     portalLeaseSeconds: contextInt(lookup, 'portalLeaseSeconds', PORTAL_LEASE_SECONDS_RANGE.min, PORTAL_LEASE_SECONDS_RANGE.max),
     cognitoDomainPrefix: text(lookup, 'cognitoDomainPrefix'),
+    portalAllowedSourceCidrs: contextList(lookup, 'portalAllowedSourceCidrs'),
   };
   // Validated here too, so `cdk synth` stops with one line naming the key before any construct is built.
-  resolvePortalSettings(portal, { accessMode: access.accessMode, verifier });
+  resolvePortalSettings(portal, { verifier });
   return {
     ...access,
     ...portal,

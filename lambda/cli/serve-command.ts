@@ -42,8 +42,10 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
   --tokens-table NAME    verify connect tokens kept in this DynamoDB table
   --host HOST            address to listen on (default 127.0.0.1)
   --port PORT            port to listen on (default 9000)
-  --allow-source CIDRS   only answer callers from these CIDRs (comma-separated, repeatable)
-  --path-prefix VALUE    answer only under /VALUE/resolveSession; anything else is 404
+  --allow-source CIDRS   only answer callers from these CIDRs (comma-separated, repeatable) on
+                         every route but the portal's: the gateway's and DCV servers' addresses
+  --path-prefix VALUE    answer only under /VALUE/resolveSession (and /VALUE/verifyToken);
+                         anything else is 404. The portal is never under it
   --tls-cert FILE        serve HTTPS with this PEM certificate (chain) ...
   --tls-key FILE         ... and its PEM private key
   --client-ca FILE       require a client certificate signed by this PEM CA (mutual TLS: the
@@ -62,6 +64,9 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
                          cognito:username match AllowedUsers
   --portal-url URL       the portal's public base URL (default: this server's scheme and the
                          request's Host); the identity provider must accept URL/portal/callback
+  --portal-allow-source CIDRS
+                         only answer users' browsers from these CIDRs on /portal (comma-separated,
+                         repeatable; default: anyone); --allow-source does not apply there
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
   --metrics              also write CloudWatch embedded-metric-format lines to stdout, every
                          10 s (the Lambda function's metrics, for a CloudWatch agent to pick up)
@@ -77,8 +82,11 @@ export interface ServeOptions {
   readonly tokensTable?: string;
   readonly host: string;
   readonly port: number;
+  /** The gateway's and DCV servers' callers: every route but the portal's. */
   readonly allowSources?: CidrSet;
   readonly pathPrefix?: string;
+  /** The portal's callers (users' browsers); absent: anyone. */
+  readonly portalAllowSources?: CidrSet;
   readonly logLevel?: string;
   /** HTTPS, and with a client CA, mutual TLS. */
   readonly tls?: HttpsOptions;
@@ -124,7 +132,7 @@ function portalOptions(values: Record<string, string | boolean | string[] | unde
   const issuer = values['oidc-issuer'] as string | undefined;
   const clientId = values['oidc-client-id'] as string | undefined;
   const gateway = values.gateway as string | undefined;
-  const extras = ['oidc-groups-claim', 'oidc-scopes', 'oidc-user-claims', 'portal-url'].filter((name) => values[name] !== undefined);
+  const extras = ['oidc-groups-claim', 'oidc-scopes', 'oidc-user-claims', 'portal-url', 'portal-allow-source'].filter((name) => values[name] !== undefined);
   if (!issuer && !clientId && !gateway) {
     if (extras.length > 0) throw new CliError(`--${extras[0]} is a portal option: give --oidc-issuer, --oidc-client-id and --gateway too`, 2);
     return undefined;
@@ -187,6 +195,7 @@ export const SERVE_OPTIONS = {
   'oidc-user-claims': { type: 'string', multiple: true },
   gateway: { type: 'string' },
   'portal-url': { type: 'string' },
+  'portal-allow-source': { type: 'string', multiple: true },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export function parseServeArgs(argv: string[]): ServeOptions {
@@ -209,19 +218,17 @@ export function parseServeArgs(argv: string[]): ServeOptions {
   }
   const port = Number(values.port);
   if (!/^\d{1,5}$/.test(values.port) || port > 65535) throw new CliError(`--port must be 0–65535, not '${values.port}'`, 2);
-  let allowSources: CidrSet | undefined;
-  if (values['allow-source']) {
-    try {
-      allowSources = CidrSet.parse(values['allow-source'].flatMap(splitList));
-    } catch (error) {
-      throw new CliError(`--allow-source: ${(error as Error).message}`, 2);
-    }
-  }
+  const allowSources = cidrsOption('allow-source', values['allow-source']);
+  const portalAllowSources = cidrsOption('portal-allow-source', values['portal-allow-source']);
   let pathPrefix: string | undefined;
   try {
     pathPrefix = validatePathPrefix(values['path-prefix'], '--path-prefix');
   } catch (error) {
     throw new CliError((error as Error).message, 2);
+  }
+  // The portal answers /portal/… before any prefix is looked at: that prefix would hide the gateway's routes.
+  if (pathPrefix === 'portal' && values['oidc-issuer']) {
+    throw new CliError("--path-prefix cannot be 'portal' with the portal on: /portal/… are the portal's pages", 2);
   }
   return {
     sessions: values.sessions,
@@ -233,11 +240,22 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     port,
     allowSources,
     pathPrefix,
+    portalAllowSources,
     logLevel: values['log-level']?.toUpperCase(),
     tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
     metrics: values.metrics,
     portal: portalOptions(values),
   };
+}
+
+/** A repeatable, comma-separated CIDR option; absent: undefined (anyone). */
+function cidrsOption(name: string, given: string[] | undefined): CidrSet | undefined {
+  if (!given) return undefined;
+  try {
+    return CidrSet.parse(given.flatMap(splitList));
+  } catch (error) {
+    throw new CliError(`--${name}: ${(error as Error).message}`, 2);
+  }
 }
 
 /** Fails fast with a clear message when the table is missing or unreachable. */
@@ -293,6 +311,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     logger,
     allowedSources: options.allowSources,
     pathPrefix: options.pathPrefix,
+    portalAllowedSources: options.portalAllowSources,
     tokens,
     metrics,
     portal: options.portal && catalog ? servePortal(options.portal, catalog, logger) : undefined,
@@ -389,7 +408,8 @@ export async function runServe(argv: string[]): Promise<void> {
   const gatewayUrl = options.pathPrefix ? `${running.url}/<--path-prefix value>` : running.url;
   process.stderr.write(`dcv-resolver: serving on ${running.url} (gateway: [resolver] url = '${gatewayUrl}')\n`);
   if (options.portal) {
-    const portalUrl = options.portal.publicUrl ?? `${running.url}${options.pathPrefix ? '/<--path-prefix value>' : ''}`;
+    // Never under the path prefix: that stays the gateway's and the DCV servers' secret.
+    const portalUrl = options.portal.publicUrl ?? running.url;
     process.stderr.write(`dcv-resolver: portal at ${portalUrl}/portal (the identity provider's redirect URI: ${portalUrl}/portal/callback)\n`);
   }
   if (options.tokensDir || options.tokensTable) {

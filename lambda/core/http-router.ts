@@ -51,12 +51,21 @@ export interface HttpResponse {
 }
 
 export interface RouterOptions {
-  readonly resolver: SessionResolver;
+  /** The gateway's resolver (POST …/resolveSession); absent (the portal's own function): that path is a 404. */
+  readonly resolver?: SessionResolver;
   readonly log: Log;
-  /** Callers allowed by source address; absent means any caller. */
+  /**
+   * Callers allowed by source address on every route but the portal's (the gateway's and the DCV servers'
+   * routes, /health, and any unknown path); absent means any caller.
+   */
   readonly allowedSources?: CidrSet;
-  /** A secret first path segment; wrong or missing is an ordinary 404. */
+  /** A secret first path segment of those same routes (never the portal's); wrong or missing is an ordinary 404. */
   readonly pathPrefix?: string;
+  /**
+   * Callers allowed on the portal's routes (/portal, /portal/…, without any prefix): users' browsers, not
+   * the gateway. Absent means any caller.
+   */
+  readonly portalAllowedSources?: CidrSet;
   /** The DCV servers' token verifier (POST …/verifyToken[/<server>]); absent: that path is a 404. */
   readonly verifier?: TokenVerifier;
   /** Resolutions and verifications by outcome, resolve latency, 5xx answers. @default NO_METRICS */
@@ -107,8 +116,30 @@ function routeOf(path: string | undefined): Route {
   if (path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
   if (VERIFY_PATH.test(path)) return 'verifyToken';
   if (path === '/health') return 'health';
-  if (path === '/portal' || path.startsWith('/portal/')) return 'portal';
   return 'unknown';
+}
+
+/** The portal's paths, as received: never under the secret prefix (its users would all hold it). */
+export function isPortalPath(path: string): boolean {
+  return path === '/portal' || path.startsWith('/portal/');
+}
+
+/**
+ * Which allow-list a request answers to, from its path alone (so an adapter can refuse a caller before it
+ * reads the body): the portal's for the portal's paths when a portal is served, the gateway's for the rest.
+ * Deciding before the prefix is checked means a refused caller gets 403 whatever it guesses, and learns
+ * nothing about the prefix.
+ */
+export function sourceCheck(
+  options: Pick<RouterOptions, 'allowedSources' | 'portalAllowedSources'> & { readonly portal: boolean },
+): (path: string, sourceIp: string | undefined) => boolean {
+  const within = (list: CidrSet | undefined, sourceIp: string | undefined) => {
+    if (!list) return true;
+    const ip = sourceIp === undefined ? undefined : parseIp(sourceIp);
+    return ip !== undefined && list.contains(ip);
+  };
+  return (path, sourceIp) =>
+    options.portal && isPortalPath(path) ? within(options.portalAllowedSources, sourceIp) : within(options.allowedSources, sourceIp);
 }
 
 function clip(value: string | undefined, max = 64): string | undefined {
@@ -116,17 +147,12 @@ function clip(value: string | undefined, max = 64): string | undefined {
 }
 
 export function createRouter(options: RouterOptions): Router {
-  const { resolver, log, allowedSources, verifier, portal } = options;
+  const { resolver, log, verifier, portal } = options;
   const metrics = options.metrics ?? NO_METRICS;
   const stripPrefix = makePrefixStripper(options.pathPrefix);
+  const sourceAllowed = sourceCheck({ ...options, portal: portal !== undefined });
 
-  function sourceAllowed(sourceIp: string | undefined): boolean {
-    if (!allowedSources) return true;
-    const ip = sourceIp === undefined ? undefined : parseIp(sourceIp);
-    return ip !== undefined && allowedSources.contains(ip);
-  }
-
-  async function handleResolve(request: HttpRequest, fields: Record<string, unknown>): Promise<HttpResponse> {
+  async function handleResolve(resolver: SessionResolver, request: HttpRequest, fields: Record<string, unknown>): Promise<HttpResponse> {
     if (request.method !== 'POST') throw new MethodNotAllowedError(RESOLVE_METHODS);
     if (request.bodyTooLarge) throw new PayloadTooLargeError(`request body must be at most ${request.bodyTooLarge} bytes`);
     const params = new URLSearchParams(request.rawQueryString);
@@ -147,19 +173,19 @@ export function createRouter(options: RouterOptions): Router {
     let response: HttpResponse;
     let notFoundCode: string | undefined;
     try {
-      if (!sourceAllowed(request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
-      const path = stripPrefix(request.path);
-      const route = routeOf(path);
+      if (!sourceAllowed(request.path, request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
+      const portalPath = portal !== undefined && isPortalPath(request.path);
+      const path = portalPath ? request.path : stripPrefix(request.path);
+      const route: Route = portalPath ? 'portal' : routeOf(path);
       fields.route = route;
-      if (route === 'resolveSession') {
-        response = await handleResolve(request, fields);
+      if (route === 'resolveSession' && resolver) {
+        response = await handleResolve(resolver, request, fields);
       } else if (route === 'verifyToken') {
         // Every answer on this path is the DCV server's XML, refusals included.
         response = await handleVerifyToken(verifier, request, VERIFY_PATH.exec(path!)![1], fields);
       } else if (route === 'portal' && portal) {
         // Pages and redirects: every answer, refusals included, is the portal's own HTML.
-        const basePath = request.path.slice(0, request.path.length - path!.length);
-        response = await portal({ request, basePath, path: path!, fields });
+        response = await portal({ request, basePath: '', path: request.path, fields });
       } else if (request.bodyTooLarge) {
         throw new PayloadTooLargeError(`request body must be at most ${request.bodyTooLarge} bytes`);
       } else if (route === 'health') {

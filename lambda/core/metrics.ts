@@ -26,7 +26,7 @@ export interface MetricsSink extends Metrics {
 export const METRICS_NAMESPACE = 'DcvSessionResolver';
 
 /** The `service` dimension of each function (and of `serve`, which is the resolver). */
-export const MetricService = { resolver: 'resolver', discovery: 'discovery' } as const;
+export const MetricService = { resolver: 'resolver', discovery: 'discovery', portal: 'portal' } as const;
 
 export const MetricName = {
   /** POST …/resolveSession answers, dimension `Outcome` (ResolveOutcome). */

@@ -29,9 +29,19 @@ export interface ResolverHandlerDeps {
   readonly store: SessionStore;
   /** Powertools' Logger in Lambda (it then also gets the invocation's context); any Log elsewhere. */
   readonly logger: Logger | Log;
+  /** The gateway's and DCV servers' callers (every route but the portal's); absent: anyone. */
   readonly allowedSources?: CidrSet;
+  /** The secret first path segment of every route but the portal's. */
   readonly pathPrefix?: string;
-  /** Turns on POST …/verifyToken for the DCV servers. */
+  /** The portal's callers (users' browsers); absent: anyone. */
+  readonly portalAllowedSources?: CidrSet;
+  /**
+   * Serve the gateway's and DCV servers' routes (POST …/resolveSession, …/verifyToken). `false` in the
+   * portal's own function: it uses the store and tokens for the portal only, and those paths are a 404.
+   * @default true
+   */
+  readonly gatewayRoutes?: boolean;
+  /** Turns on POST …/verifyToken for the DCV servers (and is what the portal mints tokens into). */
   readonly tokens?: TokenStore;
   readonly now?: () => number;
   /** Resolutions, verifications, latencies (EMF in Lambda and `serve --metrics`). @default none */
@@ -107,15 +117,17 @@ export function createResolverRouter(deps: ResolverHandlerDeps): Router {
   const log = deps.logger;
   const store = deps.metrics ? timedStore(deps.store, deps.metrics) : deps.store;
   const resolver = new SessionResolver({ store, log, now: deps.now });
-  const verifier = deps.tokens ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now }) : undefined;
+  const gateway = deps.gatewayRoutes ?? true;
+  const verifier = deps.tokens && gateway ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now }) : undefined;
   if (deps.portal && !deps.tokens) throw new Error('the portal needs a token store (it issues the connect tokens)');
   const portal = deps.portal && deps.tokens ? deps.portal({ resolver, tokens: deps.tokens, log, now: deps.now }) : undefined;
   return createRouter({
     portal,
-    resolver,
+    resolver: gateway ? resolver : undefined,
     log,
     allowedSources: deps.allowedSources,
     pathPrefix: deps.pathPrefix,
+    portalAllowedSources: deps.portalAllowedSources,
     verifier,
     metrics: deps.metrics,
   });

@@ -5,18 +5,14 @@ import { DynamoApiSessionStore } from '../adapters/dynamodb-lite-session-store.j
 import { DynamoDbTokenStore } from '../adapters/dynamodb-token-store.js';
 import { EmfMetrics } from '../adapters/emf-metrics.js';
 import { LambdaLog } from '../adapters/lambda-log.js';
-import { DynamoSessionCatalog } from '../adapters/dynamodb-session-catalog.js';
 import { MetricService } from '../core/metrics.js';
-import { createPortal, deferredPortal } from '../core/portal/portal-app.js';
-import type { PortalFunctionConfig } from '../config.js';
-import type { Log } from '../core/log.js';
-import type { DynamoApi } from '../adapters/dynamodb-api.js';
-import { createResolverHandler, type PortalShared } from './resolver-handler.js';
+import { createResolverHandler } from './resolver-handler.js';
 import { isRestApiEvent } from './rest-api-event.js';
 
 // Lambda entry: configuration and clients are built once per cold start. The lean DynamoDB client (not
 // the AWS SDK) and the lean logger (not Powertools) keep the first answer close to the least a signed
-// GetItem costs; see docs/performance.md and bench/coldstart.ts.
+// GetItem costs; see docs/performance.md and bench/coldstart.ts. The portal is its own function
+// (lambda/handlers/portal.ts): this one serves only the gateway and the DCV servers.
 const config = readResolverFunctionConfig(process.env);
 const log = new LambdaLog();
 // EMF lines on stdout, one flush per invocation: CloudWatch Logs makes them metrics (no PutMetricData).
@@ -34,39 +30,12 @@ const resolve = createResolverHandler({
   allowedSources: config.allowedSources,
   pathPrefix: config.pathPrefix,
   metrics,
-  portal: config.portal && lambdaPortal(config.portal, dynamo, config.tableName, log),
 });
-
-/** The portal, built on its first request: the OpenID client and the secret load then, not at cold start. */
-function lambdaPortal(portal: PortalFunctionConfig, api: DynamoApi, tableName: string, log: Log) {
-  return (shared: PortalShared) =>
-    deferredPortal(async (deadline) => {
-      const [{ openIdConnectClient }, { loadPortalSecret }] = await Promise.all([
-        import('../adapters/openid-connect.js'),
-        import('../adapters/portal-secret.js'),
-      ]);
-      const secret = await loadPortalSecret(portal.secretId, undefined, { deadline });
-      const clientId = portal.clientId ?? secret.clientId;
-      if (!clientId) throw new Error(`no OpenID client id: set PORTAL_CLIENT_ID or "clientId" in secret ${portal.secretId}`);
-      const catalog = new DynamoSessionCatalog(api, tableName, { log });
-      return createPortal({
-        ...shared,
-        oidc: openIdConnectClient({ issuer: portal.issuer, clientId, scopes: portal.scopes }),
-        cookieKey: secret.cookieKey,
-        gatewayUrl: portal.gatewayUrl,
-        catalog,
-        leases: catalog,
-        groupsClaim: portal.groupsClaim,
-        userClaims: portal.userClaims,
-        leaseSeconds: portal.leaseSeconds,
-      });
-    }, log);
-}
 
 // A Function URL event (payload 2.0), or a private REST API's proxy event (payload 1.0) in accessMode 'private'.
 export const handler = async (event: APIGatewayProxyEventV2 | APIGatewayProxyEvent, context: Context) => {
-  // With the context: the invocation's fields (function_request_id, cold_start, …) on every log line of
-  // this request, and its deadline (remaining time less a margin) on the request, for the portal's calls.
+  // With the context, the handler puts the invocation's fields (function_request_id, cold_start, …) on every
+  // log line of this request.
   try {
     return await (isRestApiEvent(event) ? resolve(event, context) : resolve(event, context));
   } finally {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DcvResolverStack, type DcvResolverStackProps } from '../../lib/dcv-resolver-stack';
@@ -48,17 +49,21 @@ function synth(props: DcvResolverStackProps, options: { nag?: boolean; before?: 
   return { stack, template: Template.fromStack(stack) };
 }
 
-const resolverEnv = (stack: DcvResolverStack, template: Template): Json =>
-  (template.toJSON().Resources[stack.getLogicalId(stack.resolver.node.defaultChild as never)] as Json).Properties.Environment
-    .Variables;
+const envOf = (stack: DcvResolverStack, template: Template, fn: IFunction): Json =>
+  (template.toJSON().Resources[stack.getLogicalId(fn.node.defaultChild as never)] as Json).Properties.Environment.Variables;
+const resolverEnv = (stack: DcvResolverStack, template: Template): Json => envOf(stack, template, stack.resolver);
+/** The portal's own function's environment. */
+const portalEnv = (stack: DcvResolverStack, template: Template): Json => envOf(stack, template, stack.portal!.function);
 
-/** Every statement of the resolver role's policies. */
-function resolverStatements(stack: DcvResolverStack, template: Template): Json[] {
-  const roleId = stack.getLogicalId(stack.resolver.role!.node.defaultChild as never);
+/** Every statement of a function role's policies. */
+function statementsOf(stack: DcvResolverStack, template: Template, fn: IFunction): Json[] {
+  const roleId = stack.getLogicalId(fn.role!.node.defaultChild as never);
   return Object.values(template.findResources('AWS::IAM::Policy'))
     .filter((p) => (p as Json).Properties.Roles.some((r: Json) => r.Ref === roleId))
     .flatMap((p) => (p as Json).Properties.PolicyDocument.Statement as Json[]);
 }
+const resolverStatements = (stack: DcvResolverStack, template: Template): Json[] => statementsOf(stack, template, stack.resolver);
+const portalStatements = (stack: DcvResolverStack, template: Template): Json[] => statementsOf(stack, template, stack.portal!.function);
 
 describe('portal off (the default)', () => {
   it('adds no secret, no user pool, no PORTAL_ environment and no portal output', () => {
@@ -78,7 +83,7 @@ describe('portal off (the default)', () => {
 
 describe("portal 'cognito'", () => {
   const { stack, template } = synth(COGNITO);
-  const urlId = () => stack.getLogicalId(stack.sessionResolver.functionUrl!.node.defaultChild as never);
+  const urlId = () => stack.getLogicalId(stack.portal!.functionUrl.node.defaultChild as never);
   const poolId = () => stack.getLogicalId(stack.portal!.userPool!.node.defaultChild as never);
 
   it('makes a user pool nobody signs up to, with strong passwords, TOTP MFA, email sign-in, retained', () => {
@@ -122,7 +127,7 @@ describe("portal 'cognito'", () => {
     custom.template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'acme-desktops' });
   });
 
-  it('makes a public app client: no secret, code grant only, openid/email/profile, callback built from the Function URL', () => {
+  it("makes a public app client: no secret, code grant only, openid/email/profile, callback built from the portal's Function URL", () => {
     const callback = new Capture();
     const logout = new Capture();
     template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
@@ -136,9 +141,10 @@ describe("portal 'cognito'", () => {
       LogoutURLs: [logout],
     });
     const url = { 'Fn::GetAtt': [urlId(), 'FunctionUrl'] };
-    // The Function URL ends in '/'; the routes sit under the secret path prefix like every route.
-    expect(callback.asObject()).toEqual({ 'Fn::Join': ['', [url, 's3cret/portal/callback']] });
-    expect(logout.asObject()).toEqual({ 'Fn::Join': ['', [url, 's3cret/portal']] });
+    // The portal's own Function URL (it ends in '/'), without the resolver's secret path prefix.
+    expect(callback.asObject()).toEqual({ 'Fn::Join': ['', [url, 'portal/callback']] });
+    expect(logout.asObject()).toEqual({ 'Fn::Join': ['', [url, 'portal']] });
+    expect(JSON.stringify(template.findResources('AWS::Cognito::UserPoolClient'))).not.toContain('s3cret');
   });
 
   it('the app client: users write only display attributes, never a claim the portal matches on; no auth flow but refresh', () => {
@@ -156,12 +162,12 @@ describe("portal 'cognito'", () => {
     // No scope that would let the OAuth tokens themselves call UpdateUserAttributes.
     expect(client.Properties.AllowedOAuthScopes).not.toContain('aws.cognito.signin.user.admin');
     // Nothing named: the function gets no PORTAL_USER_CLAIMS (sub, verified e-mail and cognito:username only).
-    expect(resolverEnv(stack, template)).not.toHaveProperty('PORTAL_USER_CLAIMS');
+    expect(portalEnv(stack, template)).not.toHaveProperty('PORTAL_USER_CLAIMS');
   });
 
   it('oidcUserClaims: passed to the function, and a named attribute is no longer user-writable', () => {
     const named = synth({ ...COGNITO, oidcUserClaims: ['nickname', 'custom:employee'] });
-    expect(resolverEnv(named.stack, named.template).PORTAL_USER_CLAIMS).toBe('nickname,custom:employee');
+    expect(portalEnv(named.stack, named.template).PORTAL_USER_CLAIMS).toBe('nickname,custom:employee');
     const client = Object.values(named.template.findResources('AWS::Cognito::UserPoolClient'))[0] as Json;
     expect([...client.Properties.WriteAttributes].sort()).toEqual(['family_name', 'given_name', 'locale', 'middle_name', 'name', 'picture', 'zoneinfo']);
   });
@@ -177,8 +183,50 @@ describe("portal 'cognito'", () => {
     expect(tmpl.asObject()).toEqual({ 'Fn::Join': ['', ['{"clientId":"', { Ref: clientId }, '"}']] });
   });
 
+  it("is its own function behind its own Function URL (AuthType NONE) and role, apart from the resolver's", () => {
+    const fn = stack.portal!.function;
+    expect(fn).not.toBe(stack.resolver);
+    expect(fn.role).not.toBe(stack.resolver.role);
+    template.resourceCountIs('AWS::Lambda::Url', 2);
+    template.hasResourceProperties('AWS::Lambda::Url', {
+      AuthType: 'NONE',
+      TargetFunctionArn: { 'Fn::GetAtt': [stack.getLogicalId(fn.node.defaultChild as never), 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: Match.absent(),
+      Description: 'DCV self-service portal (GET /portal)',
+      Handler: 'index.handler',
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+    });
+    const env = portalEnv(stack, template);
+    expect(env.TABLE_NAME).toEqual({ Ref: stack.getLogicalId(stack.table.node.defaultChild as never) });
+    expect(env.TOKENS_TABLE_NAME).toEqual({ Ref: stack.getLogicalId(stack.tokensTable!.node.defaultChild as never) });
+    // No allow-list by default (anyone), and never the resolver's prefix or list.
+    expect(env).not.toHaveProperty('PORTAL_ALLOWED_SOURCE_CIDRS');
+    expect(env).not.toHaveProperty('PATH_PREFIX');
+    expect(env).not.toHaveProperty('ALLOWED_SOURCE_CIDRS');
+    // The resolver keeps its prefix and list, and none of the portal's settings.
+    expect(resolverEnv(stack, template)).toMatchObject({ PATH_PREFIX: 's3cret', ALLOWED_SOURCE_CIDRS: '0.0.0.0/0,::/0' });
+    expect(Object.keys(resolverEnv(stack, template)).filter((k) => k.startsWith('PORTAL_'))).toEqual([]);
+  });
+
+  it("leaves the resolver's role GetItem on the sessions table and the verifier's token grants: no Scan, PutItem or secret", () => {
+    const tableArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.table.node.defaultChild as never), 'Arn'] };
+    const tokensArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.tokensTable!.node.defaultChild as never), 'Arn'] };
+    const grants = resolverStatements(stack, template)
+      .filter((s) => !JSON.stringify(s.Action).includes('logs:'))
+      .map((s) => ({ Action: s.Action, Resource: s.Resource, Condition: s.Condition }));
+    expect(grants).toEqual([
+      { Action: 'dynamodb:GetItem', Resource: tableArn, Condition: undefined },
+      { Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], Resource: tokensArn, Condition: undefined },
+    ]);
+    const actions = resolverStatements(stack, template).flatMap((s) => [s.Action].flat());
+    for (const action of ['dynamodb:Scan', 'dynamodb:PutItem', 'secretsmanager:GetSecretValue']) expect(actions).not.toContain(action);
+  });
+
   it('tells the function the issuer, the secret by name, the gateway and the Cognito groups claim; no client id', () => {
-    const env = resolverEnv(stack, template);
+    const env = portalEnv(stack, template);
     expect(env.PORTAL_ISSUER).toEqual({
       'Fn::Join': ['', ['https://cognito-idp.eu-west-1.', { Ref: 'AWS::URLSuffix' }, '/', { Ref: poolId() }]],
     });
@@ -189,8 +237,8 @@ describe("portal 'cognito'", () => {
     expect(env).not.toHaveProperty('PORTAL_LEASE_SECONDS');
   });
 
-  it('lets the function read exactly that secret, list sessions, write only lease items, and mint tokens', () => {
-    const statements = resolverStatements(stack, template);
+  it('lets the function read exactly that secret, read and list sessions, write only lease items, and mint tokens', () => {
+    const statements = portalStatements(stack, template);
     const tableArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.table.node.defaultChild as never), 'Arn'] };
     const tokensArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.tokensTable!.node.defaultChild as never), 'Arn'] };
     expect(statements).toContainEqual({
@@ -198,7 +246,7 @@ describe("portal 'cognito'", () => {
       Action: 'secretsmanager:GetSecretValue',
       Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:eu-west-1:123456789012:secret:Portal-dcv-portal-keys-??????']] },
     });
-    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:Scan', Resource: tableArn });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:Scan'], Resource: tableArn });
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: 'dynamodb:PutItem',
@@ -218,18 +266,18 @@ describe("portal 'cognito'", () => {
     // The check is real: the obvious wiring (client id in the environment) closes the loop
     // function → client → Function URL → function, and synthesis refuses it.
     const naive = () =>
-      synth(COGNITO, { before: (s) => s.resolver.addEnvironment('PORTAL_CLIENT_ID', s.portal!.userPoolClient!.userPoolClientId) });
-    expect(naive).toThrow(/dependency cycle: Resolver\w+ -> PortalUserPoolPortalClient\w+ -> ResolverFunctionUrl\w+ -> Resolver/);
+      synth(COGNITO, { before: (s) => s.portal!.function.addEnvironment('PORTAL_CLIENT_ID', s.portal!.userPoolClient!.userPoolClientId) });
+    expect(naive).toThrow(/dependency cycle: PortalFunction\w+ -> PortalUserPoolPortalClient\w+ -> PortalFunctionFunctionUrl\w+ -> PortalFunction/);
     // So would granting by the secret's ARN: the function depends on its role's policy, the policy on the
     // secret, the secret (its template holds the client id) on the client.
-    const grant = () => synth(COGNITO, { before: (s) => s.portal!.secret.grantRead(s.resolver) });
+    const grant = () => synth(COGNITO, { before: (s) => s.portal!.secret.grantRead(s.portal!.function) });
     expect(grant).toThrow(/dependency cycle: .*PortalSecret\w+ -> PortalUserPoolPortalClient/);
   });
 
   it('has no reference from the function or its role to the app client or the secret (that would be a cycle)', () => {
     const resources = template.toJSON().Resources as Json;
-    const fn = JSON.stringify(resources[stack.getLogicalId(stack.resolver.node.defaultChild as never)]);
-    const policies = JSON.stringify(resolverStatements(stack, template));
+    const fn = JSON.stringify(resources[stack.getLogicalId(stack.portal!.function.node.defaultChild as never)]);
+    const policies = JSON.stringify(portalStatements(stack, template));
     for (const construct of [stack.portal!.userPoolClient!, stack.portal!.secret]) {
       const id = stack.getLogicalId(construct.node.defaultChild as never);
       expect(fn).not.toContain(id);
@@ -238,8 +286,8 @@ describe("portal 'cognito'", () => {
   });
 
   it('outputs the portal URL, the callback URL, the user pool id and the hosted domain', () => {
-    template.hasOutput('PortalUrl', { Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [urlId(), 'FunctionUrl'] }, 's3cret/portal']] } });
-    template.hasOutput('PortalCallbackUrl', Match.anyValue());
+    template.hasOutput('PortalUrl', { Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [urlId(), 'FunctionUrl'] }, 'portal']] } });
+    template.hasOutput('PortalCallbackUrl', { Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [urlId(), 'FunctionUrl'] }, 'portal/callback']] } });
     template.hasOutput('UserPoolId', { Value: { Ref: poolId() } });
     template.hasOutput('CognitoSignInDomain', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
     expect(JSON.stringify(template.findOutputs('CognitoSignInDomain'))).toContain('.auth.eu-west-1.amazoncognito.com');
@@ -251,7 +299,7 @@ describe("portal 'oidc'", () => {
     const { stack, template } = synth({ ...OIDC, oidcGroupsClaim: 'https://example.com/groups', portalLeaseSeconds: 3600 });
     template.resourceCountIs('AWS::Cognito::UserPool', 0);
     template.resourceCountIs('AWS::Cognito::UserPoolClient', 0);
-    const env = resolverEnv(stack, template);
+    const env = portalEnv(stack, template);
     expect(env).toMatchObject({
       PORTAL_ISSUER: 'https://login.example.com/tenant/v2.0',
       PORTAL_CLIENT_ID: 'dcv-portal',
@@ -271,20 +319,45 @@ describe("portal 'oidc'", () => {
 
   it("defaults the groups claim to 'groups' and leaves the scopes to the runtime's default", () => {
     const { stack, template } = synth(OIDC);
-    expect(resolverEnv(stack, template).PORTAL_GROUPS_CLAIM).toBe('groups');
-    expect(resolverEnv(stack, template).PORTAL_SCOPES).toBeUndefined();
+    expect(portalEnv(stack, template).PORTAL_GROUPS_CLAIM).toBe('groups');
+    expect(portalEnv(stack, template).PORTAL_SCOPES).toBeUndefined();
   });
 
   it('passes oidcUserClaims (e.g. Entra ID\'s upn) as PORTAL_USER_CLAIMS, trimmed; none by default', () => {
     const { stack, template } = synth({ ...OIDC, oidcUserClaims: [' upn', 'oid ', ''] });
-    expect(resolverEnv(stack, template).PORTAL_USER_CLAIMS).toBe('upn,oid');
+    expect(portalEnv(stack, template).PORTAL_USER_CLAIMS).toBe('upn,oid');
     const plain = synth(OIDC);
-    expect(resolverEnv(plain.stack, plain.template)).not.toHaveProperty('PORTAL_USER_CLAIMS');
+    expect(portalEnv(plain.stack, plain.template)).not.toHaveProperty('PORTAL_USER_CLAIMS');
   });
 
   it('passes oidcScopes (e.g. Okta, which sends groups only for a groups scope), spaces normalised', () => {
     const { stack, template } = synth({ ...OIDC, oidcScopes: ' openid  email profile groups ' });
-    expect(resolverEnv(stack, template).PORTAL_SCOPES).toBe('openid email profile groups');
+    expect(portalEnv(stack, template).PORTAL_SCOPES).toBe('openid email profile groups');
+  });
+
+  it("portalAllowedSourceCidrs goes to the portal's function only; the resolver keeps allowedSourceCidrs", () => {
+    const { stack, template } = synth({ ...OIDC, allowedSourceCidrs: ['198.51.100.10/32'], portalAllowedSourceCidrs: ['192.0.2.0/24', ' 2001:db8::/48'] });
+    expect(portalEnv(stack, template).PORTAL_ALLOWED_SOURCE_CIDRS).toBe('192.0.2.0/24,2001:db8::/48');
+    expect(portalEnv(stack, template)).not.toHaveProperty('ALLOWED_SOURCE_CIDRS');
+    expect(resolverEnv(stack, template).ALLOWED_SOURCE_CIDRS).toBe('198.51.100.10/32');
+    expect(resolverEnv(stack, template)).not.toHaveProperty('PORTAL_ALLOWED_SOURCE_CIDRS');
+  });
+
+  it("works with accessMode 'iam': the resolver's URL is AWS_IAM, the portal's NONE", () => {
+    const { stack, template } = synth({
+      portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: 'https://login.example.com', oidcClientId: 'x',
+      accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/Gw',
+    });
+    const urls = Object.values(template.findResources('AWS::Lambda::Url')).map((u) => [
+      (u as Json).Properties.TargetFunctionArn['Fn::GetAtt'][0],
+      (u as Json).Properties.AuthType,
+    ]);
+    expect(urls.sort()).toEqual(
+      [
+        [stack.getLogicalId(stack.portal!.function.node.defaultChild as never), 'NONE'],
+        [stack.getLogicalId(stack.resolver.node.defaultChild as never), 'AWS_IAM'],
+      ].sort(),
+    );
   });
 });
 
@@ -320,11 +393,8 @@ describe('validation', () => {
     ['domain prefix with a reserved word', { ...COGNITO, cognitoDomainPrefix: 'my-cognito-login' }, /must not contain 'aws', 'amazon' or 'cognito'/],
     ['domain prefix ending in a hyphen', { ...COGNITO, cognitoDomainPrefix: 'acme-' }, /cognitoDomainPrefix must be/],
     ['verifier off', { ...COGNITO, verifier: false }, /portal 'cognito' needs the token verifier/],
-    [
-      'iam access mode',
-      { portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: 'https://login.example.com', oidcClientId: 'x', accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/Gw' },
-      /portal 'oidc' cannot be used with accessMode 'iam': a browser cannot sign its requests/,
-    ],
+    ['a portal CIDR that is not one', { ...COGNITO, portalAllowedSourceCidrs: ['10.0.0.0/33'] }, /portalAllowedSourceCidrs: /],
+    ['portalAllowedSourceCidrs with portal off', { ...NETWORK, portalAllowedSourceCidrs: ['192.0.2.0/24'] }, /portalAllowedSourceCidrs is only used with portal 'cognito' or 'oidc'/],
   ])('refuses %s with a PortalSettingsError naming the key', (_name, props, message) => {
     expect(() => synth(props)).toThrow(PortalSettingsError);
     expect(() => synth(props)).toThrow(message);
@@ -347,9 +417,14 @@ describe('validation', () => {
     expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, portalLeaseSeconds: 'soon' }))).toThrow(
       /context 'portalLeaseSeconds' must be an integer from 60 to 604800, not 'soon'/,
     );
-    expect(() =>
-      readStackContext(context({ accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/Gw', portal: 'cognito', gatewayUrl: GATEWAY })),
-    ).toThrow(/cannot be used with accessMode 'iam'/);
+    expect(
+      readStackContext(context({ accessMode: 'iam', invokerRoleArn: 'arn:aws:iam::123456789012:role/Gw', portal: 'cognito', gatewayUrl: GATEWAY })).portal,
+    ).toBe('cognito');
+    expect(readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, portalAllowedSourceCidrs: '192.0.2.0/24, 198.51.100.0/24' })).portalAllowedSourceCidrs).toEqual([
+      '192.0.2.0/24',
+      '198.51.100.0/24',
+    ]);
+    expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, portalAllowedSourceCidrs: 'nope' }))).toThrow(/portalAllowedSourceCidrs: /);
     expect(() => readStackContext(context({ ...base, portal: 'cognito', gatewayUrl: GATEWAY, verifier: 'false' }))).toThrow(/needs the token verifier/);
   });
 
@@ -362,14 +437,17 @@ describe('validation', () => {
   });
 });
 
-describe('the Secrets Manager client stays out of the resolver bundle', () => {
-  it('the resolver asset leaves it to the Lambda runtime, while discovery bundles its own SDK client', () => {
+describe("the portal's code stays out of the resolver bundle", () => {
+  it('the resolver asset has no portal, OpenID client or Secrets Manager client; the portal asset bundles them', () => {
     const code = (name: FunctionName, bundleAwsSdk: boolean) => readFileSync(join(functionAssetDir(name, bundleAwsSdk), 'index.mjs'), 'utf8');
-    const runtimeImport = /import\(\s*["']@aws-sdk\/client-secrets-manager["']\s*\)/;
     // Booleans and sizes, not the code: a failure should not print 300 kB of minified JavaScript.
-    expect(runtimeImport.test(code('resolver', true))).toBe(true);
-    expect(code('resolver', true).includes('"SecretsManagerClient"')).toBe(false);
-    expect(code('resolver', true).length).toBeLessThan(150_000);
+    for (const marker of ['client-secrets-manager', 'SecretsManagerClient', 'PORTAL_ISSUER', 'openid-client', 'dcv_portal']) {
+      expect(code('resolver', true).includes(marker), marker).toBe(false);
+    }
+    expect(code('resolver', true).length).toBeLessThan(60_000);
+    expect(code('portal', true).includes('SecretsManagerClient')).toBe(true);
+    expect(code('portal', true).includes('PORTAL_ISSUER')).toBe(true);
+    expect(code('portal', true)).not.toMatch(/from\s*["']@aws-sdk\//);
     // bundleAwsSdk (the default) inlines the rest of the SDK; off, it is imported from the runtime.
     expect(code('discovery', true)).not.toMatch(/from\s*["']@aws-sdk\//);
     expect(code('discovery', true).length).toBeGreaterThan(500_000);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../lambda/cli/cli-error';
 import { parseServeArgs } from '../../lambda/cli/serve-command';
+import { parseIp } from '../../lambda/core/ip';
 import { cliBaseEnv, REPO_ROOT, runCli, startServeProcess } from '../helpers/run-cli';
 
 /** `serve`'s portal options: all or none, a token store, valid URLs; refusals are exit status 2 with one clear line. */
@@ -59,6 +60,9 @@ describe('serve: portal options', () => {
     ['a user claim alone', ['--sessions', SESSIONS, '--oidc-user-claims', 'upn'], /--oidc-user-claims is a portal option/],
     ['the groups claim as a user claim', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL, '--oidc-groups-claim', 'roles', '--oidc-user-claims', 'upn,roles'], /--oidc-user-claims 'roles' is the groups claim/],
     ['a user claim about the token', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL, '--oidc-user-claims', 'aud'], /--oidc-user-claims 'aud' describes the token/],
+    ['--portal-allow-source without the portal', ['--sessions', SESSIONS, '--portal-allow-source', '192.0.2.0/24'], /--portal-allow-source is a portal option/],
+    ['a portal CIDR that is not one', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL, '--portal-allow-source', '192.0.2.0/33'], /--portal-allow-source: /],
+    ["the path prefix 'portal' (it would hide the gateway's routes behind the portal's)", ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL, '--path-prefix', 'portal'], /--path-prefix cannot be 'portal' with the portal on/],
     ['an issuer that is not a URL', ['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', '--oidc-issuer', 'login', ...PORTAL.slice(2)], /--oidc-issuer must be a URL/],
   ])('refuses %s', (_name, argv, message) => {
     expect(refusal(argv as string[])).toMatch(message);
@@ -73,14 +77,72 @@ describe('serve: portal options', () => {
     expect(run.stderr).not.toContain('serving on');
   });
 
-  it('prints where the portal is and the redirect URI to register', async () => {
+  it('--portal-allow-source is repeatable and comma-separated; --allow-source stays the gateway list', () => {
+    const options = parseServeArgs([
+      '--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL,
+      '--allow-source', '198.51.100.0/24', '--portal-allow-source', '192.0.2.0/24,2001:db8::/48', '--portal-allow-source', '203.0.113.7',
+    ]);
+    const has = (set: typeof options.portalAllowSources, ip: string) => set!.contains(parseIp(ip)!);
+    expect(['192.0.2.9', '2001:db8::1', '203.0.113.7'].map((ip) => has(options.portalAllowSources, ip))).toEqual([true, true, true]);
+    expect(has(options.portalAllowSources, '198.51.100.1')).toBe(false);
+    expect(has(options.allowSources, '192.0.2.9')).toBe(false);
+    expect(parseServeArgs(['--sessions', SESSIONS, '--tokens-dir', '/tmp/t', ...PORTAL]).portalAllowSources).toBeUndefined();
+  });
+
+  it('prints where the portal is and the redirect URI to register: never under the path prefix', async () => {
     const tokens = mkdtempSync(join(tmpdir(), 'serve-portal-'));
     dirs.push(tokens);
-    const serve = await startServeProcess(['--sessions', SESSIONS, '--tokens-dir', tokens, ...PORTAL], cliBaseEnv());
+    const serve = await startServeProcess(['--sessions', SESSIONS, '--tokens-dir', tokens, ...PORTAL, '--path-prefix', 's3cret'], cliBaseEnv());
     try {
       // Written right after the "serving on" line; it may arrive in the next chunk.
       for (let i = 0; i < 50 && !serve.stderr().includes('redirect URI'); i++) await new Promise((r) => setTimeout(r, 100));
       expect(serve.stderr()).toContain(`portal at ${serve.url}/portal (the identity provider's redirect URI: ${serve.url}/portal/callback)`);
+    } finally {
+      await serve.stop();
+    }
+  });
+});
+
+describe("serve: the portal's callers apart from the gateway's (real HTTP on loopback)", () => {
+  const ask = async (url: string, method = 'GET', body?: string) => {
+    const answer = await fetch(url, { method, redirect: 'manual', body, headers: method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {} });
+    return { status: answer.status, body: await answer.text() };
+  };
+
+  it('a caller outside --allow-source gets 403 from /resolveSession and /verifyToken (under the prefix or not) while the portal answers it', async () => {
+    const tokens = mkdtempSync(join(tmpdir(), 'serve-portal-'));
+    dirs.push(tokens);
+    // 127.0.0.1 (this test) is outside the gateway's list; the portal has none (anyone).
+    const serve = await startServeProcess(['--sessions', SESSIONS, '--tokens-dir', tokens, ...PORTAL, '--allow-source', '192.0.2.0/24', '--path-prefix', 's3cret'], cliBaseEnv());
+    try {
+      expect((await ask(`${serve.url}/s3cret/resolveSession?sessionId=console&transport=HTTP`, 'POST')).status).toBe(403);
+      expect((await ask(`${serve.url}/resolveSession?sessionId=console&transport=HTTP`, 'POST')).status).toBe(403);
+      expect((await ask(`${serve.url}/s3cret/verifyToken/10.150.248.180`, 'POST', 'sessionId=console&authenticationToken=nope')).status).toBe(403);
+      expect((await ask(`${serve.url}/s3cret/portal`)).status).toBe(403);
+      const portal = await ask(`${serve.url}/portal`);
+      expect(portal.status).toBe(200);
+      expect(portal.body).toContain('href="/portal/login"');
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  it('--portal-allow-source refuses browsers outside it with 403 while the gateway inside --allow-source is answered', async () => {
+    const tokens = mkdtempSync(join(tmpdir(), 'serve-portal-'));
+    dirs.push(tokens);
+    const serve = await startServeProcess(
+      ['--sessions', SESSIONS, '--tokens-dir', tokens, ...PORTAL, '--allow-source', '127.0.0.1/32', '--portal-allow-source', '192.0.2.0/24', '--path-prefix', 's3cret'],
+      cliBaseEnv(),
+    );
+    try {
+      expect((await ask(`${serve.url}/portal`)).status).toBe(403);
+      expect((await ask(`${serve.url}/portal/login`)).status).toBe(403);
+      const resolved = await ask(`${serve.url}/s3cret/resolveSession?sessionId=console&transport=HTTP`, 'POST');
+      expect(resolved.status).toBe(200);
+      expect(JSON.parse(resolved.body)).toMatchObject({ DcvServerEndpoint: '10.150.248.180' });
+      const verdict = await ask(`${serve.url}/s3cret/verifyToken/10.150.248.180`, 'POST', 'sessionId=console&authenticationToken=nope');
+      expect(verdict.status).toBe(200);
+      expect(verdict.body).toContain('result="no"');
     } finally {
       await serve.stop();
     }

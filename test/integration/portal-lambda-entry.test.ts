@@ -10,10 +10,11 @@ import { createTokensTable } from '../helpers/token-tables';
 import { parseAuthXml, verifyForm } from '../helpers/verify-http';
 
 /**
- * The portal through the deployed Lambda entry (lambda/handlers/resolver.ts), configured only by the
+ * The portal through its own Lambda entry (lambda/handlers/portal.ts), configured only by the
  * PORTAL_* environment the stack sets: the cookie key read from Secrets Manager (a loopback stand-in), the
  * provider a real oidc-provider, the tables dynalite, the requests Function URL events. A scripted user agent
- * signs alice in, lists, connects, and the DCV server's verifier accepts the token. The provider copies the
+ * signs alice in, lists, connects, and the DCV server's verifier (the resolver's entry, lambda/handlers/resolver.ts,
+ * over the same tables) accepts the token. The provider copies the
  * claims into the ID token (as Cognito does), so the sign-in costs no UserInfo request; the conforming
  * provider (claims only at UserInfo) is the browser test's and portal-userinfo.test.ts's.
  */
@@ -29,6 +30,7 @@ let secrets: LocalSecretsManager;
 
 type Handler = (event: APIGatewayProxyEventV2, context: ReturnType<typeof lambdaContext>) => Promise<APIGatewayProxyStructuredResultV2>;
 let handler: Handler;
+let resolverHandler: Handler;
 // A scripted browser at HOST (keeps the portal's cookies) in front of the entry's handler.
 const agent = portalUserAgent((event) => handler(event, lambdaContext()), HOST);
 const { call, cookies } = agent;
@@ -58,7 +60,8 @@ beforeAll(async () => {
     PORTAL_GATEWAY_URL: GATEWAY,
   });
   vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  handler = (await import('../../lambda/handlers/resolver')).handler as unknown as Handler;
+  handler = (await import('../../lambda/handlers/portal')).handler as unknown as Handler;
+  resolverHandler = (await import('../../lambda/handlers/resolver')).handler as unknown as Handler;
 }, 60_000);
 
 afterAll(async () => {
@@ -113,7 +116,10 @@ describe('the portal through the Lambda entry', () => {
       sourceIp: '198.51.100.30',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
-    const verdict = await handler(
+    // The portal's function serves none of the gateway's routes; the resolver's serves none of the portal's.
+    expect((await handler({ ...verify, body: 'sessionId=console&authenticationToken=x' }, lambdaContext())).statusCode).toBe(404);
+    expect((await resolverHandler(functionUrlEvent({ method: 'GET', path: '/portal' }), lambdaContext())).statusCode).toBe(404);
+    const verdict = await resolverHandler(
       { ...verify, body: verifyForm({ sessionId: 'console', authenticationToken: link.searchParams.get('authToken')!, clientAddress: '203.0.113.5' }) },
       lambdaContext(),
     );

@@ -86,9 +86,9 @@ describe.each(CONFIGS)('the shipped resolver: $name', (config) => {
     }
   });
 
-  it("every AWS call it made is allowed by its role in the template", () => {
+  it("every AWS call it made is allowed by its role in the template", async () => {
     const mine = world.calls().filter((c) => c.accessKeyId === world.accessKeyOf(resolverId));
     expect(mine.map((c) => c.action)).toContain('dynamodb:GetItem');
-    expect(denied(synth, resolverId, mine)).toEqual([]);
+    expect(await denied(synth, resolverId, mine)).toEqual([]);
   });
 });

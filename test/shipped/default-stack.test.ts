@@ -215,12 +215,12 @@ describe('the shipped functions of the default stack', () => {
     expect(await item('desk-1')).toMatchObject({ DcvServerEndpoint: { S: '10.0.0.50' }, Source: { S: 'manual' } });
   });
 
-  it("every AWS call each function made is allowed by its role in the template", () => {
+  it("every AWS call each function made is allowed by its role in the template", async () => {
     const calls = world.calls();
     for (const id of [discoveryId, resolverId]) {
       const mine = calls.filter((c) => c.accessKeyId === world.accessKeyOf(id));
       expect(mine.length, id).toBeGreaterThan(0);
-      expect(denied(synth, id, mine), id).toEqual([]);
+      expect(await denied(synth, id, mine), id).toEqual([]);
     }
     // Nothing unattributed (every call was signed by one of the functions or by this test's own client).
     const known = new Set([world.accessKeyOf(discoveryId), world.accessKeyOf(resolverId), 'AKIDTESTTESTTEST']);

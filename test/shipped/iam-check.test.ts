@@ -4,14 +4,17 @@ import { denied } from './harness/iam-check';
 import { synthesize, type Synthesized } from './harness/synthesized';
 
 /**
- * The policy check the shipped-bundle tests rely on, against a real template: it must refuse what the roles
- * do not grant, or a missing permission would pass there unnoticed.
+ * The policy check the shipped-bundle tests rely on (an outside IAM evaluator over the template's roles),
+ * against a real template: it must refuse what the roles do not grant, or a missing permission would pass
+ * there unnoticed.
  */
 let synth: Synthesized;
 let resolver: string;
+let portal: string;
 let discovery: string;
 let sessions: string;
 let tokens: string;
+const SECRET = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ShippedPolicy-dcv-portal-keys-AbCdEf';
 
 const call = (action: string, resources: string[], keys?: AwsCall['keys']): AwsCall => ({
   accessKeyId: 'x',
@@ -24,6 +27,7 @@ const call = (action: string, resources: string[], keys?: AwsCall['keys']): AwsC
 beforeAll(() => {
   synth = synthesize('ShippedPolicy', { allowAnySource: true, portal: 'oidc', gatewayUrl: 'https://gw.example.com', oidcIssuer: 'https://login.example.com', oidcClientId: 'portal' });
   resolver = synth.functionId('Resolver');
+  portal = synth.functionId('PortalFunction');
   discovery = synth.functionId('DiscoveryFunction');
   sessions = synth.tableName('Sessions');
   tokens = synth.tableName('Tokens');
@@ -32,18 +36,43 @@ beforeAll(() => {
 afterAll(() => synth?.remove());
 
 describe('the template policy check', () => {
-  it('allows what the roles grant', () => {
-    expect(denied(synth, resolver, [call('dynamodb:GetItem', [tableArn(sessions)]), call('dynamodb:UpdateItem', [tableArn(tokens)])])).toEqual([]);
-    expect(denied(synth, discovery, [call('dynamodb:Query', [`${tableArn(sessions)}/index/ByInstanceId`]), call('ec2:DescribeInstances', ['*'])])).toEqual([]);
-    expect(denied(synth, resolver, [call('dynamodb:PutItem', [tableArn(sessions)], [{ SessionId: { S: 'lease:desk-1' } }])])).toEqual([]);
+  it('allows what the roles grant', async () => {
+    const desk = [{ SessionId: { S: 'desk-1' } }];
+    expect(await denied(synth, resolver, [call('dynamodb:GetItem', [tableArn(sessions)], desk), call('dynamodb:UpdateItem', [tableArn(tokens)], [{ TokenHash: { S: 'h' } }])])).toEqual([]);
+    expect(await denied(synth, discovery, [call('dynamodb:Query', [`${tableArn(sessions)}/index/ByInstanceId`]), call('ec2:DescribeInstances', ['*'])])).toEqual([]);
+    expect(
+      await denied(synth, portal, [
+        call('dynamodb:PutItem', [tableArn(sessions)], [{ SessionId: { S: 'lease:desk-1' } }]),
+        call('dynamodb:GetItem', [tableArn(sessions)], desk),
+        call('dynamodb:Scan', [tableArn(sessions)]),
+        call('dynamodb:PutItem', [tableArn(tokens)], [{ TokenHash: { S: 'h' } }]),
+        call('secretsmanager:GetSecretValue', [SECRET]),
+      ]),
+    ).toEqual([]);
   });
 
-  it('refuses another action, another table, another index, and a key outside a LeadingKeys condition', () => {
-    expect(denied(synth, resolver, [call('dynamodb:DeleteItem', [tableArn(sessions)])])).toEqual([`dynamodb:DeleteItem on ${tableArn(sessions)}`]);
-    expect(denied(synth, resolver, [call('dynamodb:GetItem', [tableArn('SomeoneElses')])])).toHaveLength(1);
-    expect(denied(synth, discovery, [call('dynamodb:Query', [`${tableArn(sessions)}/index/Other`])])).toHaveLength(1);
-    expect(denied(synth, resolver, [call('dynamodb:PutItem', [tableArn(sessions)], [{ SessionId: { S: 'desk-1' } }])])).toHaveLength(1);
-    expect(denied(synth, discovery, [call('secretsmanager:GetSecretValue', ['arn:aws:secretsmanager:us-east-1:123456789012:secret:ShippedPolicy-dcv-portal-keys-AbCdEf'])])).toHaveLength(1);
-    expect(denied(synth, resolver, [call('secretsmanager:GetSecretValue', ['arn:aws:secretsmanager:us-east-1:123456789012:secret:ShippedPolicy-dcv-portal-keys-AbCdEf'])])).toEqual([]);
+  it('refuses another action, another table, another index, a key outside a LeadingKeys condition, another secret', async () => {
+    expect(await denied(synth, resolver, [call('dynamodb:DeleteItem', [tableArn(sessions)])])).toEqual([`dynamodb:DeleteItem on ${tableArn(sessions)}`]);
+    expect(await denied(synth, resolver, [call('dynamodb:GetItem', [tableArn('SomeoneElses')])])).toHaveLength(1);
+    expect(await denied(synth, discovery, [call('dynamodb:Query', [`${tableArn(sessions)}/index/Other`])])).toHaveLength(1);
+    expect(await denied(synth, portal, [call('dynamodb:PutItem', [tableArn(sessions)], [{ SessionId: { S: 'desk-1' } }])])).toHaveLength(1);
+    expect(await denied(synth, portal, [call('dynamodb:UpdateItem', [tableArn(tokens)], [{ TokenHash: { S: 'h' } }])])).toHaveLength(1);
+    expect(await denied(synth, discovery, [call('secretsmanager:GetSecretValue', [SECRET])])).toHaveLength(1);
+    expect(await denied(synth, portal, [call('secretsmanager:GetSecretValue', [SECRET.replace('keys-AbCdEf', 'keys-extra-AbCdEf')])])).toHaveLength(1);
+  });
+
+  it("the resolver's role has none of the portal's grants: no Scan, no PutItem (lease or not), no secret", async () => {
+    const refused = await denied(synth, resolver, [
+      call('dynamodb:Scan', [tableArn(sessions)]),
+      call('dynamodb:PutItem', [tableArn(sessions)], [{ SessionId: { S: 'lease:desk-1' } }]),
+      call('dynamodb:PutItem', [tableArn(tokens)], [{ TokenHash: { S: 'h' } }]),
+      call('secretsmanager:GetSecretValue', [SECRET]),
+    ]);
+    expect(refused).toHaveLength(4);
+  });
+
+  it('says so when the evaluator cannot read a call (an action AWS does not have)', async () => {
+    const [finding] = await denied(synth, resolver, [call('dynamodb:GetItems', [tableArn(sessions)])]);
+    expect(finding).toMatch(/^dynamodb:GetItems on .*: not evaluable/);
   });
 });

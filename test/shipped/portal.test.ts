@@ -13,24 +13,38 @@ import { synthesize, templateEnvironment, type Synthesized } from './harness/syn
 import { startWorld, type World } from './harness/world';
 
 /**
- * The resolver bundle with the portal (`portal=oidc`, discovery on), run as it ships (see
- * default-stack.test.ts): its PORTAL_* environment from the template, the cookie key read from a loopback
- * Secrets Manager under the secret name the template grants, a real oidc-provider on loopback (https, claims
- * in UserInfo only) as the issuer.
- * Alice signs in, the list page renders her desktop only, Connect's token passes the same function's verifier.
- * And `portal=cognito`: the template's functions start and resolve (its issuer is Cognito's, off this machine,
- * so its pages are not requested here).
+ * The bundles with the portal on, run as they ship (see default-stack.test.ts): the portal is its own function
+ * (its PORTAL_* environment from the template, the cookie key read from a loopback Secrets Manager under the
+ * secret name its role is granted), the resolver keeps the gateway's allow-list and secret prefix.
+ *
+ * `portal=oidc`, discovery on, with an allow-list and a prefix: a real oidc-provider on loopback (https, claims in
+ * UserInfo only) as the issuer; alice, from an address outside the allow-list, signs in at the portal's function
+ * (no prefix), her list renders her desktop only, Connect's token passes the resolver function's verifier (asked
+ * from inside the list); the same address gets 403 from the resolver's /resolveSession and /verifyToken.
+ * `portal=cognito`: both functions start; the portal answers its signed-out page (its issuer is Cognito's, off
+ * this machine, so sign-in is not requested here) and the resolver resolves.
+ * In both, every AWS call each function made is allowed by its own role, and by no more than it needs.
  */
-const HOST = 'abcdefgh.lambda-url.us-east-1.on.aws';
+const PORTAL_HOST = 'portalabcd.lambda-url.us-east-1.on.aws';
 const GATEWAY = 'https://gw.example.com:8443';
+const PREFIX = 'k3y-5e7a';
+/** The gateway's and DCV servers' egress (the functionUrlEvent fixture's sourceIp is inside). */
+const GATEWAY_CIDRS = ['198.51.100.0/24'];
+/** A user's browser: outside the gateway's list. */
+const BROWSER = '203.0.113.50';
 type Answer = APIGatewayProxyStructuredResultV2 & { statusCode: number; body: string };
 
-describe('the shipped resolver with the portal (oidc)', () => {
+const actionsOf = (world: World, id: string) => new Set(world.calls().filter((c) => c.accessKeyId === world.accessKeyOf(id)).map((c) => c.action));
+const callsOf = (world: World, id: string) => world.calls().filter((c) => c.accessKeyId === world.accessKeyOf(id));
+
+describe('the shipped portal and resolver (oidc, allow-list and prefix)', () => {
   let idp: TestOidcProvider;
   let synth: Synthesized;
   let world: World;
   let resolver: RunningFunction;
+  let portal: RunningFunction;
   let resolverId: string;
+  let portalId: string;
   let agent: PortalUserAgent;
   let certs: TestCerts;
 
@@ -39,24 +53,34 @@ describe('the shipped resolver with the portal (oidc)', () => {
     // claims from UserInfo only (a conforming provider), so the shipped bundle's UserInfo read is exercised.
     certs = makeTestCerts();
     idp = await startOidcProvider({
-      redirectUris: [`https://${HOST}/portal/callback`],
+      redirectUris: [`https://${PORTAL_HOST}/portal/callback`],
       claims: 'userinfo',
       tls: { key: readFileSync(certs.files.serverKey), cert: readFileSync(certs.files.serverCert), ca: certs.ca },
     });
     // upn named as a user claim (an Entra-like tenant where only administrators set it): PORTAL_USER_CLAIMS.
-    synth = synthesize('ShippedPortal', { allowAnySource: true, portal: 'oidc', gatewayUrl: GATEWAY, oidcIssuer: idp.issuer, oidcClientId: idp.clientId, oidcUserClaims: ['upn'] });
+    synth = synthesize('ShippedPortal', {
+      allowedSourceCidrs: GATEWAY_CIDRS,
+      pathPrefix: PREFIX,
+      portal: 'oidc',
+      gatewayUrl: GATEWAY,
+      oidcIssuer: idp.issuer,
+      oidcClientId: idp.clientId,
+      oidcUserClaims: ['upn'],
+    });
     resolverId = synth.functionId('Resolver');
+    portalId = synth.functionId('PortalFunction');
     world = await startWorld(synth, { trustedCaFile: certs.files.ca });
-    const env = templateEnvironment(synth, resolverId);
+    const env = templateEnvironment(synth, portalId);
     world.secrets.set(env.PORTAL_SECRET_ID!, JSON.stringify({ cookieKey: 'k'.repeat(48) }));
     const items: Record<string, AttributeValue>[] = [
       { SessionId: { S: 'alice-desk' }, DcvServerEndpoint: { S: '10.0.0.31' }, TargetSessionId: { S: 'console' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] } },
       { SessionId: { S: 'bob-desk' }, DcvServerEndpoint: { S: '10.0.0.32' }, AllowedUsers: { SS: ['bob@example.com'] } },
       { SessionId: { S: 'dana-desk' }, DcvServerEndpoint: { S: '10.0.0.33' }, AllowedUsers: { SS: ['dana@corp.example'] } },
+      { SessionId: { S: 'gpu-1' }, DcvServerEndpoint: { S: '10.0.1.1' }, Pool: { S: 'gpu' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] } },
     ];
     for (const Item of items) await world.dynamo.client().send(new PutItemCommand({ TableName: synth.tableName('Sessions'), Item }));
-    resolver = await world.start(resolverId);
-    agent = portalUserAgent((event) => invokeOk(resolver, event), HOST, { ca: certs.ca });
+    [resolver, portal] = await Promise.all([world.start(resolverId), world.start(portalId)]);
+    agent = portalUserAgent((event) => invokeOk(portal, event), PORTAL_HOST, { ca: certs.ca, sourceIp: BROWSER });
   }, 120_000);
 
   afterAll(async () => {
@@ -66,17 +90,20 @@ describe('the shipped resolver with the portal (oidc)', () => {
     certs?.remove();
   });
 
-  it('the template has the resolver and discovery; the resolver carries the PORTAL_* environment', () => {
-    expect([...synth.functions].sort()).toEqual([synth.functionId('DiscoveryFunction'), resolverId].sort());
-    const env = templateEnvironment(synth, resolverId);
+  it('the template has the resolver, the portal and discovery; only the portal carries the PORTAL_* environment', () => {
+    expect([...synth.functions].sort()).toEqual([synth.functionId('DiscoveryFunction'), portalId, resolverId].sort());
+    const env = templateEnvironment(synth, portalId);
     expect(env).toMatchObject({ PORTAL_ISSUER: idp.issuer, PORTAL_CLIENT_ID: idp.clientId, PORTAL_GATEWAY_URL: GATEWAY });
+    expect(env).not.toHaveProperty('PATH_PREFIX');
+    expect(env).not.toHaveProperty('ALLOWED_SOURCE_CIDRS');
     expect(Object.values(env).join(' ')).not.toContain('{{unresolved');
+    expect(Object.keys(templateEnvironment(synth, resolverId)).filter((k) => k.startsWith('PORTAL_'))).toEqual([]);
   });
 
-  it('signs alice in, lists exactly her desktop, and Connect gives a token its verifier accepts', async () => {
+  it('signs alice in from outside the allow-list, lists exactly her desktops, and Connect gives a token the resolver verifies', async () => {
     const signedOut = (await agent.call('GET', '/portal')) as Answer;
     expect(signedOut.statusCode).toBe(200);
-    expect(signedOut.body).toContain('/portal/login');
+    expect(signedOut.body).toContain('href="/portal/login"');
 
     const callback = await agent.signIn('alice');
     expect(callback.statusCode).toBe(303);
@@ -84,7 +111,8 @@ describe('the shipped resolver with the portal (oidc)', () => {
     const list = (await agent.call('GET', '/portal')) as Answer;
     expect(list.statusCode).toBe(200);
     // Alice is on alice-desk's list by e-mail, which this provider gives only through UserInfo.
-    expect([...list.body.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1])).toEqual(['alice-desk']);
+    expect([...list.body.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1])).toEqual(['alice-desk', 'Pool gpu']);
+    expect(list.body).not.toContain(PREFIX);
     expect(idp.userInfoRequests()).toBe(1);
 
     const csrf = /name="csrf" value="([^"]+)"/.exec(list.body)![1]!;
@@ -92,17 +120,25 @@ describe('the shipped resolver with the portal (oidc)', () => {
     expect(connect.statusCode).toBe(303);
     const link = new URL(String(connect.headers!.Location));
     expect(`${link.origin}${link.hash}`).toBe(`${GATEWAY}#alice-desk`);
-    const verdict = await invokeOk<Answer>(resolver, {
-      ...functionUrlEvent({ method: 'POST', path: '/verifyToken/10.0.0.31', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
-      body: verifyForm({ sessionId: 'console', authenticationToken: link.searchParams.get('authToken')!, clientAddress: '203.0.113.5' }),
-    });
+    const verify = (sourceIp?: string) =>
+      invokeOk<Answer>(resolver, {
+        ...functionUrlEvent({ method: 'POST', path: `/${PREFIX}/verifyToken/10.0.0.31`, sourceIp, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+        body: verifyForm({ sessionId: 'console', authenticationToken: link.searchParams.get('authToken')!, clientAddress: '203.0.113.5' }),
+      });
+    // Outside the list, the verifier is not reached (and the token's use is not taken).
+    expect((await verify(BROWSER)).statusCode).toBe(403);
+    const verdict = await verify();
     expect(parseAuthXml(verdict.body)).toEqual({ result: 'yes', username: 'alice@example.com' });
+
+    // A pool placement writes a lease item, within the portal role's lease:* condition.
+    const pool = await agent.call('POST', '/portal/connect', { form: { csrf, pool: 'gpu', client: 'web' } });
+    expect(pool.statusCode).toBe(303);
   });
 
   it('matches only trusted claims: the named upn lets Dana in; self-chosen user names and an unconfirmed e-mail get nothing', async () => {
-    expect(templateEnvironment(synth, resolverId).PORTAL_USER_CLAIMS).toBe('upn');
+    expect(templateEnvironment(synth, portalId).PORTAL_USER_CLAIMS).toBe('upn');
     const listed = async (login: string) => {
-      const person = portalUserAgent((event) => invokeOk(resolver, event), HOST, { ca: certs.ca });
+      const person = portalUserAgent((event) => invokeOk(portal, event), PORTAL_HOST, { ca: certs.ca, sourceIp: BROWSER });
       expect((await person.signIn(login)).statusCode).toBe(303);
       const list = (await person.call('GET', '/portal')) as Answer;
       return [...list.body.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1]);
@@ -112,22 +148,40 @@ describe('the shipped resolver with the portal (oidc)', () => {
     expect(await listed('mallory-unconfirmed')).toEqual([]);
   });
 
-  it('every AWS call it made (the secret, the catalog Scan, the token) is allowed by its role', () => {
-    const mine = world.calls().filter((c) => c.accessKeyId === world.accessKeyOf(resolverId));
-    expect(new Set(mine.map((c) => c.action))).toEqual(new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem']));
-    expect(denied(synth, resolverId, mine)).toEqual([]);
+  it("the browser's address gets 403 from the resolver's /resolveSession and /verifyToken, prefix or not", async () => {
+    const ask = (path: string, sourceIp?: string) =>
+      invokeOk<Answer>(resolver, functionUrlEvent({ method: 'POST', path, rawQueryString: 'sessionId=alice-desk&transport=HTTP', sourceIp }));
+    expect((await ask(`/${PREFIX}/resolveSession`, BROWSER)).statusCode).toBe(403);
+    expect((await ask('/resolveSession', BROWSER)).statusCode).toBe(403);
+    expect((await ask(`/${PREFIX}/verifyToken/10.0.0.31`, BROWSER)).statusCode).toBe(403);
+    expect((await ask(`/${PREFIX}/resolveSession`)).statusCode).toBe(200);
+    // And the resolver serves no portal; the portal serves none of the gateway's routes.
+    expect((await invokeOk<Answer>(resolver, functionUrlEvent({ method: 'GET', path: '/portal' }))).statusCode).toBe(404);
+    expect((await invokeOk<Answer>(portal, functionUrlEvent({ method: 'POST', path: `/${PREFIX}/resolveSession`, rawQueryString: 'sessionId=alice-desk&transport=HTTP' }))).statusCode).toBe(404);
+    expect((await invokeOk<Answer>(portal, functionUrlEvent({ method: 'POST', path: '/resolveSession', rawQueryString: 'sessionId=alice-desk&transport=HTTP' }))).statusCode).toBe(404);
+  });
+
+  it('every AWS call each function made is allowed by its own role, and each made only its own kind', async () => {
+    expect(actionsOf(world, portalId)).toEqual(new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:GetItem']));
+    expect(callsOf(world, portalId).some((c) => c.action === 'dynamodb:PutItem' && c.keys?.some((k) => k.SessionId?.S?.startsWith('lease:')))).toBe(true);
+    expect(actionsOf(world, resolverId)).toEqual(new Set(['dynamodb:GetItem', 'dynamodb:UpdateItem']));
+    expect(await denied(synth, portalId, callsOf(world, portalId))).toEqual([]);
+    expect(await denied(synth, resolverId, callsOf(world, resolverId))).toEqual([]);
+    // The resolver's role could not have made the portal's calls (its one shared grant: GetItem on the sessions).
+    const refused = await denied(synth, resolverId, callsOf(world, portalId).filter((c) => c.action !== 'dynamodb:GetItem'));
+    expect(new Set(refused.map((r) => r.split(' ')[0]))).toEqual(new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem']));
   });
 
   it('a provider whose UserInfo hangs: the portal 503 page within the invocation, logged as "UserInfo" (issue 21 item 7)', async () => {
-    const bob = portalUserAgent((event) => invokeOk(resolver, event), HOST, { ca: certs.ca });
-    const logStart = resolver.output().length;
+    const bob = portalUserAgent((event) => invokeOk(portal, event), PORTAL_HOST, { ca: certs.ca, sourceIp: BROWSER });
+    const logStart = portal.output().length;
     idp.stall('userinfo');
     try {
       const callback = (await bob.signIn('bob')) as Answer;
       expect(callback.statusCode).toBe(503);
       expect(callback.body).toContain('did not answer in time');
       expect(bob.cookies.dcv_portal).toBeUndefined();
-      const late = resolver.output().slice(logStart).split('\n').filter((l) => l.includes('portal out of time'));
+      const late = portal.output().slice(logStart).split('\n').filter((l) => l.includes('portal out of time'));
       expect(late.map((l) => JSON.parse(l) as Record<string, unknown>)).toMatchObject([{ level: 'ERROR', call: 'UserInfo' }]);
     } finally {
       idp.stall(undefined);
@@ -135,18 +189,25 @@ describe('the shipped resolver with the portal (oidc)', () => {
   });
 });
 
-describe('the shipped resolver with the portal (cognito)', () => {
+describe('the shipped portal and resolver (cognito)', () => {
   let synth: Synthesized;
   let world: World;
   let resolver: RunningFunction;
+  let portal: RunningFunction;
+  let resolverId: string;
+  let portalId: string;
 
   beforeAll(async () => {
-    synth = synthesize('ShippedCognito', { allowAnySource: true, portal: 'cognito', gatewayUrl: GATEWAY, discovery: false });
+    synth = synthesize('ShippedCognito', { allowedSourceCidrs: GATEWAY_CIDRS, portal: 'cognito', gatewayUrl: GATEWAY, discovery: false });
+    resolverId = synth.functionId('Resolver');
+    portalId = synth.functionId('PortalFunction');
     world = await startWorld(synth);
     await world.dynamo.client().send(
       new PutItemCommand({ TableName: synth.tableName('Sessions'), Item: { SessionId: { S: 'console' }, DcvServerEndpoint: { S: '10.0.0.41' } } }),
     );
-    resolver = await world.start(synth.functionId('Resolver'));
+    // Cognito mode: the app client id travels in the secret (the stack writes it there).
+    world.secrets.set(templateEnvironment(synth, portalId).PORTAL_SECRET_ID!, JSON.stringify({ cookieKey: 'k'.repeat(48), clientId: 'cognito-app-client' }));
+    [resolver, portal] = await Promise.all([world.start(resolverId), world.start(portalId)]);
   }, 120_000);
 
   afterAll(async () => {
@@ -154,12 +215,23 @@ describe('the shipped resolver with the portal (cognito)', () => {
     synth?.remove();
   });
 
-  it('has the resolver alone, which starts with the Cognito PORTAL_* environment and resolves', async () => {
-    expect(synth.functions).toEqual([synth.functionId('Resolver')]);
+  it('has the resolver and the portal; the portal starts with the Cognito PORTAL_* environment and answers outside the list, the resolver resolves', async () => {
+    expect([...synth.functions].sort()).toEqual([portalId, resolverId].sort());
+    expect(templateEnvironment(synth, portalId)).toMatchObject({ PORTAL_GROUPS_CLAIM: 'cognito:groups', PORTAL_GATEWAY_URL: GATEWAY });
+    const page = await invokeOk<Answer>(portal, functionUrlEvent({ method: 'GET', path: '/portal', sourceIp: BROWSER, headers: { host: PORTAL_HOST } }));
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('href="/portal/login"');
+    const outside = await invokeOk<Answer>(resolver, functionUrlEvent({ rawQueryString: 'sessionId=console&transport=HTTP', sourceIp: BROWSER }));
+    expect(outside.statusCode).toBe(403);
     const hit = await invokeOk<Answer>(resolver, functionUrlEvent({ rawQueryString: 'sessionId=console&transport=HTTP' }));
     expect(hit.statusCode).toBe(200);
     expect(JSON.parse(hit.body)).toMatchObject({ DcvServerEndpoint: '10.0.0.41' });
-    const mine = world.calls().filter((c) => c.accessKeyId === world.accessKeyOf(synth.functionId('Resolver')));
-    expect(denied(synth, synth.functionId('Resolver'), mine)).toEqual([]);
+  });
+
+  it('every AWS call each function made is allowed by its own role', async () => {
+    expect(actionsOf(world, portalId)).toEqual(new Set(['secretsmanager:GetSecretValue']));
+    expect(actionsOf(world, resolverId)).toEqual(new Set(['dynamodb:GetItem']));
+    expect(await denied(synth, portalId, callsOf(world, portalId))).toEqual([]);
+    expect(await denied(synth, resolverId, callsOf(world, resolverId))).toEqual([]);
   });
 });

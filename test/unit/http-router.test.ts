@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRouter, jsonResponse, type HttpRequest } from '../../lambda/core/http-router';
+import { createRouter, jsonResponse, sourceCheck, type HttpRequest } from '../../lambda/core/http-router';
 import { CidrSet } from '../../lambda/core/ip';
 import { SessionResolver } from '../../lambda/core/resolve';
 import type { RawItem } from '../../lambda/core/session-record';
@@ -173,6 +173,48 @@ describe('access-control options (light)', () => {
     expect((await route(request('POST', '/s3cr3t/resolveSession?sessionId=console&transport=HTTP'))).body).toBe(CONSOLE_HTTP);
     expect((await route(request('POST', '/resolveSession?sessionId=console&transport=HTTP'))).statusCode).toBe(404);
     expect((await route(request('POST', '/wrong/resolveSession?sessionId=console&transport=HTTP'))).statusCode).toBe(404);
+  });
+});
+
+describe("the portal's routes apart from the gateway's", () => {
+  const portalPage = async () => ({ statusCode: 200, headers: {}, body: 'portal page' });
+  const GATEWAY_LIST = CidrSet.parse(['198.51.100.0/24']);
+  const PORTAL_LIST = CidrSet.parse(['192.0.2.0/24']);
+
+  it('sourceCheck: /portal and /portal/… answer to the portal list, everything else (prefix or not) to the gateway list', () => {
+    const check = sourceCheck({ allowedSources: GATEWAY_LIST, portalAllowedSources: PORTAL_LIST, portal: true });
+    expect(check('/portal', '192.0.2.1')).toBe(true);
+    expect(check('/portal/callback', '192.0.2.1')).toBe(true);
+    expect(check('/portal', '198.51.100.7')).toBe(false);
+    expect(check('/resolveSession', '192.0.2.1')).toBe(false);
+    expect(check('/s3cr3t/portal', '192.0.2.1')).toBe(false);
+    expect(check('/portalx', '192.0.2.1')).toBe(false);
+    expect(check('/s3cr3t/verifyToken/10.0.0.1', '198.51.100.7')).toBe(true);
+    expect(check('/portal', undefined)).toBe(false);
+    // No portal list: anyone on the portal's paths; no portal: those paths are the gateway's like any other.
+    expect(sourceCheck({ allowedSources: GATEWAY_LIST, portal: true })('/portal', '203.0.113.1')).toBe(true);
+    expect(sourceCheck({ allowedSources: GATEWAY_LIST, portalAllowedSources: PORTAL_LIST, portal: false })('/portal', '192.0.2.1')).toBe(false);
+  });
+
+  it('a caller outside the gateway list gets 403 on every non-portal path whatever prefix it guesses, and the portal page', async () => {
+    const log = new RecordingLog();
+    const resolver = new SessionResolver({ store: new MemorySessionStore(ITEMS), log });
+    const route = createRouter({ resolver, log, allowedSources: GATEWAY_LIST, pathPrefix: 's3cr3t', portal: portalPage });
+    const outsider = '203.0.113.1';
+    for (const target of ['/s3cr3t/resolveSession?sessionId=console&transport=HTTP', '/guess/resolveSession?sessionId=console&transport=HTTP', '/s3cr3t/verifyToken/10.0.1.15', '/s3cr3t/health', '/nothing']) {
+      expect((await route(request('POST', target, outsider))).statusCode, target).toBe(403);
+    }
+    expect((await route(request('GET', '/portal', outsider))).body).toBe('portal page');
+    // Under the prefix, /portal is not the portal.
+    expect((await route(request('GET', '/s3cr3t/portal', '198.51.100.7'))).statusCode).toBe(404);
+  });
+
+  it('without a resolver (the portal function) /resolveSession and /verifyToken are 404 and the portal answers', async () => {
+    const log = new RecordingLog();
+    const route = createRouter({ log, portal: portalPage });
+    expect((await route(request('POST', '/resolveSession?sessionId=console&transport=HTTP'))).statusCode).toBe(404);
+    expect((await route(request('POST', '/verifyToken/10.0.1.15'))).statusCode).toBe(404);
+    expect((await route(request('GET', '/portal/'))).body).toBe('portal page');
   });
 });
 

@@ -91,7 +91,8 @@ function setup(prefix?: string, options: { userClaims?: readonly string[] } = {}
     now: () => now,
     portal: (shared) => createPortal({ ...shared, oidc, cookieKey: KEY, gatewayUrl: GATEWAY, catalog: store, leases: store, userClaims: options.userClaims }),
   });
-  const base = prefix ? `/${prefix}` : '';
+  // The prefix is the gateway's routes' secret: the portal's paths never carry it.
+  const base = '';
   const send = (method: string, path: string, init: { cookie?: string; body?: string; headers?: Record<string, string>; query?: string } = {}) =>
     route({
       method,
@@ -448,29 +449,53 @@ describe('portal: sign out and prefix', () => {
     expect(out.cookies).toContain('dcv_portal=; Path=/portal; Max-Age=0; HttpOnly; Secure; SameSite=Lax');
   });
 
-  it('under a secret path prefix every URL and cookie path carries it; without it /portal is a plain 404', async () => {
+  it("the resolver's secret path prefix is not the portal's: its URLs and cookie paths carry none, /<prefix>/portal is a 404", async () => {
     const { send, signIn } = setup('s3cret');
     const login = await send('GET', '/portal/login');
-    expect(new URL(login.headers.Location).searchParams.get('redirect_uri')).toBe(`${ORIGIN}/s3cret/portal/callback`);
-    expect(login.cookies![0]).toContain('Path=/s3cret/portal;');
+    expect(new URL(login.headers.Location).searchParams.get('redirect_uri')).toBe(`${ORIGIN}/portal/callback`);
+    expect(login.cookies![0]).toContain('Path=/portal;');
     const { list } = await signIn('bob');
-    expect(list.body).toContain('action="/s3cret/portal/connect"');
-    const router = createResolverRouter({ store: new MemorySessionStore(), logger: new RecordingLog(), pathPrefix: 's3cret' });
-    const bare = await router({ method: 'GET', path: '/portal', rawQueryString: '', headers: { host: HOST } });
-    expect(bare.statusCode).toBe(404);
-  });
-
-  it("obeys the resolver's allow-list like every route: a browser outside it gets 403 before any page", async () => {
+    expect(list.body).toContain('action="/portal/connect"');
+    expect(list.body).not.toContain('s3cret');
     const router = createResolverRouter({
       store: new MemorySessionStore(SESSIONS),
       logger: new RecordingLog(),
       tokens: new MemoryTokenStore(),
-      allowedSources: CidrSet.parse(['203.0.113.0/24']),
+      pathPrefix: 's3cret',
       portal: (shared) => createPortal({ ...shared, oidc: new FakeOidc(), cookieKey: KEY, gatewayUrl: GATEWAY, catalog: new MemorySessionStore(), leases: new MemorySessionStore() }),
     });
-    const ask = (sourceIp: string) => router({ method: 'GET', path: '/portal/login', rawQueryString: '', sourceIp, headers: { host: HOST } });
-    expect((await ask('198.51.100.1')).statusCode).toBe(403);
-    expect((await ask('203.0.113.9')).statusCode).toBe(302);
+    const ask = (method: string, path: string, rawQueryString = '') => router({ method, path, rawQueryString, headers: { host: HOST } });
+    expect((await ask('GET', '/s3cret/portal')).statusCode).toBe(404);
+    expect((await ask('GET', '/portal')).statusCode).toBe(200);
+    // The gateway's routes keep the prefix.
+    expect((await ask('POST', '/resolveSession', 'sessionId=alice-desk&transport=HTTP')).statusCode).toBe(404);
+    expect((await ask('POST', '/s3cret/resolveSession', 'sessionId=alice-desk&transport=HTTP')).statusCode).toBe(200);
+  });
+
+  it("answers browsers outside the gateway's allow-list, which still guards /resolveSession and /verifyToken; its own list refuses with 403", async () => {
+    const router = (portalAllowedSources?: CidrSet) =>
+      createResolverRouter({
+        store: new MemorySessionStore(SESSIONS),
+        logger: new RecordingLog(),
+        tokens: new MemoryTokenStore(),
+        allowedSources: CidrSet.parse(['203.0.113.0/24']),
+        portalAllowedSources,
+        portal: (shared) => createPortal({ ...shared, oidc: new FakeOidc(), cookieKey: KEY, gatewayUrl: GATEWAY, catalog: new MemorySessionStore(), leases: new MemorySessionStore() }),
+      });
+    const open = router();
+    const ask = (r: Router, sourceIp: string, method = 'GET', path = '/portal/login') =>
+      r({ method, path, rawQueryString: method === 'POST' && path === '/resolveSession' ? 'sessionId=alice-desk&transport=HTTP' : '', sourceIp, headers: { host: HOST } });
+    const browser = '198.51.100.1';
+    expect((await ask(open, browser)).statusCode).toBe(302);
+    expect((await ask(open, browser, 'POST', '/resolveSession')).statusCode).toBe(403);
+    expect((await ask(open, browser, 'POST', '/verifyToken/10.0.0.1')).statusCode).toBe(403);
+    expect((await ask(open, browser, 'GET', '/health')).statusCode).toBe(403);
+    const closed = router(CidrSet.parse(['192.0.2.0/24']));
+    expect((await ask(closed, browser)).statusCode).toBe(403);
+    expect((await ask(closed, '192.0.2.7')).statusCode).toBe(302);
+    // The gateway's list does not open the portal's.
+    expect((await ask(closed, '203.0.113.9')).statusCode).toBe(403);
+    expect((await ask(closed, '203.0.113.9', 'POST', '/resolveSession')).statusCode).toBe(200);
   });
 
   it('logs who did what, never a token, code, state or cookie', async () => {

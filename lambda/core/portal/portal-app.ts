@@ -73,7 +73,7 @@ export interface PortalOptions {
 /** What the router hands the portal: the request, the prefix it stripped, the path after it. */
 export interface PortalRequest {
   readonly request: HttpRequest;
-  /** '' or '/<secret prefix>'. */
+  /** The path the portal is mounted under: '' from the shared router (the portal is never under the secret prefix). */
   readonly basePath: string;
   /** '/portal' or '/portal/…'. */
   readonly path: string;

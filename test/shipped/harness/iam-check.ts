@@ -1,11 +1,18 @@
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 import type { AwsCall } from './aws-recorder';
-import { resolveValue, type Synthesized } from './synthesized';
+import { ACCOUNT, resolveValue, type Synthesized } from './synthesized';
 
 /**
  * What a function's role allows, from the template alone: the statements of every AWS::IAM::Policy attached
- * to the role and the role's inline policies, resources resolved to the test account's ARNs. `denied` lists
- * each recorded call no Allow statement covers (or a Deny does), so a missing grant fails a test here
- * instead of in an account. Conditions other than dynamodb:LeadingKeys are not understood and so never allow.
+ * to the role and the role's inline policies, resources resolved to the test account's ARNs, evaluated by an
+ * outside IAM policy evaluator (@cloud-copilot/iam-simulate: every condition operator, wildcards, actions and
+ * resource types checked against AWS's own service reference) rather than by a matcher of our own. `denied`
+ * lists each recorded call the role would not allow, so a missing grant fails a test here instead of in an
+ * account.
+ *
+ * The request context is what AWS would send: for DynamoDB item calls, `dynamodb:LeadingKeys` is the
+ * partition key values the call names (the recorder keeps Key/Item), so a `lease:*` condition is evaluated
+ * on the real key.
  */
 interface Statement {
   readonly Effect: 'Allow' | 'Deny';
@@ -13,9 +20,6 @@ interface Statement {
   readonly Resource: unknown;
   readonly Condition?: Record<string, Record<string, string | string[]>>;
 }
-
-const wildcard = (pattern: string) =>
-  new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
 
 export function roleStatements(synth: Synthesized, functionId: string): Statement[] {
   const resources = synth.template.Resources;
@@ -40,40 +44,49 @@ function hashKeyOf(synth: Synthesized, tableName: string): string | undefined {
   return schema.find((k) => k.KeyType === 'HASH')?.AttributeName;
 }
 
-function conditionHolds(synth: Synthesized, statement: Statement, call: AwsCall, resource: string): boolean {
-  if (!statement.Condition) return true;
-  for (const [operator, entries] of Object.entries(statement.Condition)) {
-    for (const [key, expected] of Object.entries(entries)) {
-      if (key !== 'dynamodb:LeadingKeys' || !['ForAllValues:StringLike', 'ForAllValues:StringEquals'].includes(operator)) return false;
-      const table = /:table\/([^/]+)/.exec(resource)?.[1];
-      const hashKey = table && hashKeyOf(synth, table);
-      if (!hashKey) return false;
-      const values = (call.keys ?? []).map((k) => k[hashKey]?.S ?? k[hashKey]?.N).filter((v): v is string => v !== undefined);
-      const patterns = [expected].flat();
-      const matches = (v: string) => patterns.some((p) => (operator.endsWith('StringLike') ? wildcard(p).test(v) : p === v));
-      if (values.length === 0 || !values.every(matches)) return false;
-    }
-  }
-  return true;
+/** The condition keys AWS puts in this request's context (those this stack's policies can test). */
+function contextOf(synth: Synthesized, call: AwsCall, resource: string): Record<string, string | string[]> {
+  if (call.service !== 'dynamodb' || !call.keys?.length) return {};
+  const table = /:table\/([^/]+)/.exec(resource)?.[1];
+  const hashKey = table && hashKeyOf(synth, table);
+  if (!hashKey) return {};
+  const values = call.keys.map((k) => k[hashKey]?.S ?? k[hashKey]?.N).filter((v): v is string => v !== undefined);
+  return values.length > 0 ? { 'dynamodb:LeadingKeys': [...new Set(values)] } : {};
 }
 
-function covers(synth: Synthesized, statement: Statement, call: AwsCall, resource: string): boolean {
-  const actions = [statement.Action].flat();
-  if (!actions.some((a) => wildcard(a).test(call.action))) return false;
-  const allowed = [statement.Resource].flat().map((r) => resolveValue(synth, r));
-  if (!allowed.some((r) => wildcard(r).test(resource))) return false;
-  return conditionHolds(synth, statement, call, resource);
+/** The role's identity policy as IAM reads it: one document, every CloudFormation reference resolved. */
+export function rolePolicy(synth: Synthesized, functionId: string) {
+  return {
+    Version: '2012-10-17',
+    Statement: roleStatements(synth, functionId).map((s) => ({
+      ...s,
+      Resource: [s.Resource].flat().map((r) => resolveValue(synth, r)),
+    })),
+  };
 }
 
-/** Calls (action on resource) the function's role would refuse. */
-export function denied(synth: Synthesized, functionId: string, calls: readonly AwsCall[]): string[] {
-  const statements = roleStatements(synth, functionId);
+/** Calls (action on resource) the function's role would refuse, with the evaluator's reason when it could not decide. */
+export async function denied(synth: Synthesized, functionId: string, calls: readonly AwsCall[]): Promise<string[]> {
+  const policy = rolePolicy(synth, functionId);
   const out: string[] = [];
   for (const call of calls) {
     for (const resource of call.resources) {
-      const allow = statements.some((s) => s.Effect === 'Allow' && covers(synth, s, call, resource));
-      const deny = statements.some((s) => s.Effect === 'Deny' && covers(synth, s, call, resource));
-      if (!allow || deny) out.push(`${call.action} on ${resource}`);
+      const result = await runSimulation(
+        {
+          request: {
+            principal: `arn:aws:iam::${ACCOUNT}:role/${synth.stackName}-${functionId}-role`,
+            action: call.action,
+            resource: { resource, accountId: ACCOUNT },
+            contextVariables: contextOf(synth, call, resource),
+          },
+          identityPolicies: [{ name: `${functionId}-policy`, policy }],
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+        },
+        { simulationMode: 'Strict' },
+      );
+      if (result.resultType === 'error') out.push(`${call.action} on ${resource}: not evaluable (${JSON.stringify(result.errors)})`);
+      else if (result.overallResult !== 'Allowed') out.push(`${call.action} on ${resource}`);
     }
   }
   return [...new Set(out)];
