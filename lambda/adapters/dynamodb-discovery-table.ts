@@ -32,7 +32,7 @@ export interface DiscoveryTableOptions {
 
 export const SKIPPED_NEW = 'an item with this SessionId appeared since the table was read; left alone';
 export const SKIPPED_EDITED = 'item changed since it was read (edited by hand or another run); left alone';
-export const SKIPPED_UNCHECKABLE = 'item too large to check exactly that it is unchanged (over DynamoDB\'s 4 KB expression limit); left alone';
+export const SKIPPED_UNCHECKABLE = 'item has too many attributes to check exactly that it is unchanged (DynamoDB\'s expression limits); left alone';
 export const SKIPPED_ADDED_PREFIX = 'attribute added since the item was read';
 
 function skippedAdded(names: readonly string[], outcome: string): string {
@@ -75,8 +75,11 @@ export function toAttributeMap(item: RawItem): Record<string, AttributeValue> {
   return out;
 }
 
-// DynamoDB caps each expression (condition, update) at 4 KB.
+// DynamoDB's expression limits (developer guide, "Constraints"): 4 KB for any expression string, 300
+// operators or functions in one expression. Values (ExpressionAttributeValues) may total 2 MB, so a whole
+// list compared as one value costs the expression a few bytes however long the list is.
 const MAX_EXPRESSION_BYTES = 4096;
+const MAX_CONDITION_OPERATORS = 300;
 
 interface Condition {
   readonly ConditionExpression: string;
@@ -112,6 +115,12 @@ function fits(expression: string): boolean {
   return Buffer.byteLength(expression) <= MAX_EXPRESSION_BYTES;
 }
 
+/** A condition from `holdsExactly`: one comparator or function per part, plus the ANDs between them. */
+function conditionFits(expression: string): boolean {
+  const parts = expression.split(' AND ').length;
+  return fits(expression) && 2 * parts - 1 <= MAX_CONDITION_OPERATORS;
+}
+
 /**
  * "Each attribute in `expected` still holds exactly that value, and each name in `absent` is still absent":
  * one whole-value comparison per attribute (DynamoDB compares lists and maps by value, element by element
@@ -130,12 +139,12 @@ function holdsExactly(expected: Record<string, AttributeValue>, absent: Iterable
  * "The item is as read": every attribute read still holds its read value, and no attribute discovery knows
  * (or is about to write) has appeared. A condition cannot name an attribute it has never heard of; that
  * case is caught from the write's answer instead (see `apply`). Undefined when the expression would pass
- * DynamoDB's 4 KB limit (an item with hundreds of attribute names, which discovery never writes): the write
- * is then refused, never made under a weaker condition.
+ * DynamoDB's limits (4 KB, 300 operators: an item with well over a hundred attribute names, which discovery
+ * never writes): the write is then refused, never made under a weaker condition.
  */
 export function unchangedSince(read: Record<string, AttributeValue>, alsoAbsent: Iterable<string> = [], p = new Placeholders()): Condition | undefined {
   const expression = holdsExactly(read, [...Object.values(Attr), ...alsoAbsent], p);
-  if (!fits(expression)) return undefined;
+  if (!conditionFits(expression)) return undefined;
   return { ConditionExpression: expression, ExpressionAttributeNames: p.names, ExpressionAttributeValues: p.values };
 }
 
@@ -363,7 +372,7 @@ export class DynamoDbDiscoveryTable implements DiscoveryTable {
     const p = new Placeholders();
     const condition = holdsExactly(read, [...Object.values(Attr), ...Object.keys(next)], p);
     const update = rewriteExpression(read, next, p);
-    if (!fits(condition) || !fits(update)) return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
+    if (!conditionFits(condition) || !fits(update)) return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
     const answer: { Attributes?: RawItemMap } = await this.api.call('UpdateItem', {
       TableName: this.tableName,
       Key: this.key(sessionId),

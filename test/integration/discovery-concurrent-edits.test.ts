@@ -124,7 +124,16 @@ async function clear(): Promise<void> {
   for (const item of page.Items ?? []) await db.send(new DeleteItemCommand({ TableName: TABLE, Key: { SessionId: item.SessionId! } }));
 }
 
+/** One edit, as the console sends it. DynamoDB refuses an InstanceId that is not a string (the index's key): that edit never happened. */
 async function applyEdit(sessionId: string, edit: Edit): Promise<void> {
+  try {
+    await sendEdit(sessionId, edit);
+  } catch (error) {
+    if (!/Type mismatch for Index Key/.test((error as Error).message)) throw error;
+  }
+}
+
+async function sendEdit(sessionId: string, edit: Edit): Promise<void> {
   const Key = { SessionId: { S: sessionId } };
   const current = await get(sessionId);
   if (!current) return;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { toAttributeMap, unchangedSince } from '../../lambda/adapters/dynamodb-discovery-table';
+import type { DynamoApi } from '../../lambda/adapters/dynamodb-api';
+import { DynamoDbDiscoveryTable, SKIPPED_UNCHECKABLE, toAttributeMap, unchangedSince } from '../../lambda/adapters/dynamodb-discovery-table';
+import { RecordingLog } from '../helpers/recording-log';
 import { Attr } from '../../lambda/core/session-record';
 
 function resolved(condition: ReturnType<typeof unchangedSince>): string[] {
@@ -42,9 +44,30 @@ describe('unchangedSince: the condition that keeps discovery off items edited af
     expect(resolved(big)).toContain('Source = {"S":"ec2"}');
   });
 
-  it('refuses (no condition at all) rather than weaken one that would pass DynamoDB’s 4 KB limit', () => {
-    const many = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`Extra${i}`, 'x']));
-    expect(unchangedSince(toAttributeMap({ SessionId: 'a', Source: 'ec2', ...many }))).toBeUndefined();
+  it('refuses (no condition at all) rather than weaken one past DynamoDB’s limits: 4 KB, or 300 operators', () => {
+    const extras = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`X${i}`, 'x']));
+    expect(unchangedSince(toAttributeMap({ SessionId: 'a', Source: 'ec2', ...extras(400) }))).toBeUndefined();
+    // 160 short attributes: the text stays under 4 KB (40 more parts than 120, each at most 18 bytes),
+    // but 160 comparisons plus the ANDs between all parts is over 300 operators.
+    const fewer = unchangedSince(toAttributeMap({ SessionId: 'a', Source: 'ec2', ...extras(120) }));
+    expect(fewer).toBeDefined();
+    expect(fewer!.ConditionExpression.length + 40 * ' AND #n000 = :v000'.length).toBeLessThan(4096);
+    expect(unchangedSince(toAttributeMap({ SessionId: 'a', Source: 'ec2', ...extras(160) }))).toBeUndefined();
+  });
+
+  it('a write whose condition cannot be exact is refused and reported skipped, with no request made', async () => {
+    const calls: string[] = [];
+    const api = { call: async (operation: string) => void calls.push(operation) } as unknown as DynamoApi;
+    const table = new DynamoDbDiscoveryTable(api, 'T', { log: new RecordingLog() });
+    const item = { SessionId: 'a', Source: 'ec2', DcvServerEndpoint: '10.0.0.1', ...Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`X${i}`, 'x'])) };
+    const previous = { sessionId: 'a', item, token: toAttributeMap(item) };
+    const change = await table.apply({ kind: 'change', sessionId: 'a', instanceId: 'i-1', item: { ...item, DcvServerEndpoint: '10.0.0.2' }, previous, changed: ['DcvServerEndpoint'] }, 'now');
+    const remove = await table.apply({ kind: 'remove', sessionId: 'a', previous, reason: 'gone' }, 'now');
+    expect([change, remove]).toEqual([
+      { status: 'skipped', reason: SKIPPED_UNCHECKABLE },
+      { status: 'skipped', reason: SKIPPED_UNCHECKABLE },
+    ]);
+    expect(calls).toEqual([]);
   });
 });
 
