@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DynamoApi } from '../../lambda/adapters/dynamodb-api';
-import { DynamoDbDiscoveryTable, SKIPPED_UNCHECKABLE, toAttributeMap, unchangedSince } from '../../lambda/adapters/dynamodb-discovery-table';
+import { DynamoDbDiscoveryTable, SKIPPED_ADDED_PREFIX, SKIPPED_UNCHECKABLE, toAttributeMap, unchangedSince } from '../../lambda/adapters/dynamodb-discovery-table';
 import { RecordingLog } from '../helpers/recording-log';
 import { Attr } from '../../lambda/core/session-record';
 
@@ -75,5 +75,85 @@ describe('toAttributeMap', () => {
   it('writes strings, numbers, booleans, lists; refuses anything else', () => {
     expect(toAttributeMap({ a: 's', b: 1, c: true, d: ['x'], e: undefined })).toEqual({ a: { S: 's' }, b: { N: '1' }, c: { BOOL: true }, d: { L: [{ S: 'x' }] } });
     expect(() => toAttributeMap({ a: { nested: 1 } })).toThrow(/cannot store a object/);
+  });
+});
+
+describe('DynamoDbDiscoveryTable.apply when an attribute no condition can name appears (scripted DynamoDB answers)', () => {
+  const read = { SessionId: 'a', DcvServerEndpoint: '10.0.0.1', Source: 'ec2', Stale: 'x' };
+  const next = { SessionId: 'a', DcvServerEndpoint: '10.0.0.2', Source: 'ec2' };
+  const previous = { sessionId: 'a', item: read, token: toAttributeMap(read) };
+  const conditionFailed = Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException' });
+
+  /** Answers each call with the next scripted answer (an Error is thrown) and records every request. */
+  function scripted(...answers: (Record<string, unknown> | Error)[]) {
+    const requests: { operation: string; input: Record<string, any> }[] = [];
+    const api = {
+      call: async (operation: string, input: Record<string, any>) => {
+        requests.push({ operation, input });
+        const answer = answers.shift();
+        if (answer instanceof Error) throw answer;
+        return answer ?? {};
+      },
+    } as unknown as DynamoApi;
+    return { table: new DynamoDbDiscoveryTable(api, 'T', { log: new RecordingLog() }), requests };
+  }
+
+  /** An expression with its placeholders filled in. */
+  function spelled(input: Record<string, any>, key: string): string {
+    return String(input[key])
+      .replace(/#n\d+/g, (p) => input.ExpressionAttributeNames[p])
+      .replace(/:v\d+/g, (p) => JSON.stringify(input.ExpressionAttributeValues[p]));
+  }
+
+  it('a change: never names the added attribute; undoes its own write on condition that it is still there', async () => {
+    const withNotes = toAttributeMap({ ...next, UpdatedAt: 'now', Notes: 'desk 4' });
+    const { table, requests } = scripted({ Attributes: withNotes }, {});
+    const outcome = await table.apply({ kind: 'change', sessionId: 'a', instanceId: 'i-1', item: next, previous, changed: ['DcvServerEndpoint'] }, 'now');
+    expect(outcome).toEqual({ status: 'skipped', reason: `${SKIPPED_ADDED_PREFIX} (Notes); discovery undid its write; left alone` });
+    expect(requests.map((r) => r.operation)).toEqual(['UpdateItem', 'UpdateItem']);
+    const [write, undo] = requests.map((r) => r.input);
+    expect(write!.ReturnValues).toBe('ALL_NEW');
+    expect(spelled(write!, 'UpdateExpression')).toBe('SET DcvServerEndpoint = {"S":"10.0.0.2"}, Source = {"S":"ec2"}, UpdatedAt = {"S":"now"} REMOVE Stale');
+    expect(spelled(undo!, 'UpdateExpression')).toBe('SET DcvServerEndpoint = {"S":"10.0.0.1"}, Source = {"S":"ec2"}, Stale = {"S":"x"} REMOVE UpdatedAt');
+    expect(spelled(undo!, 'ConditionExpression').split(' AND ')).toEqual([
+      'SessionId = {"S":"a"}',
+      'DcvServerEndpoint = {"S":"10.0.0.2"}',
+      'Source = {"S":"ec2"}',
+      'UpdatedAt = {"S":"now"}',
+      'attribute_not_exists(Stale)',
+    ]);
+    for (const r of requests) expect(JSON.stringify(r.input.ExpressionAttributeNames)).not.toContain('Notes');
+  });
+
+  it('a change: when the item changed again before the undo, it is left as it is (still skipped, nothing lost)', async () => {
+    const { table } = scripted({ Attributes: toAttributeMap({ ...next, UpdatedAt: 'now', Notes: 'n' }) }, conditionFailed);
+    const outcome = await table.apply({ kind: 'change', sessionId: 'a', instanceId: 'i-1', item: next, previous, changed: ['DcvServerEndpoint'] }, 'now');
+    expect(outcome).toEqual({ status: 'skipped', reason: `${SKIPPED_ADDED_PREFIX} (Notes); edited again before discovery could undo its write; left as it is` });
+  });
+
+  it('a removal: puts the deleted item back exactly (only if its key is still free)', async () => {
+    const deleted = toAttributeMap({ ...read, Notes: 'desk 4' });
+    const { table, requests } = scripted({ Attributes: deleted }, {});
+    const outcome = await table.apply({ kind: 'remove', sessionId: 'a', previous, reason: 'gone' }, 'now');
+    expect(outcome).toEqual({ status: 'skipped', reason: `${SKIPPED_ADDED_PREFIX} (Notes); discovery put the item back; left alone` });
+    expect(requests.map((r) => [r.operation, r.input.ReturnValues])).toEqual([['DeleteItem', 'ALL_OLD'], ['PutItem', undefined]]);
+    expect(requests[1]!.input).toMatchObject({ Item: deleted, ConditionExpression: 'attribute_not_exists(#k)', ExpressionAttributeNames: { '#k': 'SessionId' } });
+  });
+
+  it('a removal that cannot be put back fails the write and carries the whole removed item (for the log)', async () => {
+    const deleted = toAttributeMap({ ...read, Notes: 'desk 4' });
+    const { table } = scripted({ Attributes: deleted }, conditionFailed);
+    const error = await table.apply({ kind: 'remove', sessionId: 'a', previous, reason: 'gone' }, 'now').catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).name).toBe('Error');
+    expect((error as Error).message).toContain('removed a, which had gained Notes since it was read, and could not put it back');
+    expect((error as Error).message).toContain(JSON.stringify(deleted));
+  });
+
+  it('nothing added: one request, applied', async () => {
+    const { table, requests } = scripted({ Attributes: toAttributeMap({ ...next, UpdatedAt: 'now' }) }, { Attributes: toAttributeMap(read) });
+    expect(await table.apply({ kind: 'change', sessionId: 'a', instanceId: 'i-1', item: next, previous, changed: ['DcvServerEndpoint'] }, 'now')).toEqual({ status: 'applied' });
+    expect(await table.apply({ kind: 'remove', sessionId: 'a', previous, reason: 'gone' }, 'now')).toEqual({ status: 'applied' });
+    expect(requests.map((r) => r.operation)).toEqual(['UpdateItem', 'DeleteItem']);
   });
 });
