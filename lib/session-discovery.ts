@@ -103,9 +103,11 @@ export class SessionDiscovery extends Construct {
       projectionType: ProjectionType.KEYS_ONLY,
     });
     // Explicit statements: Table.grant would also cover every index ('/index/*') once the table has one.
+    // UpdateItem: a change rewrites only the attributes discovery read or writes, so one an operator adds
+    // mid-run under a name discovery does not know is never overwritten (adapters/dynamodb-discovery-table.ts).
     this.function.addToRolePolicy(
       new PolicyStatement({
-        actions: ['dynamodb:Scan', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        actions: ['dynamodb:Scan', 'dynamodb:BatchGetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
         resources: [props.table.tableArn],
       }),
     );

@@ -12,13 +12,16 @@ import { fromItem } from './dynamodb-session-store.js';
 /**
  * The session table as discovery sees it.
  *
- * Writes are single conditional PutItem/DeleteItem calls, a bounded number in flight, not BatchWriteItem:
- * a batch write cannot carry a condition, and the condition is what keeps discovery off items an operator
- * owns. Every write re-checks, at write time:
+ * Writes are single conditional PutItem (new), UpdateItem (change) and DeleteItem calls, a bounded number in
+ * flight, not BatchWriteItem: a batch write cannot carry a condition, and the condition is what keeps
+ * discovery off items an operator owns. Every write re-checks, at write time:
  *  - new item: `attribute_not_exists(SessionId)` (a manual item created mid-run wins);
- *  - replace or delete: every attribute still equals what the scan read, and no known attribute appeared,
- *    so an item switched to `Source = manual`, or edited by hand in any field, between plan and write is
- *    left alone and reported as skipped.
+ *  - change or delete: every attribute still equals what the scan read (whole values, lists included, so the
+ *    condition's length never depends on an item's size), and no attribute discovery knows appeared, so an
+ *    item switched to `Source = manual`, or edited by hand in any field, between plan and write is left
+ *    alone and reported as skipped. An attribute added under a name no condition can know is caught from
+ *    the write's atomic answer (see `apply`). There is no weaker fallback: a condition that cannot be
+ *    written exactly refuses the write.
  */
 export interface DiscoveryTableOptions {
   readonly log: Log;
@@ -29,6 +32,12 @@ export interface DiscoveryTableOptions {
 
 export const SKIPPED_NEW = 'an item with this SessionId appeared since the table was read; left alone';
 export const SKIPPED_EDITED = 'item changed since it was read (edited by hand or another run); left alone';
+export const SKIPPED_UNCHECKABLE = 'item has too many attributes to check exactly that it is unchanged (DynamoDB\'s expression limits); left alone';
+export const SKIPPED_ADDED_PREFIX = 'attribute added since the item was read';
+
+function skippedAdded(names: readonly string[], outcome: string): string {
+  return `${SKIPPED_ADDED_PREFIX} (${names.join(', ')}); ${outcome}`;
+}
 
 /**
  * A discovery SDK client (the CLI: any credential source): patient timeouts and retries (throttling is
@@ -66,8 +75,11 @@ export function toAttributeMap(item: RawItem): Record<string, AttributeValue> {
   return out;
 }
 
-// DynamoDB caps a condition expression at 4 KB; beyond this, fall back to the bookkeeping attributes.
-const MAX_CONDITION_LENGTH = 3500;
+// DynamoDB's expression limits (developer guide, "Constraints"): 4 KB for any expression string, 300
+// operators or functions in one expression. Values (ExpressionAttributeValues) may total 2 MB, so a whole
+// list compared as one value costs the expression a few bytes however long the list is.
+const MAX_EXPRESSION_BYTES = 4096;
+const MAX_CONDITION_OPERATORS = 300;
 
 interface Condition {
   readonly ConditionExpression: string;
@@ -75,54 +87,83 @@ interface Condition {
   readonly ExpressionAttributeValues?: Record<string, AttributeValue>;
 }
 
-/**
- * "The item is exactly as read": one comparison per attribute. Lists and maps compare element by element
- * (size plus each entry), which both DynamoDB and local emulators evaluate the same way.
- */
-export function unchangedSince(read: Record<string, AttributeValue>): Condition {
-  const names: Record<string, string> = {};
-  const values: Record<string, AttributeValue> = {};
-  const nameOf = new Map<string, string>();
-  const name = (attribute: string) => {
-    let placeholder = nameOf.get(attribute);
+/** Placeholders shared by the expressions of one request (`#n0` for names, `:v0` for values). */
+class Placeholders {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, AttributeValue> = {};
+  private readonly nameOf = new Map<string, string>();
+  private valueCount = 0;
+
+  name(attribute: string): string {
+    let placeholder = this.nameOf.get(attribute);
     if (!placeholder) {
-      placeholder = `#n${nameOf.size}`;
-      nameOf.set(attribute, placeholder);
-      names[placeholder] = attribute;
+      placeholder = `#n${this.nameOf.size}`;
+      this.nameOf.set(attribute, placeholder);
+      this.names[placeholder] = attribute;
     }
     return placeholder;
-  };
-  const value = (v: AttributeValue) => {
-    const placeholder = `:v${Object.keys(values).length}`;
-    values[placeholder] = v;
+  }
+
+  value(v: AttributeValue): string {
+    const placeholder = `:v${this.valueCount++}`;
+    this.values[placeholder] = v;
     return placeholder;
-  };
-  const compare = (path: string, v: AttributeValue): string[] => {
-    if (v.L) return [`size(${path}) = ${value({ N: String(v.L.length) })}`, ...v.L.flatMap((e, i) => compare(`${path}[${i}]`, e))];
-    if (v.M) {
-      return [
-        `size(${path}) = ${value({ N: String(Object.keys(v.M).length) })}`,
-        ...Object.entries(v.M).flatMap(([k, e]) => compare(`${path}.${name(k)}`, e)),
-      ];
-    }
-    if (v.NULL) return [`attribute_type(${path}, ${value({ S: 'NULL' })})`];
-    return [`${path} = ${value(v)}`];
-  };
-  const parts = Object.entries(read).flatMap(([attribute, v]) => compare(name(attribute), v));
-  for (const attribute of Object.values(Attr)) {
-    if (!(attribute in read)) parts.push(`attribute_not_exists(${name(attribute)})`);
   }
-  const expression = parts.join(' AND ');
-  if (expression.length <= MAX_CONDITION_LENGTH) {
-    return { ConditionExpression: expression, ExpressionAttributeNames: names, ExpressionAttributeValues: values };
+}
+
+function fits(expression: string): boolean {
+  return Buffer.byteLength(expression) <= MAX_EXPRESSION_BYTES;
+}
+
+/** A condition from `holdsExactly`: one comparator or function per part, plus the ANDs between them. */
+function conditionFits(expression: string): boolean {
+  const parts = expression.split(' AND ').length;
+  return fits(expression) && 2 * parts - 1 <= MAX_CONDITION_OPERATORS;
+}
+
+/**
+ * "Each attribute in `expected` still holds exactly that value, and each name in `absent` is still absent":
+ * one whole-value comparison per attribute (DynamoDB compares lists and maps by value, element by element
+ * and in order), so the expression's length depends on the number of attributes, never on their size.
+ */
+function holdsExactly(expected: Record<string, AttributeValue>, absent: Iterable<string>, p: Placeholders): string {
+  const parts: string[] = [];
+  for (const [attribute, v] of Object.entries(expected)) {
+    parts.push(v.NULL ? `attribute_type(${p.name(attribute)}, ${p.value({ S: 'NULL' })})` : `${p.name(attribute)} = ${p.value(v)}`);
   }
-  // Rare (hundreds of CIDRs): still refuses anything not Source = ec2 or written since the read.
-  const updatedAt = read[Attr.UpdatedAt];
-  return {
-    ConditionExpression: `#s = :ec2 AND ${updatedAt ? '#u = :u' : 'attribute_not_exists(#u)'}`,
-    ExpressionAttributeNames: { '#s': Attr.Source, '#u': Attr.UpdatedAt },
-    ExpressionAttributeValues: { ':ec2': { S: 'ec2' }, ...(updatedAt ? { ':u': updatedAt } : {}) },
-  };
+  for (const attribute of new Set(absent)) if (!(attribute in expected)) parts.push(`attribute_not_exists(${p.name(attribute)})`);
+  return parts.join(' AND ');
+}
+
+/**
+ * "The item is as read": every attribute read still holds its read value, and no attribute discovery knows
+ * (or is about to write) has appeared. A condition cannot name an attribute it has never heard of; that
+ * case is caught from the write's answer instead (see `apply`). Undefined when the expression would pass
+ * DynamoDB's limits (4 KB, 300 operators: an item with well over a hundred attribute names, which discovery
+ * never writes): the write is then refused, never made under a weaker condition.
+ */
+export function unchangedSince(read: Record<string, AttributeValue>, alsoAbsent: Iterable<string> = [], p = new Placeholders()): Condition | undefined {
+  const expression = holdsExactly(read, [...Object.values(Attr), ...alsoAbsent], p);
+  if (!conditionFits(expression)) return undefined;
+  return { ConditionExpression: expression, ExpressionAttributeNames: p.names, ExpressionAttributeValues: p.values };
+}
+
+/** The UpdateItem expression that turns `from` into `to` (the key stays); names in neither are left as they are. */
+function rewriteExpression(from: Record<string, AttributeValue>, to: Record<string, AttributeValue>, p: Placeholders): string {
+  const set = Object.entries(to)
+    .filter(([attribute]) => attribute !== Attr.SessionId)
+    .map(([attribute, v]) => `${p.name(attribute)} = ${p.value(v)}`);
+  const remove = Object.keys(from)
+    .filter((attribute) => attribute !== Attr.SessionId && !(attribute in to))
+    .map((attribute) => p.name(attribute));
+  return [set.length > 0 ? `SET ${set.join(', ')}` : '', remove.length > 0 ? `REMOVE ${remove.join(', ')}` : ''].filter(Boolean).join(' ');
+}
+
+/** Attribute names in `item` that `known` does not have, sorted. */
+function namesBeyond(item: Record<string, AttributeValue> | undefined, known: Record<string, AttributeValue>): string[] {
+  return Object.keys(item ?? {})
+    .filter((attribute) => !(attribute in known))
+    .sort();
 }
 
 type RawItemMap = Record<string, AttributeValue>;
@@ -292,6 +333,15 @@ export class DynamoDbDiscoveryTable implements DiscoveryTable {
     return { current, protectedIds };
   }
 
+  /**
+   * One conditional write. A condition can only name attributes, so one the operator adds under a name
+   * discovery has never heard of (`Notes`) is caught from the write's answer, which DynamoDB gives atomically:
+   *  - a change is an UpdateItem that names only attributes discovery read or writes, so such an attribute
+   *    is never overwritten; when the new item (ALL_NEW) carries one, discovery undoes its own part, on the
+   *    condition that nobody changed what it wrote since, and reports the write skipped;
+   *  - a removal is a DeleteItem; when the deleted item (ALL_OLD) carried one, it is put back at once (if no
+   *    item took its key meanwhile) and the removal is reported skipped.
+   */
   async apply(change: Change, updatedAt: string): Promise<WriteOutcome> {
     try {
       if (change.kind === 'add') {
@@ -301,29 +351,82 @@ export class DynamoDbDiscoveryTable implements DiscoveryTable {
           ConditionExpression: 'attribute_not_exists(#k)',
           ExpressionAttributeNames: { '#k': Attr.SessionId },
         });
-      } else {
-        const read = (change.previous.token as RawItemMap | undefined) ?? toAttributeMap(change.previous.item);
-        const condition = unchangedSince(read);
-        if (change.kind === 'change') {
-          await this.api.call('PutItem', {
-            TableName: this.tableName,
-            Item: toAttributeMap({ ...change.item, [Attr.UpdatedAt]: updatedAt }),
-            ...condition,
-          });
-        } else {
-          await this.api.call('DeleteItem', {
-            TableName: this.tableName,
-            Key: { [Attr.SessionId]: { S: change.sessionId } },
-            ...condition,
-          });
-        }
+        return { status: 'applied' };
       }
-      return { status: 'applied' };
+      const read = (change.previous.token as RawItemMap | undefined) ?? toAttributeMap(change.previous.item);
+      if (change.kind === 'change') return await this.replace(change.sessionId, read, toAttributeMap({ ...change.item, [Attr.UpdatedAt]: updatedAt }));
+      return await this.remove(change.sessionId, read);
     } catch (error) {
       if ((error as Error).name === 'ConditionalCheckFailedException') {
         return { status: 'skipped', reason: change.kind === 'add' ? SKIPPED_NEW : SKIPPED_EDITED };
       }
       throw error;
     }
+  }
+
+  private key(sessionId: string): RawItemMap {
+    return { [Attr.SessionId]: { S: sessionId } };
+  }
+
+  private async replace(sessionId: string, read: RawItemMap, next: RawItemMap): Promise<WriteOutcome> {
+    const p = new Placeholders();
+    const condition = holdsExactly(read, [...Object.values(Attr), ...Object.keys(next)], p);
+    const update = rewriteExpression(read, next, p);
+    if (!conditionFits(condition) || !fits(update)) return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
+    const answer: { Attributes?: RawItemMap } = await this.api.call('UpdateItem', {
+      TableName: this.tableName,
+      Key: this.key(sessionId),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: p.names,
+      ExpressionAttributeValues: p.values,
+      ReturnValues: 'ALL_NEW',
+    });
+    const added = namesBeyond(answer.Attributes, next);
+    if (added.length === 0) return { status: 'applied' };
+    // Back to what was read, only if what discovery wrote is still there; the added attributes stay untouched.
+    const q = new Placeholders();
+    try {
+      await this.api.call('UpdateItem', {
+        TableName: this.tableName,
+        Key: this.key(sessionId),
+        UpdateExpression: rewriteExpression(next, read, q),
+        ConditionExpression: holdsExactly(next, Object.keys(read), q),
+        ExpressionAttributeNames: q.names,
+        ExpressionAttributeValues: q.values,
+      });
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+      return { status: 'skipped', reason: skippedAdded(added, 'edited again before discovery could undo its write; left as it is') };
+    }
+    return { status: 'skipped', reason: skippedAdded(added, 'discovery undid its write; left alone') };
+  }
+
+  private async remove(sessionId: string, read: RawItemMap): Promise<WriteOutcome> {
+    const condition = unchangedSince(read);
+    if (!condition) return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
+    const answer: { Attributes?: RawItemMap } = await this.api.call('DeleteItem', {
+      TableName: this.tableName,
+      Key: this.key(sessionId),
+      ...condition,
+      ReturnValues: 'ALL_OLD',
+    });
+    const added = namesBeyond(answer.Attributes, read);
+    if (added.length === 0) return { status: 'applied' };
+    try {
+      await this.api.call('PutItem', {
+        TableName: this.tableName,
+        Item: answer.Attributes,
+        ConditionExpression: 'attribute_not_exists(#k)',
+        ExpressionAttributeNames: { '#k': Attr.SessionId },
+      });
+    } catch (error) {
+      // Not a skip: the edit is gone from the table, so the whole item goes to the log for the operator.
+      throw new Error(
+        `removed ${sessionId}, which had gained ${added.join(', ')} since it was read, and could not put it back ` +
+          `(${(error as Error).name}: ${(error as Error).message}); the removed item: ${JSON.stringify(answer.Attributes)}`,
+      );
+    }
+    return { status: 'skipped', reason: skippedAdded(added, 'discovery put the item back; left alone') };
   }
 }

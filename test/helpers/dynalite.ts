@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { fixDynaliteDocumentEquality } from './dynalite-document-equality';
 
 /**
  * A real DynamoDB-compatible server on 127.0.0.1 (in memory), one per test file.
@@ -15,6 +16,8 @@ export interface LocalDynamo {
 }
 
 export async function startDynalite(options: { port?: number } = {}): Promise<LocalDynamo> {
+  // Conditions compare lists and maps by value, as DynamoDB does (dynalite 4 does not).
+  fixDynaliteDocumentEquality();
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

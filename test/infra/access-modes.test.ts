@@ -138,6 +138,7 @@ describe('network mode (allow-list and prefix)', () => {
       'dynamodb:PutItem',
       'dynamodb:Query',
       'dynamodb:Scan',
+      'dynamodb:UpdateItem',
       'ec2:DescribeInstances',
       'logs:CreateLogStream',
       'logs:PutLogEvents',

@@ -157,14 +157,14 @@ describe('SessionDiscovery construct', () => {
     });
   });
 
-  it('IAM: DescribeInstances on * (EC2 requires it); Scan/BatchGetItem/PutItem/DeleteItem on this table; Query on its index only', () => {
+  it('IAM: DescribeInstances on * (EC2 requires it); Scan/BatchGetItem/PutItem/UpdateItem/DeleteItem on this table; Query on its index only', () => {
     const all = statements(template);
     const byAction = (action: string) => all.filter((s) => [s.Action].flat().includes(action));
     expect(byAction('ec2:DescribeInstances')).toEqual([{ Action: 'ec2:DescribeInstances', Effect: 'Allow', Resource: '*' }]);
     const dynamo = all.filter((s) => [s.Action].flat().some((a) => a.startsWith('dynamodb:')));
     const table = { 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] };
     expect(dynamo.map((s) => ({ actions: [s.Action].flat().sort(), resources: [s.Resource].flat() }))).toEqual([
-      { actions: ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan'], resources: [table] },
+      { actions: ['dynamodb:BatchGetItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'], resources: [table] },
       { actions: ['dynamodb:Query'], resources: [{ 'Fn::Join': ['', [table, '/index/ByInstanceId']] }] },
     ]);
     // The only '*' resource is DescribeInstances.

@@ -28,7 +28,8 @@ const ec2Mock = mockClient(EC2Client);
 const fleet = new FakeFleet();
 let dynamo: LocalDynamo;
 let db: DynamoDBClient;
-const writes = { PutItemCommand: 0, DeleteItemCommand: 0 };
+// A change is an UpdateItem, an add a PutItem: both count as `puts`, as in discovery's own counts.
+const writes = { PutItemCommand: 0, UpdateItemCommand: 0, DeleteItemCommand: 0 };
 
 /** Instance n claims s<n>; every 10th also serves its console under its own instance id. */
 function tagsFor(n: number): Record<string, string> {
@@ -54,12 +55,15 @@ function reconcile(extra: { log?: RecordingLog } = {}) {
   return runFullReconcile(clients(), { tableName: TABLE, ec2Options: { pageSize: PAGE, sleep: noSleep }, ...extra });
 }
 
-function countWrites(): { PutItemCommand: number; DeleteItemCommand: number } {
+function countWrites(): typeof writes {
   return { ...writes };
 }
 
 function writesSince(before: ReturnType<typeof countWrites>) {
-  return { puts: writes.PutItemCommand - before.PutItemCommand, deletes: writes.DeleteItemCommand - before.DeleteItemCommand };
+  return {
+    puts: writes.PutItemCommand + writes.UpdateItemCommand - before.PutItemCommand - before.UpdateItemCommand,
+    deletes: writes.DeleteItemCommand - before.DeleteItemCommand,
+  };
 }
 
 beforeAll(async () => {

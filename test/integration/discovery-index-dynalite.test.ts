@@ -123,7 +123,7 @@ describe('an event run reads through the index, never the whole table', () => {
     fleet.setTags(instanceIdOf(21), { 'dcv:session-id': 's21,extra21', 'dcv:port': '9443' });
     const result = await service().reconcileInstances([instanceIdOf(20), instanceIdOf(21)], 'tag-change');
     expect(result.counts).toMatchObject({ added: 3, changed: 1, removed: 0, failed: 0 });
-    expect(api.take()).toEqual({ Query: 2, BatchGetItem: 1, PutItem: 4 });
+    expect(api.take()).toEqual({ Query: 2, BatchGetItem: 1, PutItem: 3, UpdateItem: 1 });
     expect((await items()).get('s21')).toMatchObject({ HttpPort: 9443, InstanceId: instanceIdOf(21) });
     const again = await service().reconcileInstances([instanceIdOf(20), instanceIdOf(21)], 'tag-change');
     expect(again.counts).toMatchObject({ unchanged: 4, added: 0, changed: 0, removed: 0, puts: 0, deletes: 0 });

@@ -77,7 +77,7 @@ export interface DiscoveryCounts {
   readonly unparsable: number;
   readonly skipped: number;
   readonly failed: number;
-  /** PutItem calls made (adds and changes attempted). */
+  /** Adds and changes attempted (a PutItem for a new item, an UpdateItem for a change). */
   readonly puts: number;
   /** DeleteItem calls made. */
   readonly deletes: number;
