@@ -35,9 +35,9 @@ describe('documented gateway-tool commands run as written', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('finds them, and each exits as documented (the field report’s doctor run: 1, the rest: 0)', async () => {
+  it('finds them, and each exits as documented (the field report’s and the refused sessions’ doctor runs: 1, the rest: 0)', async () => {
     const commands = documentedCommands();
-    expect(commands.map((c) => c.split(' ')[2])).toEqual(['resolve', 'resolve', 'gateway-config', 'gateway-config', 'doctor', 'doctor']);
+    expect(commands.map((c) => c.split(' ')[2])).toEqual(['resolve', 'resolve', 'gateway-config', 'gateway-config', 'doctor', 'doctor', 'doctor']);
     for (const command of commands) {
       const [line, redirect] = command.split(/\s+>\s+/);
       const args = line!
@@ -45,7 +45,9 @@ describe('documented gateway-tool commands run as written', () => {
         .split(/\s+/)
         .map((arg) => (arg === 'http://127.0.0.1:9000' ? serve.url : arg === 'dcv-connection-gateway.conf' ? join(dir, arg) : arg));
       const run = await runCli(args);
-      expect({ command, code: run.code, stderr: run.stderr }).toMatchObject({ command, code: command.includes('field-report') ? 1 : 0 });
+      expect({ command, code: run.code, stderr: run.stderr }).toMatchObject({ command, code: /field-report|--sessions/.test(command) ? 1 : 0 });
+      // The page says the sessions example refuses three sessions (two on the Linux console, one on the Windows one): the doctor agrees.
+      if (command.includes('--sessions')) expect(run.stdout, command).toMatch(/^3 errors, /m);
       if (redirect) writeFileSync(join(dir, redirect), run.stdout);
     }
   });
