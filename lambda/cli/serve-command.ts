@@ -12,7 +12,7 @@ import { EmfMetrics, flushEvery } from '../adapters/emf-metrics.js';
 import { DynamoSessionCatalog } from '../adapters/dynamodb-session-catalog.js';
 import { FileSessionStore } from '../adapters/file-session-store.js';
 import { openIdConnectClient } from '../adapters/openid-connect.js';
-import { startLocalServer, type RunningServer } from '../adapters/local-server.js';
+import { DEFAULT_MAX_CONNECTIONS, startLocalServer, type RunningServer } from '../adapters/local-server.js';
 import { JsonLineLog } from '../adapters/json-line-log.js';
 import { SERVICE_NAME } from '../adapters/logger.js';
 import { splitList, validatePathPrefix } from '../config.js';
@@ -43,6 +43,7 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
   --port PORT            port to listen on (default 9000)
   --allow-source CIDRS   only answer callers from these CIDRs (comma-separated, repeatable)
   --path-prefix VALUE    answer only under /VALUE/resolveSession; anything else is 404
+  --max-connections N    hold at most N connections open; more are closed on arrival (default ${DEFAULT_MAX_CONNECTIONS})
   --tls-cert FILE        serve HTTPS with this PEM certificate (chain) ...
   --tls-key FILE         ... and its PEM private key
   --client-ca FILE       require a client certificate signed by this PEM CA (mutual TLS: the
@@ -74,6 +75,8 @@ export interface ServeOptions {
   readonly port: number;
   readonly allowSources?: CidrSet;
   readonly pathPrefix?: string;
+  /** Open connections at most; more are closed on arrival. */
+  readonly maxConnections: number;
   readonly logLevel?: string;
   /** HTTPS, and with a client CA, mutual TLS. */
   readonly tls?: HttpsOptions;
@@ -167,6 +170,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
         port: { type: 'string', default: '9000' },
         'allow-source': { type: 'string', multiple: true },
         'path-prefix': { type: 'string' },
+        'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'client-ca': { type: 'string' },
@@ -201,6 +205,10 @@ export function parseServeArgs(argv: string[]): ServeOptions {
       throw new CliError(`--allow-source: ${(error as Error).message}`, 2);
     }
   }
+  const maxConnections = Number(values['max-connections']);
+  if (!/^\d{1,6}$/.test(values['max-connections']) || maxConnections < 1 || maxConnections > 100_000) {
+    throw new CliError(`--max-connections must be 1–100000, not '${values['max-connections']}'`, 2);
+  }
   let pathPrefix: string | undefined;
   try {
     pathPrefix = validatePathPrefix(values['path-prefix'], '--path-prefix');
@@ -217,6 +225,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     port,
     allowSources,
     pathPrefix,
+    maxConnections,
     logLevel: values['log-level']?.toUpperCase(),
     tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
     metrics: values.metrics,
@@ -283,7 +292,16 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
   });
   let running: RunningServer;
   try {
-    running = await startLocalServer({ route, log: logger, host: options.host, port: options.port, tls: options.tls });
+    running = await startLocalServer({
+      route,
+      log: logger,
+      host: options.host,
+      port: options.port,
+      tls: options.tls,
+      // The router refuses these callers too; the server refuses them before reading their bodies.
+      allowedSources: options.allowSources,
+      maxConnections: options.maxConnections,
+    });
   } catch (error) {
     await store.close?.();
     await tokens?.close?.();
