@@ -95,11 +95,18 @@ type Route = 'resolveSession' | 'verifyToken' | 'health' | 'portal' | 'unknown';
 
 /** `…/verifyToken` or `…/verifyToken/<server>` (one segment: the asking DCV server's endpoint). */
 const VERIFY_PATH = /\/verifyToken(?:\/([^/]+))?$/;
+/** Under a secret prefix, exactly `/verifyToken` or `/verifyToken/<server>` after it. */
+const VERIFY_PATH_STRICT = /^\/verifyToken(?:\/([^/]+))?$/;
 
-function routeOf(path: string | undefined): Route {
+/**
+ * Without a prefix, any path ending in /resolveSession or /verifyToken[/<server>] (the gateway's url may carry
+ * a path of its own). With one (`strict`), what follows the prefix must be exactly the route: the prefix is the
+ * first segment and nothing else may sit between it and the route.
+ */
+function routeOf(path: string | undefined, strict = false): Route {
   if (path === undefined) return 'unknown';
-  if (path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
-  if (VERIFY_PATH.test(path)) return 'verifyToken';
+  if (strict ? path === RESOLVE_SUFFIX : path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
+  if ((strict ? VERIFY_PATH_STRICT : VERIFY_PATH).test(path)) return 'verifyToken';
   if (path === '/health') return 'health';
   if (path === '/portal' || path.startsWith('/portal/')) return 'portal';
   return 'unknown';
@@ -113,6 +120,8 @@ export function createRouter(options: RouterOptions): Router {
   const { resolver, log, allowedSources, verifier, portal } = options;
   const metrics = options.metrics ?? NO_METRICS;
   const stripPrefix = makePrefixStripper(options.pathPrefix);
+  const strict = Boolean(options.pathPrefix);
+  const verifyPath = strict ? VERIFY_PATH_STRICT : VERIFY_PATH;
 
   function sourceAllowed(sourceIp: string | undefined): boolean {
     if (!allowedSources) return true;
@@ -143,13 +152,13 @@ export function createRouter(options: RouterOptions): Router {
     try {
       if (!sourceAllowed(request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
       const path = stripPrefix(request.path);
-      const route = routeOf(path);
+      const route = routeOf(path, strict);
       fields.route = route;
       if (route === 'resolveSession') {
         response = await handleResolve(request, fields);
       } else if (route === 'verifyToken') {
         // Every answer on this path is the DCV server's XML, refusals included.
-        response = await handleVerifyToken(verifier, request, VERIFY_PATH.exec(path!)![1], fields);
+        response = await handleVerifyToken(verifier, request, verifyPath.exec(path!)![1], fields);
       } else if (route === 'portal' && portal) {
         // Pages and redirects: every answer, refusals included, is the portal's own HTML.
         const basePath = request.path.slice(0, request.path.length - path!.length);
