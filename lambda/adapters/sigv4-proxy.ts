@@ -139,6 +139,76 @@ export interface SigV4ProxyOptions {
   readonly connectTimeoutMs?: number;
   /** Milliseconds for the whole upstream exchange (Function URL cold start included). @default 10000 */
   readonly requestTimeoutMs?: number;
+  /**
+   * Host names (`NAME` or `NAME:PORT`, lower case; IPv6 in brackets) besides the proxy's own loopback
+   * addresses that a request may be addressed to (`--allow-host`). A name without a port means the listening port.
+   */
+  readonly allowedHosts?: readonly string[];
+}
+
+/** Names every request to the proxy itself may carry as its Host, with the listening port. */
+const OWN_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
+
+/**
+ * The Host values a request must carry to be signed: the loopback names and the listening address, with
+ * the listening port, plus `--allow-host` names. A web page that reaches the proxy through DNS rebinding
+ * carries its own name as Host, so it is refused before anything is signed.
+ */
+export function allowedAuthorities(listen: AddressInfo, extra: readonly string[] = []): Set<string> {
+  const names = [...OWN_HOSTS];
+  // A wildcard listener has no name of its own; a specific one answers to its address.
+  if (listen.address !== '0.0.0.0' && listen.address !== '::') {
+    names.push(listen.family === 'IPv6' ? `[${listen.address.toLowerCase()}]` : listen.address);
+  }
+  const out = new Set<string>();
+  const add = (authority: string) => {
+    out.add(authority);
+    // A browser or client omits the default port from Host.
+    if (authority.endsWith(':80')) out.add(authority.slice(0, -3));
+  };
+  for (const name of names) add(`${name}:${listen.port}`);
+  for (const entry of extra) add(/:\d+$/.test(entry) ? entry.toLowerCase() : `${entry.toLowerCase()}:${listen.port}`);
+  return out;
+}
+
+/** Fetch metadata that means the request came from this very origin, or from no page at all. */
+const SAME_ORIGIN_FETCH = new Set(['same-origin', 'none']);
+
+/**
+ * Why a request must not be signed, or undefined. 421: not addressed to this proxy. 403: sent by a web page
+ * of another origin (a gateway sends neither Origin nor Sec-Fetch-Site; a browser does, cross-site).
+ */
+export function refusal(
+  headers: IncomingHttpHeaders,
+  authorities: ReadonlySet<string>,
+): { status: 421 | 403; error: string; message: string } | undefined {
+  const host = headers.host?.toLowerCase();
+  if (host === undefined || !authorities.has(host)) {
+    return { status: 421, error: 'MisdirectedRequest', message: 'this proxy signs only requests addressed to it (Host); see --allow-host' };
+  }
+  const origin = headers.origin;
+  if (origin !== undefined && !sameOrigin(origin, host)) {
+    return { status: 403, error: 'ForbiddenError', message: 'requests from another origin are not signed' };
+  }
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined && !SAME_ORIGIN_FETCH.has(site.toLowerCase())) {
+    return { status: 403, error: 'ForbiddenError', message: 'requests from another site are not signed' };
+  }
+  return undefined;
+}
+
+function sameOrigin(origin: string, host: string): boolean {
+  try {
+    const url = new URL(origin);
+    // URL drops the default port, as a browser's Origin does.
+    return url.protocol === 'http:' && url.origin === origin.toLowerCase() && (url.host === host || `${url.host}:80` === host);
+  } catch {
+    return false; // `null` (opaque origins) and anything unparsable
+  }
+}
+
+function clipHeader(value: string | undefined): string | undefined {
+  return value === undefined || value.length <= 100 ? value : `${value.slice(0, 100)}…`;
 }
 
 function sendJson(res: ServerResponse, status: number, error: string, message: string): void {
@@ -230,9 +300,26 @@ export function createSigV4Proxy(options: SigV4ProxyOptions): Server {
     );
   }
 
+  let authorities: Set<string> | undefined;
   const server = createServer((req, res) => {
     const started = performance.now();
     const requestId = randomUUID();
+    authorities ??= allowedAuthorities(server.address() as AddressInfo, options.allowedHosts);
+    const refused = refusal(req.headers, authorities);
+    if (refused) {
+      // Nothing is read, signed or forwarded; the connection closes, so an unread body does not matter.
+      log.warn('refused', {
+        requestId,
+        status: refused.status,
+        reason: refused.message,
+        host: clipHeader(req.headers.host),
+        origin: clipHeader(req.headers.origin),
+        secFetchSite: clipHeader(req.headers['sec-fetch-site']),
+      });
+      res.setHeader('Connection', 'close');
+      sendJson(res, refused.status, refused.error, refused.message);
+      return;
+    }
     readBoundedBody(req, MAX_REQUEST_BODY_BYTES, {
       onBody: (body) => forward(req, res, body, requestId, started),
       onTooLarge: () => sendJson(res, 413, 'PayloadTooLargeError', `request body must be at most ${MAX_REQUEST_BODY_BYTES} bytes`),

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
@@ -17,6 +18,10 @@ gateway at the proxy: [resolver] url = 'http://127.0.0.1:9000' (plus '/<pathPref
   --target URL           the Function URL (https://<id>.lambda-url.<region>.on.aws/)
   --listen HOST:PORT     where to listen (default 127.0.0.1:9000; keep it on loopback)
   --region REGION        signing region (default: from the URL, else AWS_REGION / the profile)
+  --allow-host NAME      also sign requests addressed to NAME or NAME:PORT (repeatable); by default
+                         only Host 127.0.0.1:PORT, localhost:PORT, [::1]:PORT and the --listen
+                         address are signed: anything else is refused with 421, and requests a web
+                         page sends from another origin (Origin, Sec-Fetch-Site) with 403
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
 `;
 
@@ -26,6 +31,22 @@ export interface ProxyOptions {
   readonly port: number;
   readonly region?: string;
   readonly logLevel?: string;
+  /** --allow-host values, lower case: NAME, NAME:PORT, [v6] or [v6]:PORT. */
+  readonly allowedHosts?: readonly string[];
+}
+
+const HOST_NAME = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** `NAME`, `NAME:PORT`, `[v6]` or `[v6]:PORT`, as it appears in a Host header. */
+export function parseAllowHost(text: string): string {
+  const match = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(text.trim().toLowerCase());
+  const name = match?.[1];
+  const ok =
+    name !== undefined &&
+    (name.startsWith('[') ? isIP(name.slice(1, -1)) === 6 : HOST_NAME.test(name)) &&
+    (match![2] === undefined || Number(match![2]) <= 65535);
+  if (!ok) throw new CliError(`--allow-host must be a host name, NAME:PORT or [IPv6]:PORT, not '${text}'`, 2);
+  return text.trim().toLowerCase();
 }
 
 /** `HOST:PORT`, `[v6]:PORT` or just `PORT` (loopback). */
@@ -41,6 +62,7 @@ export const PROXY_OPTIONS = {
   target: { type: 'string' },
   listen: { type: 'string', default: '127.0.0.1:9000' },
   region: { type: 'string' },
+  'allow-host': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -67,7 +89,8 @@ export function parseProxyArgs(argv: string[]): ProxyOptions {
   if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(region)) {
     throw new CliError(`--region must look like us-east-1, not '${values.region}'`, 2);
   }
-  return { target, ...parseListen(values.listen), region, logLevel: values['log-level']?.toUpperCase() };
+  const allowedHosts = (values['allow-host'] ?? []).map(parseAllowHost);
+  return { target, ...parseListen(values.listen), region, logLevel: values['log-level']?.toUpperCase(), allowedHosts };
 }
 
 /** --region, else the Function URL's own region, else the SDK's region configuration. */
@@ -106,7 +129,15 @@ export async function startProxy(
   }
   let running: RunningProxy;
   try {
-    running = await startSigV4Proxy({ target: options.target, region, credentials, log: logger, host: options.host, port: options.port });
+    running = await startSigV4Proxy({
+      target: options.target,
+      region,
+      credentials,
+      log: logger,
+      host: options.host,
+      port: options.port,
+      allowedHosts: options.allowedHosts,
+    });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new CliError(`port ${options.port} on ${options.host} is already in use`);

@@ -12,7 +12,7 @@ import { EmfMetrics, flushEvery } from '../adapters/emf-metrics.js';
 import { DynamoSessionCatalog } from '../adapters/dynamodb-session-catalog.js';
 import { FileSessionStore } from '../adapters/file-session-store.js';
 import { openIdConnectClient } from '../adapters/openid-connect.js';
-import { startLocalServer, type RunningServer } from '../adapters/local-server.js';
+import { DEFAULT_MAX_CONNECTIONS, startLocalServer, type RunningServer } from '../adapters/local-server.js';
 import { JsonLineLog } from '../adapters/json-line-log.js';
 import { SERVICE_NAME } from '../adapters/logger.js';
 import { splitList, validatePathPrefix } from '../config.js';
@@ -46,6 +46,7 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
                          every route but the portal's: the gateway's and DCV servers' addresses
   --path-prefix VALUE    answer only under /VALUE/resolveSession (and /VALUE/verifyToken);
                          anything else is 404. The portal is never under it
+  --max-connections N    hold at most N connections open; more are closed on arrival (default ${DEFAULT_MAX_CONNECTIONS})
   --tls-cert FILE        serve HTTPS with this PEM certificate (chain) ...
   --tls-key FILE         ... and its PEM private key
   --client-ca FILE       require a client certificate signed by this PEM CA (mutual TLS: the
@@ -87,6 +88,8 @@ export interface ServeOptions {
   readonly pathPrefix?: string;
   /** The portal's callers (users' browsers); absent: anyone. */
   readonly portalAllowSources?: CidrSet;
+  /** Open connections at most; more are closed on arrival. */
+  readonly maxConnections: number;
   readonly logLevel?: string;
   /** HTTPS, and with a client CA, mutual TLS. */
   readonly tls?: HttpsOptions;
@@ -183,6 +186,7 @@ export const SERVE_OPTIONS = {
   port: { type: 'string', default: '9000' },
   'allow-source': { type: 'string', multiple: true },
   'path-prefix': { type: 'string' },
+  'max-connections': { type: 'string', default: String(DEFAULT_MAX_CONNECTIONS) },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'client-ca': { type: 'string' },
@@ -220,6 +224,10 @@ export function parseServeArgs(argv: string[]): ServeOptions {
   if (!/^\d{1,5}$/.test(values.port) || port > 65535) throw new CliError(`--port must be 0–65535, not '${values.port}'`, 2);
   const allowSources = cidrsOption('allow-source', values['allow-source']);
   const portalAllowSources = cidrsOption('portal-allow-source', values['portal-allow-source']);
+  const maxConnections = Number(values['max-connections']);
+  if (!/^\d{1,6}$/.test(values['max-connections']) || maxConnections < 1 || maxConnections > 100_000) {
+    throw new CliError(`--max-connections must be 1–100000, not '${values['max-connections']}'`, 2);
+  }
   let pathPrefix: string | undefined;
   try {
     pathPrefix = validatePathPrefix(values['path-prefix'], '--path-prefix');
@@ -241,6 +249,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     allowSources,
     pathPrefix,
     portalAllowSources,
+    maxConnections,
     logLevel: values['log-level']?.toUpperCase(),
     tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
     metrics: values.metrics,
@@ -318,7 +327,17 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
   });
   let running: RunningServer;
   try {
-    running = await startLocalServer({ route, log: logger, host: options.host, port: options.port, tls: options.tls });
+    running = await startLocalServer({
+      route,
+      log: logger,
+      host: options.host,
+      port: options.port,
+      tls: options.tls,
+      // The router refuses these callers too; the server refuses them before reading their bodies.
+      allowedSources: options.allowSources,
+      ...(options.portal ? { portal: { allowedSources: options.portalAllowSources } } : {}),
+      maxConnections: options.maxConnections,
+    });
   } catch (error) {
     await store.close?.();
     await tokens?.close?.();

@@ -110,11 +110,18 @@ type Route = 'resolveSession' | 'verifyToken' | 'health' | 'portal' | 'unknown';
 
 /** `…/verifyToken` or `…/verifyToken/<server>` (one segment: the asking DCV server's endpoint). */
 const VERIFY_PATH = /\/verifyToken(?:\/([^/]+))?$/;
+/** Under a secret prefix, exactly `/verifyToken` or `/verifyToken/<server>` after it. */
+const VERIFY_PATH_STRICT = /^\/verifyToken(?:\/([^/]+))?$/;
 
-function routeOf(path: string | undefined): Route {
+/**
+ * Without a prefix, any path ending in /resolveSession or /verifyToken[/<server>] (the gateway's url may carry
+ * a path of its own). With one (`strict`), what follows the prefix must be exactly the route: the prefix is the
+ * first segment and nothing else may sit between it and the route.
+ */
+function routeOf(path: string | undefined, strict = false): Route {
   if (path === undefined) return 'unknown';
-  if (path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
-  if (VERIFY_PATH.test(path)) return 'verifyToken';
+  if (strict ? path === RESOLVE_SUFFIX : path.endsWith(RESOLVE_SUFFIX)) return 'resolveSession';
+  if ((strict ? VERIFY_PATH_STRICT : VERIFY_PATH).test(path)) return 'verifyToken';
   if (path === '/health') return 'health';
   return 'unknown';
 }
@@ -151,6 +158,8 @@ export function createRouter(options: RouterOptions): Router {
   const metrics = options.metrics ?? NO_METRICS;
   const stripPrefix = makePrefixStripper(options.pathPrefix);
   const sourceAllowed = sourceCheck({ ...options, portal: portal !== undefined });
+  const strict = Boolean(options.pathPrefix);
+  const verifyPath = strict ? VERIFY_PATH_STRICT : VERIFY_PATH;
 
   async function handleResolve(resolver: SessionResolver, request: HttpRequest, fields: Record<string, unknown>): Promise<HttpResponse> {
     if (request.method !== 'POST') throw new MethodNotAllowedError(RESOLVE_METHODS);
@@ -176,13 +185,13 @@ export function createRouter(options: RouterOptions): Router {
       if (!sourceAllowed(request.path, request.sourceIp)) throw new ForbiddenError('caller address is not allowed');
       const portalPath = portal !== undefined && isPortalPath(request.path);
       const path = portalPath ? request.path : stripPrefix(request.path);
-      const route: Route = portalPath ? 'portal' : routeOf(path);
+      const route: Route = portalPath ? 'portal' : routeOf(path, strict);
       fields.route = route;
       if (route === 'resolveSession' && resolver) {
         response = await handleResolve(resolver, request, fields);
       } else if (route === 'verifyToken') {
         // Every answer on this path is the DCV server's XML, refusals included.
-        response = await handleVerifyToken(verifier, request, VERIFY_PATH.exec(path!)![1], fields);
+        response = await handleVerifyToken(verifier, request, verifyPath.exec(path!)![1], fields);
       } else if (route === 'portal' && portal) {
         // Pages and redirects: every answer, refusals included, is the portal's own HTML.
         response = await portal({ request, basePath: '', path: request.path, fields });

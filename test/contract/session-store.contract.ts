@@ -40,6 +40,9 @@ export const CONTRACT_ITEMS: RawItem[] = [
   { SessionId: 'typed-as-strings', DcvServerEndpoint: '10.0.1.16', HttpPort: '9443', ExpiresAt: 1_900_000_000 },
 ];
 
+/** A clock bound that only catches a hang: wide, so a loaded 2-core runner never trips it (the attempts carry the assertion). */
+const HANG_MS = 10_000;
+
 const ENV_KEYS = ['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL'] as const;
 
 /** Credential scope of a SigV4 Authorization header: access key id, date, region, service. */
@@ -194,10 +197,11 @@ function networkContract(network: NetworkAdapter): void {
       expect(error).toBeInstanceOf(Error);
       expect(error.name).toBe(name);
       expect(error.$metadata?.httpStatusCode).toBe(400);
-      // Retried (more than one request), but not forever, and fast enough for the gateway's 503.
+      // Retried (more than one request), but not forever: the attempt count is what bounds the time. The time
+      // bound only catches a hang; it is wide so a loaded 2-core runner cannot fail it (nominal: well under 1 s).
       expect(proxy.seen.length).toBeGreaterThanOrEqual(2);
       expect(proxy.seen.length).toBeLessThanOrEqual(4);
-      expect(ms).toBeLessThan(4000);
+      expect(ms).toBeLessThan(HANG_MS);
     });
 
     it('fails in about two seconds when the store accepts connections and never answers', async () => {
@@ -209,10 +213,13 @@ function networkContract(network: NetworkAdapter): void {
         const ms = performance.now() - started;
         expect(error).toBeInstanceOf(Error);
         expect(error.name).toMatch(/Timeout/i);
+        // Bounded attempts, each bounded by the client's timeout (nominally about 2 s in all, inside the function's
+        // 5 s): assert the attempts, not the clock. The lower bound shows a timeout fired rather than an instant
+        // failure; the upper one only catches a hang (a loaded 2-core runner can take twice the nominal time).
         expect(hole.connections()).toBeGreaterThanOrEqual(1);
-        // "About 2 s": the resolver's 503 must reach the gateway well inside the function's 5 s timeout.
+        expect(hole.connections()).toBeLessThanOrEqual(3);
         expect(ms).toBeGreaterThan(500);
-        expect(ms).toBeLessThan(3500);
+        expect(ms).toBeLessThan(HANG_MS);
       } finally {
         await hole.close();
       }

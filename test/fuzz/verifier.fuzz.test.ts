@@ -214,8 +214,9 @@ const SPELLINGS = new Map<string, string>([
 ]);
 
 /**
- * The documented routing rule, written here: after the secret prefix (when one is configured) any path
- * ending in /verifyToken or /verifyToken/<one segment> is the verifier; the segment names the server.
+ * The documented routing rule, written here: without a prefix, any path ending in /verifyToken or
+ * /verifyToken/<one segment> is the verifier; with the secret prefix configured, exactly
+ * /<prefix>/verifyToken[/<one segment>]. The segment names the server.
  */
 function routeInfo(path: string, guarded: boolean): { verify: boolean; server?: string; segment?: string } {
   let rest = path;
@@ -223,7 +224,7 @@ function routeInfo(path: string, guarded: boolean): { verify: boolean; server?: 
     if (!path.startsWith(`/${PREFIX}/`)) return { verify: false };
     rest = path.slice(PREFIX.length + 1);
   }
-  const match = /\/verifyToken(?:\/([^/]+))?$/.exec(rest);
+  const match = (guarded ? /^\/verifyToken(?:\/([^/]+))?$/ : /\/verifyToken(?:\/([^/]+))?$/).exec(rest);
   if (!match) return { verify: false };
   return { verify: true, segment: match[1], server: match[1] === undefined ? undefined : SPELLINGS.get(match[1]) };
 }

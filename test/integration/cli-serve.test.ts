@@ -305,6 +305,30 @@ describe.concurrent('refuses to start with a clear message and exit code 1', () 
   });
 });
 
+describe('serve --allow-source refuses a caller before reading its body', () => {
+  it('a refused caller that stalls mid-body gets the 403 at once, the connection closes, and the request is logged', async () => {
+    const cli = serve(['--sessions', 'sessions.example.json', '--port', '0', '--allow-source', '10.0.0.0/8']);
+    const url = new URL(await cli.serving());
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port: Number(url.port) }, () =>
+        socket.write(`POST /resolveSession?sessionId=console&transport=HTTP HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n${'x'.repeat(65_000)}`),
+      );
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      // Before the fix the server waited for the other 536 bytes forever.
+      socket.setTimeout(WAIT_MS, () => socket.destroy(new Error('no answer')));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer).toContain('"error":"ForbiddenError"');
+    cli.child.kill('SIGTERM');
+    expect(await exitCode(cli)).toBe(0);
+    const lines = cli.stdout().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.message === 'request')).toMatchObject({ status: 403, sourceIp: '127.0.0.1', route: 'unknown' });
+  });
+});
+
 // The argument rules, in-process (each child process costs seconds of start-up).
 describe('serve arguments', () => {
   it.each([

@@ -75,7 +75,11 @@ describe('the resolver Lambda entry', () => {
       const ms = performance.now() - started;
       expect(result.statusCode).toBe(503);
       expect(result.headers).toMatchObject({ 'Retry-After': '1' });
-      expect(ms).toBeLessThan(3500);
+      // Bounded attempts (each with the client's timeout) keep it near 2 s; the clock bound only catches a hang
+      // and is wide enough for a loaded 2-core runner.
+      expect(hole.connections()).toBeGreaterThanOrEqual(1);
+      expect(hole.connections()).toBeLessThanOrEqual(3);
+      expect(ms).toBeLessThan(10_000);
     } finally {
       await hole.close();
     }

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -13,9 +14,10 @@ import {
   startSigV4Proxy,
   type RunningProxy,
 } from '../../lambda/adapters/sigv4-proxy';
-import { parseListen, parseProxyArgs, startProxy } from '../../lambda/cli/proxy-command';
+import { parseListen, parseProxyArgs, PROXY_USAGE, startProxy } from '../../lambda/cli/proxy-command';
 import { CliError } from '../../lambda/cli/cli-error';
 import { silentLog } from '../../lambda/core/log';
+import { RecordingLog } from '../helpers/recording-log';
 
 /** What the target (standing in for Lambda) knows: its region and the keys it accepts. */
 const TARGET_REGION = 'eu-west-1';
@@ -153,9 +155,10 @@ function call(
   method: string,
   pathAndQuery: string,
   body?: string,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; headers: IncomingMessage['headers']; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${base}${pathAndQuery}`, { method, headers: { accept: 'application/json' } }, (res) => {
+    const req = request(`${base}${pathAndQuery}`, { method, headers: { accept: 'application/json', ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
@@ -240,6 +243,132 @@ describe('signing and forwarding', () => {
   });
 });
 
+/** Writes raw bytes to the proxy and returns everything it sends back until it closes. */
+function raw(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('raw request timed out')));
+  });
+}
+
+/**
+ * DNS rebinding: a web page at http://evil.example:PORT whose name now resolves to 127.0.0.1 reaches the proxy
+ * with its own Host (and, for its fetches, Origin / Sec-Fetch-Site). Only requests addressed to the proxy itself
+ * are signed; the others are refused before anything is read, signed or forwarded, with a log line.
+ */
+describe('only requests addressed to the proxy itself are signed', () => {
+  const RESOLVE = '/resolveSession?sessionId=a&transport=HTTP';
+  const portOf = (p: RunningProxy) => (p.server.address() as AddressInfo).port;
+
+  it.each([
+    ['a rebound name', (port: number) => `evil.example:${port}`],
+    ['a rebound name without a port', () => 'evil.example'],
+    ['a loopback address on another port', (port: number) => `127.0.0.1:${port + 1}`],
+    ['localhost on another port', (port: number) => `localhost:${port === 65535 ? 1 : port + 1}`],
+    ['a name ending in a loopback name', (port: number) => `evil.localhost.example:${port}`],
+    ['127.0.0.1 without the port', () => '127.0.0.1'],
+    ['a trailing-dot name', (port: number) => `localhost.:${port}`],
+  ])('refuses %s with 421, forwarding nothing and logging it', async (_name, host) => {
+    const log = new RecordingLog();
+    const p = await proxy({ log });
+    const value = host(portOf(p));
+    const answer = await call(p.url, 'POST', RESOLVE, 'body', { host: value });
+    expect(answer.status).toBe(421);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'MisdirectedRequest' });
+    expect(seen).toHaveLength(0);
+    const refused = log.find('refused', 'warn');
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.fields).toMatchObject({ status: 421, host: value });
+  });
+
+  it('refuses a request with no Host at all (HTTP/1.0)', async () => {
+    const p = await proxy();
+    const answer = await raw(portOf(p), 'POST /resolveSession?sessionId=a&transport=HTTP HTTP/1.0\r\nContent-Length: 0\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 421 /);
+    expect(seen).toHaveLength(0);
+  });
+
+  it.each([
+    ['127.0.0.1', (port: number) => `127.0.0.1:${port}`],
+    ['localhost', (port: number) => `localhost:${port}`],
+    ['LOCALHOST (names are case-insensitive)', (port: number) => `LOCALHOST:${port}`],
+    ['[::1]', (port: number) => `[::1]:${port}`],
+  ])('signs a request addressed to %s:PORT', async (_name, host) => {
+    const p = await proxy();
+    const answer = await call(p.url, 'POST', RESOLVE, undefined, { host: host(portOf(p)) });
+    expect(answer.status).toBe(200);
+    expect(seen.map((s) => s.verdict)).toEqual([{ ok: true }]);
+  });
+
+  it('signs for names given with allowedHosts (--allow-host), with the listening port or their own', async () => {
+    const p = await proxy({ allowedHosts: ['gateway-proxy.internal', 'alias.internal:8080'] });
+    const port = portOf(p);
+    expect((await call(p.url, 'POST', RESOLVE, undefined, { host: `gateway-proxy.internal:${port}` })).status).toBe(200);
+    expect((await call(p.url, 'POST', RESOLVE, undefined, { host: 'alias.internal:8080' })).status).toBe(200);
+    expect((await call(p.url, 'POST', RESOLVE, undefined, { host: `alias.internal:${port}` })).status).toBe(421);
+    expect((await call(p.url, 'POST', RESOLVE, undefined, { host: `other.internal:${port}` })).status).toBe(421);
+    expect(seen).toHaveLength(2);
+  });
+
+  it('signs for the address it listens on (127.0.0.2 here), and dcv-resolver proxy passes --allow-host through', async () => {
+    const running = await startProxy(
+      { target: new URL(targetUrl), host: '127.0.0.2', port: 0, region: TARGET_REGION, allowedHosts: ['alias.internal'], logLevel: 'ERROR' },
+      GOOD,
+    );
+    proxies.push(running);
+    const port = portOf(running);
+    expect((await call(running.url, 'POST', RESOLVE, undefined, { host: `127.0.0.2:${port}` })).status).toBe(200);
+    expect((await call(running.url, 'POST', RESOLVE, undefined, { host: `alias.internal:${port}` })).status).toBe(200);
+    expect((await call(running.url, 'POST', RESOLVE, undefined, { host: `127.0.0.3:${port}` })).status).toBe(421);
+    expect(seen).toHaveLength(2);
+  });
+
+  it.each([
+    ['a cross-site Origin', (port: number) => ({ origin: `http://evil.example:${port}` })],
+    ['Origin: null', () => ({ origin: 'null' })],
+    ['the origin of another loopback name', (port: number) => ({ origin: `http://localhost:${port}` })],
+    ['an https Origin of the same authority', (port: number) => ({ origin: `https://127.0.0.1:${port}` })],
+    ['Sec-Fetch-Site: cross-site', () => ({ 'sec-fetch-site': 'cross-site' })],
+    ['Sec-Fetch-Site: same-site', () => ({ 'sec-fetch-site': 'same-site' })],
+    ['an unknown Sec-Fetch-Site', () => ({ 'sec-fetch-site': 'whatever' })],
+    ['a same-origin Origin with Sec-Fetch-Site: cross-site', (port: number) => ({ origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'cross-site' })],
+  ])('refuses a request from a browser page elsewhere (%s) with 403, forwarding nothing', async (_name, headers) => {
+    const log = new RecordingLog();
+    const p = await proxy({ log });
+    const answer = await call(p.url, 'POST', RESOLVE, 'body', headers(portOf(p)));
+    expect(answer.status).toBe(403);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'ForbiddenError' });
+    expect(seen).toHaveLength(0);
+    expect(log.find('refused', 'warn')).toHaveLength(1);
+  });
+
+  it.each([
+    ['its own Origin', (port: number) => ({ origin: `http://127.0.0.1:${port}` })],
+    ['Sec-Fetch-Site: same-origin', () => ({ 'sec-fetch-site': 'same-origin' })],
+    ['Sec-Fetch-Site: none (typed in the address bar)', () => ({ 'sec-fetch-site': 'none' })],
+  ])('signs a request carrying %s', async (_name, headers) => {
+    const p = await proxy();
+    const answer = await call(p.url, 'POST', RESOLVE, undefined, headers(portOf(p)));
+    expect(answer.status).toBe(200);
+    expect(seen).toHaveLength(1);
+  });
+
+  it('answers a refused request without waiting for its body', async () => {
+    const p = await proxy();
+    const answer = await raw(
+      portOf(p),
+      `POST ${RESOLVE} HTTP/1.1\r\nHost: evil.example:${portOf(p)}\r\nContent-Length: 60000\r\n\r\npartial`,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 421 /);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(seen).toHaveLength(0);
+  });
+});
+
 describe('failures are clear JSON errors', () => {
   it('answers 502 when the target is unreachable', async () => {
     const closed = createServer();
@@ -303,6 +432,20 @@ describe('options', () => {
     expect(() => parseProxyArgs([])).toThrow(/--target URL is required/);
     expect(() => parseProxyArgs(['--target', 'https://a.lambda-url.us-east-1.on.aws/', '--region', 'mars'])).toThrow(/--region/);
     expect(parseProxyArgs(['--target', 'https://a.lambda-url.us-east-1.on.aws/'])).toMatchObject({ host: '127.0.0.1', port: 9000 });
+  });
+
+  it('takes --allow-host NAME[:PORT] (repeatable) and rejects what is not a host name', () => {
+    const base = ['--target', 'https://a.lambda-url.us-east-1.on.aws/'];
+    expect(parseProxyArgs(base).allowedHosts).toEqual([]);
+    expect(parseProxyArgs([...base, '--allow-host', 'Proxy.Internal', '--allow-host', 'alias:8080', '--allow-host', '[fd00::5]:9000']).allowedHosts).toEqual([
+      'proxy.internal',
+      'alias:8080',
+      '[fd00::5]:9000',
+    ]);
+    for (const bad of ['http://x', 'a b', 'x:99999', 'x/y', '', 'fd00::5']) {
+      expect(() => parseProxyArgs([...base, '--allow-host', bad]), bad).toThrow(/--allow-host/);
+    }
+    expect(PROXY_USAGE).toContain('--allow-host NAME');
   });
 
   it('refuses to start without credentials, saying so', async () => {

@@ -174,6 +174,39 @@ describe('access-control options (light)', () => {
     expect((await route(request('POST', '/resolveSession?sessionId=console&transport=HTTP'))).statusCode).toBe(404);
     expect((await route(request('POST', '/wrong/resolveSession?sessionId=console&transport=HTTP'))).statusCode).toBe(404);
   });
+
+  // Strict under a prefix: the secret is the first segment and the route is exactly what follows it (the gateway
+  // appends /resolveSession to its url, a DCV server's verifier url is …/verifyToken/<server>). Without a prefix,
+  // any path ending in /resolveSession still answers (the gateway's url may carry a path of its own).
+  it.each([
+    ['an extra segment before resolveSession', '/s3cr3t/x/resolveSession'],
+    ['several extra segments', '/s3cr3t/a/b/resolveSession'],
+    ['the prefix twice', '/s3cr3t/s3cr3t/resolveSession'],
+    ['an empty segment', '/s3cr3t//resolveSession'],
+    ['an extra segment before verifyToken', '/s3cr3t/x/verifyToken/10.0.1.15'],
+    ['an extra segment before a bare verifyToken', '/s3cr3t/x/verifyToken'],
+    ['an extra segment before health', '/s3cr3t/x/health'],
+  ])('pathPrefix: %s is an unknown path (404), the store untouched', async (_name, path) => {
+    const { route, calls } = setup(undefined, { pathPrefix: 's3cr3t' });
+    const answer = await route(request('POST', `${path}?sessionId=console&transport=HTTP`));
+    expect(answer.statusCode).toBe(404);
+    expect(answer.body).toBe('{"error":"NotFoundError","message":"unknown path; the resolver answers POST …/resolveSession and POST …/verifyToken"}');
+    expect(calls).toEqual([]);
+  });
+
+  it('pathPrefix: /<prefix>/verifyToken[/<server>] is the verifier route (here without a token store: its own 404)', async () => {
+    const { route } = setup(undefined, { pathPrefix: 's3cr3t' });
+    for (const path of ['/s3cr3t/verifyToken/10.0.1.15', '/s3cr3t/verifyToken']) {
+      const answer = await route(request('POST', path));
+      expect(answer.statusCode).toBe(404);
+      expect(answer.body).not.toContain('unknown path');
+    }
+  });
+
+  it('without a prefix, any path ending in /resolveSession answers', async () => {
+    const { route } = setup();
+    expect((await route(request('POST', '/x/resolveSession?sessionId=console&transport=HTTP'))).body).toBe(CONSOLE_HTTP);
+  });
 });
 
 describe("the portal's routes apart from the gateway's", () => {

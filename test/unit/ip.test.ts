@@ -135,3 +135,115 @@ describe('CidrSet', () => {
     expect(() => CidrSet.parse(['10.0.0.0/8', '10.0.0.0/40'])).toThrow("'10.0.0.0/40' is not an IPv4 or IPv6 CIDR");
   });
 });
+
+/**
+ * An IPv4 caller is admitted only by an IPv4 rule (or a rule written in the IPv4-mapped range
+ * ::ffff:0:0/96 with a prefix of 96 or more, which is read as the IPv4 rule it spells). Node's BlockList
+ * alone would match IPv4 against any IPv6 rule covering ::ffff:0:0/96 (`::/0` among them), and IPv4-mapped
+ * IPv6 against IPv4 rules.
+ */
+describe('CidrSet: address families do not cross', () => {
+  it.each([
+    // ::/0 means "any IPv6", never IPv4, however the IPv4 caller is written
+    ['::/0', '203.0.113.5', false],
+    ['::/0', '0.0.0.0', false],
+    ['::/0', '::ffff:203.0.113.5', false],
+    ['::/0', '::ffff:cb00:7105', false],
+    ['::/0', '0:0:0:0:0:ffff:203.0.113.5', false],
+    ['::/0', '2001:db8::1', true],
+    ['::/0', '::1', true],
+    ['::/0', '::', true],
+    // IPv6 rules that cover the mapped range but are wider than it stay IPv6 rules
+    ['::/80', '203.0.113.5', false],
+    ['::ffff:0:0/95', '203.0.113.5', false],
+    ['::ffff:0:0/95', '::ffff:0:1', false],
+    // an explicit IPv4-mapped rule (prefix >= 96) is the IPv4 rule it spells
+    ['::ffff:0:0/96', '203.0.113.5', true],
+    ['::ffff:0:0/96', '::ffff:203.0.113.5', true],
+    ['::ffff:0:0/96', '2001:db8::1', false],
+    ['::ffff:0:0/96', '::1', false],
+    ['::ffff:10.0.0.0/104', '10.9.8.7', true],
+    ['::ffff:10.0.0.0/104', '::ffff:10.9.8.7', true],
+    ['::ffff:10.0.0.0/104', '11.0.0.1', false],
+    ['::FFFF:a00:0/104', '10.9.8.7', true],
+    ['::ffff:203.0.113.5/128', '203.0.113.5', true],
+    ['::ffff:203.0.113.5/128', '203.0.113.6', false],
+    ['::ffff:203.0.113.5', '203.0.113.5', true],
+    // 0.0.0.0/0 means "any IPv4", never IPv6
+    ['0.0.0.0/0', '2001:db8::1', false],
+    ['0.0.0.0/0', '::1', false],
+    ['0.0.0.0/0', '::', false],
+    ['0.0.0.0/0', '64:ff9b::cb00:7105', false],
+    ['0.0.0.0/0', '::203.0.113.5', false],
+    ['0.0.0.0/0', '203.0.113.5', true],
+    ['0.0.0.0/0', '::ffff:203.0.113.5', true],
+    ['10.0.0.0/8', '::ffff:a00:1', true],
+    ['10.0.0.0/8', '::10.0.0.1', false],
+    // single hosts, /32 and /128
+    ['203.0.113.5/32', '203.0.113.5', true],
+    ['203.0.113.5/32', '203.0.113.4', false],
+    ['2001:db8::1/128', '2001:db8::1', true],
+    ['2001:db8::1/128', '2001:DB8:0:0:0:0:0:1', true],
+    ['2001:db8::1/128', '2001:db8::2', false],
+    // a link-local caller with a zone id matches by its address
+    ['fe80::/10', 'fe80::1%eth0', true],
+    ['fe80::/10', 'fe80::1%1', true],
+    ['::/0', 'fe80::1%eth0', true],
+    ['0.0.0.0/0', 'fe80::1%eth0', false],
+    ['2001:db8::/32', 'fe80::1%eth0', false],
+  ])('%s admits %s: %s', (rule, caller, expected) => {
+    const ip = parseIp(caller);
+    expect(ip).toBeDefined();
+    expect(CidrSet.parse([rule]).contains(ip!)).toBe(expected);
+  });
+
+  it('a set with both families admits each family only by its own rules', () => {
+    const both = CidrSet.parse(['10.0.0.0/8', '2001:db8::/32']);
+    expect(both.contains(parseIp('10.1.1.1')!)).toBe(true);
+    expect(both.contains(parseIp('::ffff:10.1.1.1')!)).toBe(true);
+    expect(both.contains(parseIp('2001:db8::5')!)).toBe(true);
+    expect(both.contains(parseIp('11.1.1.1')!)).toBe(false);
+    expect(both.contains(parseIp('2001:db9::5')!)).toBe(false);
+  });
+
+  it.each([
+    ['::ffff:10.0.0.0/104', { network: '10.0.0.0', prefix: 8, family: 'ipv4' }],
+    ['::ffff:0:0/96', { network: '0.0.0.0', prefix: 0, family: 'ipv4' }],
+    ['::ffff:203.0.113.5/128', { network: '203.0.113.5', prefix: 32, family: 'ipv4' }],
+    ['::ffff:0:0/95', { network: '::ffff:0:0', prefix: 95, family: 'ipv6' }],
+    ['::/0', { network: '::', prefix: 0, family: 'ipv6' }],
+  ] as const)('parseCidr reads %s as %o', (input, expected) => {
+    expect(parseCidr(input)).toEqual(expected);
+  });
+
+  it.each([
+    ['a zone id on a network', 'fe80::%eth0/10'],
+    ['a zone id after the prefix', 'fe80::/10%eth0'],
+    ['a zone id on a bare address', 'fe80::1%eth0'],
+    ['a zone id on IPv4', '10.0.0.1%eth0'],
+    ['an IPv4-mapped network with a prefix over 128', '::ffff:10.0.0.0/129'],
+    ['an empty prefix after ::', '::/'],
+    ['a prefix alone', '/0'],
+    ['two prefixes', '10.0.0.0/8/8'],
+    ['a triple colon', ':::/0'],
+  ])('parseCidr rejects %s', (_name, input) => {
+    expect(parseCidr(input)).toBeUndefined();
+  });
+
+  it.each([
+    ['a zone id is dropped', 'fe80::1%eth0', { address: 'fe80::1', family: 'ipv6' }],
+    ['a hex IPv4-mapped address folds to IPv4', '::ffff:a00:1', { address: '10.0.0.1', family: 'ipv4' }],
+    ['a long-form IPv4-mapped address folds to IPv4', '0:0:0:0:0:FFFF:10.0.0.1', { address: '10.0.0.1', family: 'ipv4' }],
+    ['an IPv4-compatible address stays IPv6', '::10.0.0.1', { address: '::10.0.0.1', family: 'ipv6' }],
+  ] as const)('parseIp: %s', (_name, input, expected) => {
+    expect(parseIp(input)).toEqual(expected);
+  });
+
+  it.each([
+    ['an empty zone id', 'fe80::1%'],
+    ['a zone id on IPv4', '10.0.0.1%eth0'],
+    ['a zone id with a space', 'fe80::1%eth 0'],
+  ])('parseIp rejects %s', (_name, input) => {
+    expect(parseIp(input)).toBeUndefined();
+  });
+});
