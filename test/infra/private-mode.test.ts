@@ -191,6 +191,16 @@ describe('private mode creating its endpoint (-c vpcId=… -c subnetIds=…)', (
   });
 });
 
+describe('private mode with the portal on', () => {
+  it("keeps the portal on its own public Function URL (users' browsers are outside the VPC); the resolver still has none", () => {
+    const { stack, template } = synth({ accessMode: 'private', vpcEndpointIds: [VPCE], portal: 'cognito', gatewayUrl: 'https://gw.example.com' });
+    const [, url] = only(template, 'AWS::Lambda::Url');
+    expect(url.AuthType).toBe('NONE');
+    expect(url.TargetFunctionArn['Fn::GetAtt'][0]).toBe(stack.getLogicalId(stack.portal!.function.node.defaultChild as never));
+    expect(stack.sessionResolver.functionUrl).toBeUndefined();
+  });
+});
+
 describe('private mode context keys', () => {
   const read = (context: Record<string, unknown>) => readStackContext((key) => context[key]);
 
@@ -214,7 +224,6 @@ describe('private mode context keys', () => {
     [{ accessMode: 'private', vpcId: 'vpc-0a1b2c3d', subnetIds: 'subnet-0a1b2c3d' }, /set allowedSourceCidrs .* or vpcCidr/],
     [{ accessMode: 'private', vpcEndpointIds: VPCE, allowAnySource: 'true' }, /allowAnySource does not apply to accessMode 'private'/],
     [{ allowAnySource: 'true', vpcEndpointIds: VPCE }, /vpcEndpointIds is only used with accessMode 'private'/],
-    [{ accessMode: 'private', vpcEndpointIds: VPCE, portal: 'cognito', gatewayUrl: 'https://gw.example.com' }, /portal 'cognito' cannot be used with accessMode 'private'/],
   ])('rejects %j', (context, message) => {
     expect(() => read(context)).toThrow(message);
   });

@@ -183,7 +183,8 @@ describe('the Lambda entry: the deadline is the invocation remaining time less a
       AWS_LAMBDA_LOG_LEVEL: 'ERROR',
     });
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    handler = (await import('../../lambda/handlers/resolver')).handler as unknown as Handler;
+    // The portal's own function (lambda/handlers/portal.ts), as the stack deploys it.
+    handler = (await import('../../lambda/handlers/portal')).handler as unknown as Handler;
   });
 
   afterAll(async () => {
