@@ -102,6 +102,9 @@ export class PrivateResolverApi extends Construct {
       },
     });
     this.api.root.addProxy({ anyMethod: true });
+    // RestApi always adds an 'Endpoint' output with the short host name, which resolves only where private DNS
+    // is on for an endpoint; the stack outputs the endpoint-specific name instead (stageUrl), so drop it.
+    this.api.node.tryRemoveChild('Endpoint');
 
     const region = Stack.of(this).region;
     this.stageUrl = `https://${this.api.restApiId}-${this.vpcEndpointIds[0]}.execute-api.${region}.${Stack.of(this).urlSuffix}/${PRIVATE_API_STAGE}`;

@@ -121,6 +121,11 @@ describe('private mode with an existing endpoint (-c vpcEndpointIds=…)', () =>
     expect(render(outputs.GatewayResolverConfig.Value, names)).toBe(`[resolver]\nurl = '${base}'\n`);
     expect(render(outputs.DcvServerVerifierConfig.Value, names)).toBe(`[security]\nauth-token-verifier="${base}/verifyToken/<DcvServerEndpoint>"\n`);
     expect(outputs.VpcEndpointId.Value).toBe(VPCE);
+    // No output names the short host (it resolves only with private DNS on): every execute-api URL is endpoint-specific.
+    for (const [key, output] of Object.entries(outputs)) {
+      const text = render(output.Value, names);
+      if (text.includes('.execute-api.')) expect(text, key).toContain(`-${VPCE}.execute-api.`);
+    }
   });
 });
 
