@@ -15,6 +15,17 @@
  * on that day; an end before the start is an overnight window that starts on the listed day and ends the
  * next day (`Mon-Fri 22:00-06:00`: Monday 22:00 to Tuesday 06:00, …, Friday 22:00 to Saturday 06:00).
  * An end equal to the start is refused (empty, or a whole day: write `00:00-24:00`).
+ *
+ * Evaluation works on instants, not on wall-clock comparisons, so a daylight-saving change never opens or
+ * closes a window twice:
+ * - A window on a local date runs from its start instant (inclusive) to its end instant (exclusive).
+ * - A local time that does not exist (spring forward: 02:30 in Europe/Paris on the last Sunday of March)
+ *   means the first instant after the gap (03:00 local): a window starting at 02:30 that day starts at
+ *   03:00, and a window wholly inside the gap does not happen that day.
+ * - A local time that happens twice (fall back: 02:30 in Europe/Paris on the last Sunday of October) means
+ *   its first occurrence for a start and its second for an end: the window never closes and reopens, and is
+ *   longer by the repeated hour rather than shorter (the safe side: the instance is never idle-stopped
+ *   inside a window).
  */
 
 export const DAY_NAMES = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'] as const;
@@ -98,7 +109,6 @@ function zoneFormatter(zone: string): Intl.DateTimeFormat | undefined {
       hour: 'numeric',
       minute: 'numeric',
       second: 'numeric',
-      era: 'short',
     });
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
@@ -141,4 +151,106 @@ export function parseSchedule(text: string): ScheduleParse {
     if (error instanceof Bad) return { ok: false, reason: error.message };
     throw error;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// evaluation
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+/** windowStartsBetween walks local dates; a longer span is a caller's bug, not a schedule to evaluate. */
+export const MAX_SPAN_MS = 366 * DAY_MS;
+
+/** The local wall-clock time at `instantMs` in `zone`, as milliseconds of a UTC date with the same fields (whole seconds). */
+function wallClock(instantMs: number, format: Intl.DateTimeFormat): number {
+  const fields: Record<string, number> = {};
+  for (const part of format.formatToParts(Math.floor(instantMs / 1000) * 1000)) {
+    if (part.type !== 'literal') fields[part.type] = Number(part.value);
+  }
+  return Date.UTC(fields.year!, fields.month! - 1, fields.day!, fields.hour!, fields.minute!, fields.second!);
+}
+
+/** UTC offset (ms, local minus UTC) in force at `instantMs`. */
+function offsetAt(instantMs: number, format: Intl.DateTimeFormat): number {
+  const whole = Math.floor(instantMs / 1000) * 1000;
+  return wallClock(whole, format) - whole;
+}
+
+/**
+ * The instant at which the local wall clock reads `wallMs` (a UTC-date encoding of local fields). Twice in a
+ * fall-back hour: `pick` chooses. Never in a spring-forward gap: the first instant after the gap.
+ */
+function instantOf(wallMs: number, format: Intl.DateTimeFormat, pick: 'earliest' | 'latest'): number {
+  // Real zones change offset at most once within a day either side.
+  const before = offsetAt(wallMs - DAY_MS, format);
+  const after = offsetAt(wallMs + DAY_MS, format);
+  const candidates = [...new Set([wallMs - before, wallMs - after])].filter((t) => wallClock(t, format) === wallMs);
+  if (candidates.length > 0) return pick === 'earliest' ? Math.min(...candidates) : Math.max(...candidates);
+  // The gap: the wall clock jumps over wallMs between these two instants; find the jump to the second.
+  let low = Math.min(wallMs - before, wallMs - after);
+  let high = Math.max(wallMs - before, wallMs - after);
+  while (high - low > 1000) {
+    const middle = Math.floor((low + high) / 2000) * 1000;
+    if (wallClock(middle, format) >= wallMs) high = middle;
+    else low = middle;
+  }
+  return high;
+}
+
+interface Occurrence {
+  readonly start: number;
+  readonly end: number;
+}
+
+function formatFor(window: ScheduleWindow): Intl.DateTimeFormat {
+  const format = zoneFormatter(window.zone);
+  // parseSchedule checked the zone; only a hand-built Schedule can get here.
+  if (!format) throw new RangeError(`unknown time zone '${window.zone}'`);
+  return format;
+}
+
+/** The window's occurrence starting on the local date `dayMs` (UTC-date encoding), or undefined (not that day, or inside a gap). */
+function occurrence(window: ScheduleWindow, dayMs: number, format: Intl.DateTimeFormat): Occurrence | undefined {
+  if (!window.days.has(new Date(dayMs).getUTCDay())) return undefined;
+  const start = instantOf(dayMs + window.start * MINUTE_MS, format, 'earliest');
+  const endWall = dayMs + (window.end > window.start ? window.end : window.end + 1440) * MINUTE_MS;
+  const end = instantOf(endWall, format, 'latest');
+  return end > start ? { start, end } : undefined;
+}
+
+function localDay(instantMs: number, format: Intl.DateTimeFormat): number {
+  return Math.floor(wallClock(instantMs, format) / DAY_MS) * DAY_MS;
+}
+
+/** True when `instantMs` is inside one of the schedule's windows (start inclusive, end exclusive). */
+export function inWindow(schedule: Schedule, instantMs: number): boolean {
+  for (const window of schedule.windows) {
+    const format = formatFor(window);
+    const today = localDay(instantMs, format);
+    // An overnight window that started yesterday may still be open.
+    for (const day of [today - DAY_MS, today]) {
+      const o = occurrence(window, day, format);
+      if (o && o.start <= instantMs && instantMs < o.end) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The instants, sorted and distinct, at which one of the schedule's windows starts, with `fromMs < start <= toMs`
+ * (a pass covering (last pass, now] sees each start exactly once). At most a year apart.
+ */
+export function windowStartsBetween(schedule: Schedule, fromMs: number, toMs: number): number[] {
+  if (!(toMs > fromMs)) return [];
+  if (toMs - fromMs > MAX_SPAN_MS) throw new RangeError('windowStartsBetween spans more than a year');
+  const starts = new Set<number>();
+  for (const window of schedule.windows) {
+    const format = formatFor(window);
+    const last = localDay(toMs, format) + DAY_MS;
+    for (let day = localDay(fromMs, format) - DAY_MS; day <= last; day += DAY_MS) {
+      const o = occurrence(window, day, format);
+      if (o && fromMs < o.start && o.start <= toMs) starts.add(o.start);
+    }
+  }
+  return [...starts].sort((a, b) => a - b);
 }
