@@ -3,6 +3,7 @@ import { parseClientAddress, type ParsedIp } from './ip.js';
 import type { Log } from './log.js';
 import {
   hasControlChars,
+  isHostDown,
   MAX_SESSION_ID_LENGTH,
   parseSessionRecord,
   type ParseResult,
@@ -127,6 +128,10 @@ export class SessionResolver {
     if (!record.enabled) return new NotFoundError(`session '${sessionId}' is disabled`, 'disabled');
     if (record.expiresAt !== undefined && this.now() >= record.expiresAt * 1000) {
       return new NotFoundError(`session '${sessionId}' has expired`, 'expired');
+    }
+    // Desktops on demand: a stale tab or a reconnecting client never reaches (or wakes) a stopped host.
+    if (isHostDown(record)) {
+      return new NotFoundError(`session '${sessionId}': the host is stopped (InstanceState ${record.instanceState})`, 'host-stopped');
     }
     return undefined;
   }

@@ -1,5 +1,5 @@
 import { hasAccessRules } from './session-access.js';
-import { Attr, parseSessionRecord, type RawItem, type SessionRecord } from './session-record.js';
+import { Attr, isHostDown, parseSessionRecord, type RawItem, type SessionRecord } from './session-record.js';
 
 /**
  * What `sessions list`, `get` and `export` print. Valid items show the values the resolver will use
@@ -23,7 +23,7 @@ export interface SessionRow {
   readonly access: string;
   /** DcvUser (the name the verifier answers DCV with), or `-`: the token's user. */
   readonly dcvUser: string;
-  /** `malformed: <reason>`, `expired`, or empty. */
+  /** `malformed: <reason>`, `expired`, `host not running (InstanceState = …)`, or empty. */
   readonly note: string;
 }
 
@@ -99,8 +99,28 @@ export function sessionRow(item: RawItem, nowMs: number): SessionRow {
     pool: r.pool ?? '-',
     access: accessList(r.allowedUsers, r.allowedGroups),
     dcvUser: r.dcvUser ?? '-',
-    note: isExpired(r, nowMs) ? 'expired' : '',
+    note: isExpired(r, nowMs) ? 'expired' : isHostDown(r) ? hostDownText(r.instanceState!) : '',
   };
+}
+
+/** Why an item of a host that is not running does not resolve (the resolver's 404 says the same). */
+function hostDownText(state: string): string {
+  return `host not running (InstanceState = ${JSON.stringify(state)})`;
+}
+
+/**
+ * Desktops on demand, for `get` and `put`; undefined for a session that uses none of the attributes.
+ * Phase 1 records them; the power pass that acts on them is to come.
+ */
+export function powerSettings(item: RawItem): string | undefined {
+  const parsed = parseSessionRecord(item);
+  if (!parsed.ok) return undefined;
+  const r = parsed.record;
+  const parts: string[] = [];
+  if (r.autoStopMinutes !== undefined) parts.push(`stops after ${r.autoStopMinutes} minutes with nobody connected`);
+  if (r.startOnConnect !== undefined) parts.push(r.startOnConnect ? 'the portal may start it (StartOnConnect)' : 'not started by the portal');
+  if (r.schedule !== undefined) parts.push(`runs in ${r.schedule}`);
+  return parts.length === 0 ? undefined : `power: ${parts.join('; ')}`;
 }
 
 function accessList(users: readonly string[] | undefined, groups: readonly string[] | undefined): string {
@@ -202,8 +222,8 @@ export function describeSession(item: RawItem, nowMs: number): string {
     const when = key === Attr.ExpiresAt && typeof value === 'number' ? `  (${isoSeconds(value)})` : '';
     return `${key.padEnd(width)}  ${JSON.stringify(value) ?? 'undefined'}${when}`;
   });
-  const portal = portalAccess(item);
-  return `${lines.join('\n')}\n\n${verdict(item, nowMs)}${portal ? `\n${portal}` : ''}`;
+  const extra = [portalAccess(item), powerSettings(item)].filter((line) => line !== undefined);
+  return `${lines.join('\n')}\n\n${verdict(item, nowMs)}${extra.map((line) => `\n${line}`).join('')}`;
 }
 
 /** Whether and how the resolver answers for this item. */
@@ -213,6 +233,7 @@ export function verdict(item: RawItem, nowMs: number): string {
   const r = parsed.record;
   if (!r.enabled) return 'does not resolve: disabled (Enabled = false)';
   if (isExpired(r, nowMs)) return `does not resolve: expired at ${isoSeconds(r.expiresAt!)}`;
+  if (isHostDown(r)) return `does not resolve: the host is not running (InstanceState = ${JSON.stringify(r.instanceState)})`;
   const as = r.targetSessionId === r.sessionId ? '' : ` as session '${r.targetSessionId}'`;
   const quic = r.quicPort === undefined ? 'QUIC not offered' : `QUIC → ${r.dcvServerEndpoint}:${r.quicPort}${r.webUrlPath}`;
   const cidrs = item[Attr.AllowedClientCidrs] as string[] | undefined;

@@ -1,4 +1,5 @@
 import { parseCidr, parseIp, CidrSet } from './ip.js';
+import { parseSchedule } from './power/schedule.js';
 
 // Validation is hand-written rather than a schema library: it runs on every cold start, and loading and
 // building zod's schemas was ~50 ms of the resolver's first answer (measured, bench/coldstart.ts) for
@@ -43,7 +44,20 @@ export const Attr = {
    * session's owner: DCV authorizes that name, not the person (README "Setting up the DCV servers").
    */
   DcvUser: 'DcvUser',
+  /** Desktops on demand (tag `dcv:auto-stop`): stop the instance once nobody has been connected for this many minutes. */
+  AutoStopMinutes: 'AutoStopMinutes',
+  /** Desktops on demand (tag `dcv:start-on-connect`): the portal may start the stopped instance. */
+  StartOnConnect: 'StartOnConnect',
+  /** Desktops on demand (tag `dcv:schedule`): weekly windows in IANA zones (core/power/schedule.ts). */
+  Schedule: 'Schedule',
 } as const;
+
+/** `AutoStopMinutes` bounds: under 5 minutes a reconnecting client could find its desktop gone; a day at most. */
+export const MIN_AUTO_STOP_MINUTES = 5;
+export const MAX_AUTO_STOP_MINUTES = 1440;
+
+/** The EC2 state in which an item resolves; any other `InstanceState` is a host that is not up (404). */
+export const RUNNING_STATE = 'running';
 
 /** `lease`: a pool placement the portal wrote (short-lived; discovery never touches it). */
 export type RecordSource = 'manual' | 'ec2' | 'lease';
@@ -74,6 +88,15 @@ export interface SessionRecord {
   readonly leaseUser?: string;
   /** Absent: the verifier answers with the token's user (hosts whose permissions grant people by name). */
   readonly dcvUser?: string;
+  readonly autoStopMinutes?: number;
+  readonly startOnConnect?: boolean;
+  /** The schedule as stored (validated); evaluate it with core/power/schedule.ts. */
+  readonly schedule?: string;
+}
+
+/** True when the item names an instance state other than running: the host is stopped, stopping or starting. */
+export function isHostDown(record: Pick<SessionRecord, 'instanceState'>): boolean {
+  return record.instanceState !== undefined && record.instanceState !== RUNNING_STATE;
 }
 
 /** A plain item as a store hands it over: attribute name to JS value (strings, numbers, booleans, arrays). */
@@ -164,6 +187,20 @@ const cidrList: Rule<CidrSet> = (value) => {
     cidrs.push(cidr);
   }
   return new CidrSet(cidrs);
+};
+
+const autoStopMinutes: Rule<number> = (value) => {
+  const message = `must be whole minutes ${MIN_AUTO_STOP_MINUTES}–${MAX_AUTO_STOP_MINUTES}`;
+  const n = numeric(value, /^\d{1,4}$/, message);
+  if (n instanceof Invalid) return n;
+  return Number.isSafeInteger(n) && n >= MIN_AUTO_STOP_MINUTES && n <= MAX_AUTO_STOP_MINUTES ? n : new Invalid(message);
+};
+
+const schedule: Rule<string> = (value) => {
+  const v = text(value);
+  if (v instanceof Invalid) return v;
+  const parsed = parseSchedule(v);
+  return parsed.ok ? v : new Invalid(parsed.reason);
 };
 
 const source: Rule<RecordSource> = (value) =>
@@ -274,6 +311,9 @@ export function parseSessionRecord(item: RawItem): ParseResult {
     const leaseUser = optional(Attr.LeaseUser, principal);
     // The same rules as a user name: 'ubuntu ' would be refused by DCV as surely as a typo, so say so here.
     const dcvUser = optional(Attr.DcvUser, principal);
+    const autoStop = optional(Attr.AutoStopMinutes, autoStopMinutes);
+    const startOnConnect = optional(Attr.StartOnConnect, boolean);
+    const scheduleText = optional(Attr.Schedule, schedule);
     return {
       ok: true,
       record: {
@@ -295,6 +335,9 @@ export function parseSessionRecord(item: RawItem): ParseResult {
         ...(pool ? { pool } : {}),
         ...(leaseUser ? { leaseUser } : {}),
         ...(dcvUser ? { dcvUser } : {}),
+        ...(autoStop === undefined ? {} : { autoStopMinutes: autoStop }),
+        ...(startOnConnect === undefined ? {} : { startOnConnect }),
+        ...(scheduleText === undefined ? {} : { schedule: scheduleText }),
       },
     };
   } catch (error) {

@@ -581,3 +581,100 @@ describe('portal: pool tags and lease items', () => {
     expect(items.get('lease:s905')).toEqual(before.get('lease:s905'));
   });
 });
+
+describe('desktops on demand: a power-tagged instance keeps its items while it is not running', () => {
+  const id = instanceIdOf;
+  const handle = () =>
+    createDiscoveryHandler({
+      service: new DiscoveryService(new Ec2InstanceSource(new EC2Client({}), { sleep: noSleep }), new DynamoDbDiscoveryTable(sdkDynamoApi(db), TABLE, { log: new RecordingLog() }), { log: new RecordingLog() }),
+      logger: createLogger({ logLevel: 'SILENT' }),
+    });
+  const stateChange = (n: number, state: string) => ({
+    source: 'aws.ec2',
+    'detail-type': 'EC2 Instance State-change Notification',
+    detail: { 'instance-id': id(n), state },
+  });
+  const context = { functionName: 'discovery', awsRequestId: 'req-power' } as never;
+
+  it('full reconcile: each of the three tags keeps the items of a stopped, pending or stopping instance, with InstanceState; an untagged one is removed', async () => {
+    fleet.setTags(id(950), { 'dcv:session-id': 's950', 'dcv:auto-stop': '30' });
+    fleet.setTags(id(951), { 'dcv:session-id': 's951', 'dcv:start-on-connect': 'true' });
+    fleet.setTags(id(952), { 'dcv:session-id': 's952', 'dcv:schedule': 'Mon-Fri 08:00-19:00 Europe/Paris' });
+    await reconcile();
+    let items = await table();
+    expect(items.get('s950')).toMatchObject({ AutoStopMinutes: 30, InstanceState: 'running' });
+    expect(items.get('s951')).toMatchObject({ StartOnConnect: true, InstanceState: 'running' });
+    expect(items.get('s952')).toMatchObject({ Schedule: 'Mon-Fri 08:00-19:00 Europe/Paris', InstanceState: 'running' });
+    expect(items.get('s953')).toMatchObject({ InstanceState: 'running' });
+
+    for (const [n, state] of [[950, 'stopped'], [951, 'pending'], [952, 'stopping'], [953, 'stopped']] as const) fleet.setState(id(n), state);
+    const report = await reconcile();
+    expect(report.result.applied.map((c) => [c.sessionId, c.kind])).toEqual([
+      ['s950', 'change'],
+      ['s951', 'change'],
+      ['s952', 'change'],
+      ['s953', 'remove'],
+    ]);
+    items = await table();
+    expect(items.get('s950')).toMatchObject({ AutoStopMinutes: 30, InstanceState: 'stopped', DcvServerEndpoint: '10.0.3.182', Source: 'ec2' });
+    expect(items.get('s951')).toMatchObject({ StartOnConnect: true, InstanceState: 'pending' });
+    expect(items.get('s952')).toMatchObject({ Schedule: 'Mon-Fri 08:00-19:00 Europe/Paris', InstanceState: 'stopping' });
+    expect(items.has('s953')).toBe(false);
+    // Still discovery's own (a later run manages them), and a second run writes nothing for them.
+    for (const sid of ['s950', 's951', 's952']) expect(isUntouchedSinceDiscovery(items.get(sid)!)).toBe(true);
+    const again = await reconcile();
+    expect(again.result.applied.map((c) => c.sessionId).filter((sid) => /^s95[0-3]$/.test(sid))).toEqual([]);
+
+    // Running again: the items say so.
+    fleet.setState(id(950), 'running');
+    await reconcile();
+    expect((await table()).get('s950')).toMatchObject({ InstanceState: 'running' });
+  });
+
+  it('events: stopping, then stopped, update InstanceState; terminated removes the items', async () => {
+    fleet.setTags(id(954), { 'dcv:session-id': 's954,{instanceId}=console', 'dcv:auto-stop': '15' });
+    await handle()(stateChange(954, 'running'), context);
+    for (const state of ['stopping', 'stopped']) {
+      fleet.setState(id(954), state);
+      const result = (await handle()(stateChange(954, state), context)) as DiscoveryHandlerResult;
+      expect(result.counts).toMatchObject({ changed: 2, removed: 0 });
+      const items = await table();
+      expect([items.get('s954')?.InstanceState, items.get(id(954))?.InstanceState]).toEqual([state, state]);
+    }
+    fleet.setState(id(954), 'terminated');
+    await handle()(stateChange(954, 'terminated'), context);
+    const items = await table();
+    expect(items.has('s954')).toBe(false);
+    expect(items.has(id(954))).toBe(false);
+  });
+
+  it('a bad value registers nothing for that instance (its items removed), and is reported with the tag', async () => {
+    fleet.setTags(id(955), { 'dcv:session-id': 's955', 'dcv:start-on-connect': 'true' });
+    fleet.setState(id(955), 'stopped');
+    await reconcile();
+    expect((await table()).get('s955')).toMatchObject({ InstanceState: 'stopped' });
+    fleet.setTags(id(955), { 'dcv:session-id': 's955', 'dcv:start-on-connect': 'true', 'dcv:schedule': 'Mon-Fri 08:00-19:00 Europe/Pariss' });
+    const log = new RecordingLog();
+    const report = await reconcile({ log });
+    expect(report.result.plan.unparsable).toContainEqual({
+      instanceId: id(955),
+      reason: "dcv:schedule 'Mon-Fri 08:00-19:00 Europe/Pariss': 'Europe/Pariss' is not an IANA time zone (e.g. Europe/Paris, America/New_York, UTC)",
+    });
+    expect(JSON.stringify(log.entries)).toContain('Europe/Pariss');
+    expect((await table()).has('s955')).toBe(false);
+  });
+
+  it('a running instance wins a session id over a stopped one that launched earlier', async () => {
+    fleet.setTags(id(956), { 'dcv:session-id': 'shared-desk', 'dcv:auto-stop': '60' });
+    fleet.setState(id(956), 'stopped');
+    fleet.setTags(id(957), { 'dcv:session-id': 'shared-desk' });
+    const report = await reconcile();
+    expect((await table()).get('shared-desk')).toMatchObject({ InstanceId: id(957), InstanceState: 'running' });
+    expect(report.result.plan.conflicts).toContainEqual({
+      kind: 'duplicate',
+      sessionId: 'shared-desk',
+      instanceId: id(956),
+      reason: `also claimed by ${id(957)}, which wins (it is running; this instance is stopped)`,
+    });
+  });
+});

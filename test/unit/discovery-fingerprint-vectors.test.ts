@@ -124,11 +124,38 @@ const VECTORS: readonly Vector[] = [
       },
     ],
   },
+  {
+    // Added with desktops on demand (not a 0.1.0 item): the form this release writes for the power tags on a
+    // stopped instance. Hash computed independently (Python: json.dumps(sort_keys, compact) → sha256).
+    name: 'desktops on demand: auto-stop, start-on-connect and schedule on a stopped instance',
+    instance: {
+      instanceId: 'i-0a1b2c3d4e5f60004',
+      state: 'stopped',
+      privateIp: '10.0.0.8',
+      tags: { 'dcv:session-id': 'gpu-desk', 'dcv:auto-stop': '30', 'dcv:start-on-connect': 'true', 'dcv:schedule': 'Mon-Fri 08:00-19:00 Europe/Paris' },
+    },
+    stored: [
+      {
+        SessionId: { S: 'gpu-desk' },
+        DcvServerEndpoint: { S: '10.0.0.8' },
+        HttpPort: { N: '8443' },
+        WebUrlPath: { S: '/' },
+        AutoStopMinutes: { N: '30' },
+        StartOnConnect: { BOOL: true },
+        Schedule: { S: 'Mon-Fri 08:00-19:00 Europe/Paris' },
+        Source: { S: 'ec2' },
+        InstanceId: { S: 'i-0a1b2c3d4e5f60004' },
+        InstanceState: { S: 'stopped' },
+        DiscoveredHash: { S: '53f0934aad3eced4239dad072309cabe7cf6cce3b1b051b2cd0453d00b44a25e' },
+        UpdatedAt: UPDATED_AT,
+      },
+    ],
+  },
 ];
 
 const storedItems = VECTORS.flatMap((v) => v.stored.map((stored) => [`${v.name}: ${stored.SessionId!.S}`, stored] as const));
 
-describe('DiscoveredHash known answers (items as release 0.1.0 stored them)', () => {
+describe('DiscoveredHash known answers (items as release 0.1.0 stored them, and the desktops-on-demand form)', () => {
   it.each(storedItems)('%s still reads as discovery’s own, with the stored hash', (_name, stored) => {
     const read = fromItem(stored);
     expect(fingerprint(read)).toBe(stored.DiscoveredHash!.S);

@@ -216,3 +216,84 @@ describe('validateTagPrefix', () => {
     ['p'.repeat(120), /at most 108/],
   ])('rejects %j', (prefix, reason) => expect(() => validateTagPrefix(prefix)).toThrow(reason));
 });
+
+describe('parseInstanceTags: desktops on demand (dcv:auto-stop, dcv:start-on-connect, dcv:schedule)', () => {
+  const power = {
+    'dcv:session-id': 'a=console,b',
+    'dcv:auto-stop': ' 30 ',
+    'dcv:start-on-connect': 'true',
+    'dcv:schedule': ' Mon-Fri 08:00-19:00 Europe/Paris;Sat 09:00-12:00 America/New_York ',
+  };
+  const powerAttrs = { AutoStopMinutes: 30, StartOnConnect: true, Schedule: 'Mon-Fri 08:00-19:00 Europe/Paris;Sat 09:00-12:00 America/New_York' };
+
+  it('become AutoStopMinutes (N), StartOnConnect (BOOL) and Schedule (S, trimmed) on every session, in the fingerprint', () => {
+    const result = parseInstanceTags(instance(power));
+    const expected = [
+      { ...base, SessionId: 'a', TargetSessionId: 'console', DcvServerEndpoint: '10.150.248.180', ...powerAttrs },
+      { ...base, SessionId: 'b', DcvServerEndpoint: '10.150.248.180', ...powerAttrs },
+    ];
+    expect(result.ok && result.records.map((r) => r.item)).toEqual(expected.map((e) => ({ ...e, DiscoveredHash: fingerprint(e) })));
+  });
+
+  it('each tag alone, under a configured prefix; start-on-connect=false is written as false', () => {
+    const one = (tags: Record<string, string>) => {
+      const result = parseInstanceTags(instance({ 'corp/session-id': 'a', ...tags }), 'corp/');
+      if (!result.ok) throw new Error(result.reason);
+      return result.records[0]!.item;
+    };
+    expect(one({ 'corp/auto-stop': '5' })).toMatchObject({ AutoStopMinutes: 5 });
+    expect(one({ 'corp/auto-stop': '1440' })).toMatchObject({ AutoStopMinutes: 1440 });
+    expect(one({ 'corp/start-on-connect': 'FALSE' })).toMatchObject({ StartOnConnect: false });
+    expect(one({ 'corp/schedule': 'sat-sun 00:00-24:00 UTC' })).toMatchObject({ Schedule: 'sat-sun 00:00-24:00 UTC' });
+    const item = one({ 'corp/auto-stop': '5' });
+    expect(item).not.toHaveProperty('StartOnConnect');
+    expect(item).not.toHaveProperty('Schedule');
+  });
+
+  it.each(['stopped', 'stopping', 'pending'])('a %s instance with any of the tags keeps its items, with InstanceState', (state) => {
+    for (const tag of ['dcv:auto-stop', 'dcv:start-on-connect', 'dcv:schedule'] as const) {
+      const value = { 'dcv:auto-stop': '30', 'dcv:start-on-connect': 'true', 'dcv:schedule': 'Mon 08:00-09:00 UTC' }[tag];
+      const result = parseInstanceTags(instance({ 'dcv:session-id': 'a', [tag]: value }, { state }));
+      expect(result.ok && result.records.map((r) => r.item)).toEqual([
+        expect.objectContaining({ SessionId: 'a', DcvServerEndpoint: '10.150.248.180', InstanceState: state, Source: 'ec2', InstanceId: ID }),
+      ]);
+    }
+  });
+
+  it('a stopped instance tagged to be reached on its public address is recorded at its private IP until it runs again', () => {
+    const tags = { 'dcv:session-id': 'a', 'dcv:address': 'public-ip', 'dcv:start-on-connect': 'true' };
+    const stopped = parseInstanceTags(instance(tags, { state: 'stopped', publicIp: undefined, publicDns: undefined }));
+    expect(stopped.ok && stopped.records[0]!.item).toMatchObject({ DcvServerEndpoint: '10.150.248.180', InstanceState: 'stopped' });
+    // Running, the missing address is an error as always.
+    const running = parseInstanceTags(instance(tags, { publicIp: undefined }));
+    expect(running).toMatchObject({ ok: false, reason: expect.stringMatching(/no public ip/) });
+  });
+
+  it.each(['shutting-down', 'terminated'])('a %s instance registers nothing, tags or not', (state) => {
+    expect(parseInstanceTags(instance(power, { state }))).toMatchObject({ ok: true, records: [] });
+  });
+
+  it('a stopped instance with the tags but a bad one is reported (nothing registered), as a running one is', () => {
+    const result = parseInstanceTags(instance({ 'dcv:session-id': 'a', 'dcv:auto-stop': '30', 'dcv:port': 'junk' }, { state: 'stopped' }));
+    expect(result).toMatchObject({ ok: false, reason: expect.stringContaining("dcv:port 'junk'") });
+  });
+
+  it.each([
+    ['auto-stop under 5', { 'dcv:auto-stop': '4' }, "dcv:auto-stop '4' must be whole minutes 5–1440"],
+    ['auto-stop over a day', { 'dcv:auto-stop': '1441' }, "dcv:auto-stop '1441' must be whole minutes 5–1440"],
+    ['auto-stop with a unit', { 'dcv:auto-stop': '30m' }, "dcv:auto-stop '30m' must be whole minutes"],
+    ['auto-stop fractional', { 'dcv:auto-stop': '7.5' }, "dcv:auto-stop '7.5' must be whole minutes"],
+    ['auto-stop empty', { 'dcv:auto-stop': ' ' }, 'dcv:auto-stop is empty; remove the tag'],
+    ['start-on-connect yes', { 'dcv:start-on-connect': 'yes' }, "dcv:start-on-connect 'yes' must be true or false"],
+    ['schedule with an unknown zone', { 'dcv:schedule': 'Mon-Fri 08:00-19:00 Europe/Pariss' }, "dcv:schedule 'Mon-Fri 08:00-19:00 Europe/Pariss': 'Europe/Pariss' is not an IANA time zone"],
+    ['schedule with an offset for a zone', { 'dcv:schedule': 'Mon-Fri 08:00-19:00 +01:00' }, "'+01:00' is not an IANA time zone"],
+    ['schedule with a bad day', { 'dcv:schedule': 'Mon-Fry 08:00-19:00 UTC' }, "'Fry' is not a day"],
+    ['schedule with a bad time', { 'dcv:schedule': 'Mon 8:00-19:00 UTC' }, "'8:00' is not a time HH:MM"],
+    ['schedule with an empty window', { 'dcv:schedule': 'Mon 08:00-19:00 UTC;' }, "dcv:schedule '' must be DAYS HH:MM-HH:MM ZONE"],
+  ])('a bad value registers nothing and names the tag: %s', (_name, tags, reason) => {
+    for (const state of ['running', 'stopped']) {
+      const result = parseInstanceTags(instance({ 'dcv:session-id': 'a', ...tags }, { state }));
+      expect(result).toMatchObject({ ok: false, reason: expect.stringContaining(reason) });
+    }
+  });
+});

@@ -17,6 +17,7 @@ const ITEMS: RawItem[] = [
   { SessionId: 'off', DcvServerEndpoint: '10.0.1.16', Enabled: false },
   { SessionId: 'old', DcvServerEndpoint: '10.0.1.17', ExpiresAt: NOW / 1000 - 60 },
   { SessionId: 'fenced', DcvServerEndpoint: '10.0.1.18', AllowedClientCidrs: ['203.0.113.0/24'] },
+  { SessionId: 'asleep', DcvServerEndpoint: '10.0.1.19', Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'stopped' },
 ];
 
 /** The resolver's router with metrics written to an array, as the Lambda entry and `serve --metrics` build it. */
@@ -47,6 +48,7 @@ describe('resolutions by outcome, as EMF', () => {
     ['not-found', 'sessionId=ghost&transport=HTTP', 404],
     ['disabled', 'sessionId=off&transport=HTTP', 404],
     ['expired', 'sessionId=old&transport=HTTP', 404],
+    ['host-stopped', 'sessionId=asleep&transport=HTTP', 404],
     ['client-refused', 'sessionId=fenced&transport=HTTP&clientIpAddress=198.51.100.1', 404],
     ['client-refused', 'sessionId=fenced&transport=HTTP', 404],
     ['transport-refused', 'sessionId=console&transport=QUIC', 404],

@@ -381,6 +381,29 @@ describe('portal: Connect', () => {
     expect(listedTokens).toEqual([]);
   });
 
+  it('desktops on demand: a host that is not running shows as Stopped, Connect is 404 and mints nothing; a stopped pool member is never leased', async () => {
+    const { send, signIn, tokens, store } = setup();
+    const ec2 = { Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'stopped' };
+    store.put({ ...SESSIONS[0], ...ec2 });
+    store.put({ ...SESSIONS[7], ...ec2 });
+    const { cookie, csrf, list } = await signIn('alice');
+    const desk = list.body.slice(list.body.indexOf('<h2>alice-desk</h2>'), list.body.indexOf('</li>', list.body.indexOf('<h2>alice-desk</h2>')));
+    expect(desk).toContain('<p class="state">Stopped</p>');
+    expect(desk).toMatch(/aria-label="Open alice-desk in browser" disabled>/);
+    expect((await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk' }) })).statusCode).toBe(404);
+    const minted = [];
+    for await (const t of tokens.list()) minted.push(t);
+    expect(minted).toEqual([]);
+    // The pool's only running member is gpu-2: everyone placed goes there, and a second user finds it full.
+    const placed = await send('POST', '/portal/connect', { cookie, body: form({ csrf, pool: 'gpu' }) });
+    expect(new URL(placed.headers.Location).hash).toBe('#lease:gpu-2');
+    const dave = await signIn('dave');
+    expect((await send('POST', '/portal/connect', { cookie: dave.cookie, body: form({ csrf: dave.csrf, pool: 'gpu' }) })).statusCode).toBe(409);
+    // Running again: Connect works.
+    store.put({ ...SESSIONS[0], ...ec2, InstanceState: 'running' });
+    expect((await send('POST', '/portal/connect', { cookie, body: form({ csrf, session: 'alice-desk' }) })).statusCode).toBe(303);
+  });
+
   it('a pool places users on distinct hosts, gives a user the same host back, and is 409 when full', async () => {
     const { send, signIn } = setup();
     const hostOf = async (who: string) => {

@@ -133,6 +133,39 @@ describe('404: no destination, with the cause in the message', () => {
   });
 });
 
+describe('desktops on demand: an item whose host is not running is 404, whatever the transport or client', () => {
+  const host = { DcvServerEndpoint: '10.0.2.1', QuicPort: 8443, Source: 'ec2', InstanceId: 'i-0abc' };
+  const items: RawItem[] = [
+    { ...host, SessionId: 'up', InstanceState: 'running' },
+    { ...host, SessionId: 'down', InstanceState: 'stopped' },
+    { ...host, SessionId: 'stopping', InstanceState: 'stopping' },
+    { ...host, SessionId: 'starting', InstanceState: 'pending' },
+    // A manual item without InstanceState is a host nobody tracks: it resolves as always.
+    { SessionId: 'manual', DcvServerEndpoint: '10.0.2.2' },
+  ];
+
+  it.each([
+    ['sessionId=down&transport=HTTP', "session 'down': the host is stopped (InstanceState stopped)"],
+    ['sessionId=down&transport=QUIC&clientIpAddress=203.0.113.5', "session 'down': the host is stopped (InstanceState stopped)"],
+    ['sessionId=stopping&transport=HTTP', "session 'stopping': the host is stopped (InstanceState stopping)"],
+    ['sessionId=starting&transport=HTTP', "session 'starting': the host is stopped (InstanceState pending)"],
+  ])('%s → 404', async (query, message) => {
+    const { ask } = setup(NOW_MS, items);
+    expect(await ask(query)).toEqual({ status: 404, message });
+  });
+
+  it('running, or no InstanceState at all: resolves', async () => {
+    const { ask } = setup(NOW_MS, items);
+    expect(await ask('sessionId=up&transport=QUIC')).toEqual({ status: 200, answer: answer('up', 'QUIC', '10.0.2.1', 8443) });
+    expect(await ask('sessionId=manual&transport=HTTP')).toEqual({ status: 200, answer: answer('manual', 'HTTP', '10.0.2.2', 8443) });
+  });
+
+  it('findUsable (tokens, portal) refuses it with the metrics code host-stopped', async () => {
+    const { resolver } = setup(NOW_MS, items);
+    await expect(resolver.findUsable('down')).rejects.toMatchObject({ statusCode: 404, code: 'host-stopped' });
+  });
+});
+
 describe('expiry at the boundary (injected clock)', () => {
   it.each([
     ['one second before ExpiresAt', (EXPIRES_AT - 1) * 1000, 200],

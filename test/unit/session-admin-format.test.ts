@@ -4,6 +4,7 @@ import {
   formatSessionTable,
   listEntries,
   portalAccess,
+  powerSettings,
   sessionRow,
   sessionsFileText,
   verdict,
@@ -96,10 +97,32 @@ describe('verdict', () => {
     ],
     [{ SessionId: 'c', DcvServerEndpoint: 'h', AllowedClientCidrs: [] }, 'resolves: HTTP → h:8443/; QUIC not offered; admits no client (AllowedClientCidrs is empty)'],
     [{ SessionId: 'c', DcvServerEndpoint: 'h', Enabled: false }, 'does not resolve: disabled (Enabled = false)'],
+    [{ SessionId: 'c', DcvServerEndpoint: 'h', InstanceState: 'running' }, 'resolves: HTTP → h:8443/; QUIC not offered'],
+    [{ SessionId: 'c', DcvServerEndpoint: 'h', InstanceState: 'stopped' }, 'does not resolve: the host is not running (InstanceState = "stopped")'],
     [{ SessionId: 'c', DcvServerEndpoint: 'h', ExpiresAt: NOW / 1000 - 1 }, 'does not resolve: expired at 2026-11-26T11:59:59Z'],
     [{ SessionId: 'c', DcvServerEndpoint: 'h', WebUrlPath: 'x' }, "malformed: the resolver skips this item (answers 404): WebUrlPath must start with '/'"],
   ])('%j', (item, text) => {
     expect(verdict(item, NOW)).toBe(text);
+  });
+});
+
+describe('desktops on demand in list and get', () => {
+  const item = { SessionId: 'c', DcvServerEndpoint: 'h', Source: 'ec2', InstanceId: 'i-1', AutoStopMinutes: 30, StartOnConnect: true, Schedule: 'Mon-Fri 08:00-19:00 Europe/Paris' };
+
+  it('list: a host that is not running is noted; a running one is not', () => {
+    expect(sessionRow({ ...item, InstanceState: 'stopping' }, NOW).note).toBe('host not running (InstanceState = "stopping")');
+    expect(sessionRow({ ...item, InstanceState: 'running' }, NOW).note).toBe('');
+  });
+
+  it('get: the power settings under the verdict; none for a session without them', () => {
+    const text = describeSession({ ...item, InstanceState: 'stopped' }, NOW);
+    expect(text).toMatch(/^AutoStopMinutes +30$/m);
+    expect(text.split('\n').slice(-2)).toEqual([
+      'does not resolve: the host is not running (InstanceState = "stopped")',
+      'power: stops after 30 minutes with nobody connected; the portal may start it (StartOnConnect); runs in Mon-Fri 08:00-19:00 Europe/Paris',
+    ]);
+    expect(powerSettings({ SessionId: 'c', DcvServerEndpoint: 'h' })).toBeUndefined();
+    expect(powerSettings({ SessionId: 'c', DcvServerEndpoint: 'h', StartOnConnect: false })).toBe('power: not started by the portal');
   });
 });
 

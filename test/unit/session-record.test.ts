@@ -5,6 +5,7 @@ import {
   DEFAULT_HTTP_PORT,
   DEFAULT_WEB_URL_PATH,
   hasControlChars,
+  isHostDown,
   MAX_PRINCIPAL_LENGTH,
   MAX_PRINCIPALS,
   MAX_SESSION_ID_LENGTH,
@@ -45,6 +46,9 @@ describe('attribute names', () => {
       'Pool',
       'LeaseUser',
       'DcvUser',
+      'AutoStopMinutes',
+      'StartOnConnect',
+      'Schedule',
     ]);
     for (const [key, value] of Object.entries(Attr)) expect(key).toBe(value);
   });
@@ -329,5 +333,49 @@ describe('parseSessionRecord: DcvUser (the name the verifier answers DCV with)',
     ['a list', { DcvUser: ['ubuntu'] }, 'DcvUser must be a string, not array'],
   ] as const)('a malformed item (skipped, never served): %s', (_name, attributes, reason) => {
     expect(parseSessionRecord({ ...base, ...attributes })).toEqual({ ok: false, reason });
+  });
+});
+
+describe('parseSessionRecord: desktops on demand (AutoStopMinutes, StartOnConnect, Schedule, InstanceState)', () => {
+  it('keeps them on the record, and leaves them off when absent or NULL', () => {
+    const schedule = 'Mon-Fri 08:00-19:00 Europe/Paris; Sat 10:00-12:00 America/New_York';
+    expect(record({ ...base, AutoStopMinutes: 30, StartOnConnect: true, Schedule: schedule })).toMatchObject({
+      autoStopMinutes: 30,
+      startOnConnect: true,
+      schedule,
+    });
+    const bare = record({ ...base, AutoStopMinutes: null, StartOnConnect: null, Schedule: null });
+    for (const key of ['autoStopMinutes', 'startOnConnect', 'schedule']) expect(bare).not.toHaveProperty(key);
+    expect(record({ ...base, StartOnConnect: false })).toMatchObject({ startOnConnect: false });
+  });
+
+  it.each([
+    [5, 5],
+    [1440, 1440],
+    ['30', 30],
+    [' 60 ', 60],
+  ] as const)('AutoStopMinutes %j reads as %d (typed as N or as a string in the console)', (stored, minutes) => {
+    expect(record({ ...base, AutoStopMinutes: stored }).autoStopMinutes).toBe(minutes);
+  });
+
+  it.each([
+    ['4 minutes', { AutoStopMinutes: 4 }, 'AutoStopMinutes must be whole minutes 5–1440'],
+    ['1441 minutes', { AutoStopMinutes: 1441 }, 'AutoStopMinutes must be whole minutes 5–1440'],
+    ['a fraction', { AutoStopMinutes: 7.5 }, 'AutoStopMinutes must be whole minutes 5–1440'],
+    ['a word', { AutoStopMinutes: 'soon' }, 'AutoStopMinutes must be whole minutes 5–1440'],
+    ['a boolean', { AutoStopMinutes: true }, 'AutoStopMinutes must be whole minutes 5–1440'],
+    ['StartOnConnect as a string', { StartOnConnect: 'true' }, 'StartOnConnect must be a boolean (BOOL)'],
+    ['Schedule as a number', { Schedule: 8 }, 'Schedule must be a string, not number'],
+    ['Schedule with an unknown zone', { Schedule: 'Mon-Fri 08:00-19:00 Europe/Pariss' }, "Schedule 'Mon-Fri 08:00-19:00 Europe/Pariss': 'Europe/Pariss' is not an IANA time zone (e.g. Europe/Paris, America/New_York, UTC)"],
+    ['Schedule without a zone', { Schedule: 'Mon-Fri 08:00-19:00' }, "Schedule 'Mon-Fri 08:00-19:00' must be DAYS HH:MM-HH:MM ZONE, e.g. 'Mon-Fri 08:00-19:00 Europe/Paris'"],
+    ['InstanceState as a number', { InstanceState: 16 }, 'InstanceState must be a string, not number'],
+  ] as const)('a malformed item (skipped, never served): %s', (_name, attributes, reason) => {
+    expect(parseSessionRecord({ ...base, ...attributes })).toEqual({ ok: false, reason });
+  });
+
+  it('isHostDown: an InstanceState other than running; absent means a host nobody tracks (manual items)', () => {
+    expect(isHostDown(record({ ...base }))).toBe(false);
+    expect(isHostDown(record({ ...base, InstanceState: 'running' }))).toBe(false);
+    for (const state of ['stopped', 'stopping', 'pending', 'Running', '']) expect(isHostDown(record({ ...base, InstanceState: state }))).toBe(true);
   });
 });

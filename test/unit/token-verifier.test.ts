@@ -241,6 +241,21 @@ describe('verifying', () => {
     });
   });
 
+  it('never admits a token for a session whose host is not running (desktops on demand), and does once it runs', async () => {
+    const { issue, verifier, sessions } = setup();
+    const { token } = await issue({ maxUses: 5 });
+    for (const state of ['stopped', 'stopping', 'pending']) {
+      sessions.put({ ...SESSIONS[0], Source: 'ec2', InstanceId: 'i-0abc', InstanceState: state });
+      expect(await verifier.verify(asks(token))).toMatchObject({
+        result: 'no',
+        reason: 'session-unavailable',
+        message: `the token's session is not available: session 'agent1': the host is stopped (InstanceState ${state})`,
+      });
+    }
+    sessions.put({ ...SESSIONS[0], Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'running' });
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+  });
+
   it.each([
     ['inside the CIDR', '203.0.113.25', 'yes'],
     ['inside, with a port', '203.0.113.25:51234', 'yes'],

@@ -102,8 +102,13 @@ function canonical(value: unknown): string {
   return JSON.stringify(value) ?? 'undefined';
 }
 
-/** Earliest launch first, then the smallest instance id: a stable order, the same on every run. */
+/**
+ * A running instance first (a stopped desktops-on-demand instance never takes an id from one that runs),
+ * then the earliest launch, then the smallest instance id: a stable order, the same on every run.
+ */
 export function compareClaimants(a: InstanceInfo, b: InstanceInfo): number {
+  const ra = a.state === 'running';
+  if (ra !== (b.state === 'running')) return ra ? -1 : 1;
   const ta = a.launchTime ?? Number.POSITIVE_INFINITY;
   const tb = b.launchTime ?? Number.POSITIVE_INFINITY;
   if (ta !== tb) return ta < tb ? -1 : 1;
@@ -257,7 +262,10 @@ export class ReconcilePlanner {
         kind: 'duplicate',
         sessionId,
         instanceId: loser.instance.instanceId,
-        reason: `also claimed by ${winner!.instance.instanceId}, which wins (earlier launch time, then smaller instance id)`,
+        reason:
+          winner!.instance.state === 'running' && loser.instance.state !== 'running'
+            ? `also claimed by ${winner!.instance.instanceId}, which wins (it is running; this instance is ${loser.instance.state})`
+            : `also claimed by ${winner!.instance.instanceId}, which wins (earlier launch time, then smaller instance id)`,
       });
     }
     return winner!.record;

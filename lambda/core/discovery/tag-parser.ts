@@ -1,5 +1,19 @@
 import { parseCidr } from '../ip.js';
-import { Attr, DEFAULT_HTTP_PORT, DEFAULT_WEB_URL_PATH, LEASE_PREFIX, MAX_PRINCIPALS, parseSessionRecord, poolNameProblem, principalProblem, type RawItem } from '../session-record.js';
+import { parseSchedule } from '../power/schedule.js';
+import {
+  Attr,
+  DEFAULT_HTTP_PORT,
+  DEFAULT_WEB_URL_PATH,
+  LEASE_PREFIX,
+  MAX_AUTO_STOP_MINUTES,
+  MAX_PRINCIPALS,
+  MIN_AUTO_STOP_MINUTES,
+  parseSessionRecord,
+  poolNameProblem,
+  principalProblem,
+  RUNNING_STATE,
+  type RawItem,
+} from '../session-record.js';
 import { withFingerprint } from './fingerprint.js';
 
 /**
@@ -23,7 +37,19 @@ export const TagName = {
   pool: 'pool',
   /** The name the verifier gives the DCV server (DcvUser), e.g. the console session's owner. */
   dcvUser: 'user',
+  /** Desktops on demand: stop after this many minutes with nobody connected. */
+  autoStop: 'auto-stop',
+  /** Desktops on demand: the portal may start the stopped instance. */
+  startOnConnect: 'start-on-connect',
+  /** Desktops on demand: weekly windows in which the instance runs. */
+  schedule: 'schedule',
 } as const;
+
+/** Any of these makes an instance power-managed: its items are kept (with its state) while it is not running. */
+const POWER_TAGS = [TagName.autoStop, TagName.startOnConnect, TagName.schedule] as const;
+
+/** States in which a power-managed instance keeps its items; shutting-down and terminated remove them as before. */
+export const KEPT_STATES: ReadonlySet<string> = new Set(['pending', 'stopping', 'stopped']);
 
 export const ADDRESS_KINDS = ['private-ip', 'private-dns', 'public-ip', 'public-dns', 'ipv6'] as const;
 export type AddressKind = (typeof ADDRESS_KINDS)[number];
@@ -137,6 +163,43 @@ function parsePool(key: string, value: string): string {
   return pool;
 }
 
+function parseAutoStop(key: string, value: string): number {
+  const text = value.trim();
+  const minutes = /^\d{1,4}$/.test(text) ? Number(text) : NaN;
+  if (!(minutes >= MIN_AUTO_STOP_MINUTES && minutes <= MAX_AUTO_STOP_MINUTES)) {
+    throw new TagError(`${key} '${value.slice(0, 80)}' must be whole minutes ${MIN_AUTO_STOP_MINUTES}–${MAX_AUTO_STOP_MINUTES}`);
+  }
+  return minutes;
+}
+
+function parseFlag(key: string, value: string): boolean {
+  const text = value.trim().toLowerCase();
+  if (text !== 'true' && text !== 'false') throw new TagError(`${key} '${value.slice(0, 80)}' must be true or false`);
+  return text === 'true';
+}
+
+function parseScheduleTag(key: string, value: string): string {
+  const text = value.trim();
+  const parsed = parseSchedule(text);
+  if (!parsed.ok) throw new TagError(`${key} ${parsed.reason}`);
+  return text;
+}
+
+/**
+ * Where a power-managed instance that is not running is reached: its tagged address when it has one, else
+ * its private IP (then private DNS, IPv6). A stopped instance loses its public IP and DNS, but the resolver
+ * never sends anyone to a host that is not running, and discovery writes the real address once it runs.
+ */
+function endpointWhileDown(instance: InstanceInfo, kind: AddressKind, key: string): string {
+  const fallback = instance.privateIp ?? instance.privateDns ?? instance.ipv6;
+  try {
+    return endpointFor(instance, kind, key);
+  } catch (error) {
+    if (fallback === undefined) throw error;
+    return fallback;
+  }
+}
+
 function parseDcvUser(key: string, value: string): string {
   const user = value.trim();
   const problem = principalProblem(user);
@@ -177,14 +240,23 @@ function optionalTag(tags: Readonly<Record<string, string>>, key: string): strin
   return value;
 }
 
+/** True when the instance carries any desktops-on-demand tag (whatever its value). */
+export function isPowerManaged(tags: Readonly<Record<string, string>>, prefix: string = DEFAULT_TAG_PREFIX): boolean {
+  return POWER_TAGS.some((name) => tags[`${prefix}${name}`] !== undefined);
+}
+
 /**
- * The records one instance asks for. Only running instances ask for anything. A running instance whose
- * tags do not parse asks for nothing and gets a reason naming the tag, so the operator can fix it.
+ * The records one instance asks for. Running instances ask for their items; so does a pending, stopping
+ * or stopped instance carrying a desktops-on-demand tag (its items record the state, and the resolver
+ * answers 404 for them until it runs). Any other instance asks for nothing. An instance whose tags do not
+ * parse asks for nothing and gets a reason naming the tag, so the operator can fix it.
  */
 export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAULT_TAG_PREFIX): InstanceClaims {
   const tags = instance.tags;
   const key = (name: string) => `${prefix}${name}`;
-  if (instance.state !== 'running' || tags[key(TagName.sessionId)] === undefined) {
+  const running = instance.state === RUNNING_STATE;
+  const kept = !running && KEPT_STATES.has(instance.state) && isPowerManaged(tags, prefix);
+  if ((!running && !kept) || tags[key(TagName.sessionId)] === undefined) {
     return { ok: true, instance, records: [] };
   }
   try {
@@ -203,17 +275,23 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
     const groupsText = optionalTag(tags, key(TagName.allowedGroups));
     const poolText = optionalTag(tags, key(TagName.pool));
     const dcvUserText = optionalTag(tags, key(TagName.dcvUser));
+    const autoStopText = optionalTag(tags, key(TagName.autoStop));
+    const startOnConnectText = optionalTag(tags, key(TagName.startOnConnect));
+    const scheduleText = optionalTag(tags, key(TagName.schedule));
 
     const httpPort = portText === undefined ? DEFAULT_HTTP_PORT : parsePort(key(TagName.port), portText);
     const quicPort = quicText === undefined ? undefined : parsePort(key(TagName.quicPort), quicText);
     const webUrlPath = pathText === undefined ? DEFAULT_WEB_URL_PATH : pathText.trim();
     const kind = addressText === undefined ? 'private-ip' : parseAddressKind(key(TagName.address), addressText);
-    const endpoint = endpointFor(instance, kind, key(TagName.address));
+    const endpoint = running ? endpointFor(instance, kind, key(TagName.address)) : endpointWhileDown(instance, kind, key(TagName.address));
     const cidrs = cidrsText === undefined ? undefined : parseCidrs(key(TagName.allowedClientCidrs), cidrsText);
     const users = usersText === undefined ? undefined : parseNames(key(TagName.allowedUsers), usersText);
     const groups = groupsText === undefined ? undefined : parseNames(key(TagName.allowedGroups), groupsText);
     const pool = poolText === undefined ? undefined : parsePool(key(TagName.pool), poolText);
     const dcvUser = dcvUserText === undefined ? undefined : parseDcvUser(key(TagName.dcvUser), dcvUserText);
+    const autoStop = autoStopText === undefined ? undefined : parseAutoStop(key(TagName.autoStop), autoStopText);
+    const startOnConnect = startOnConnectText === undefined ? undefined : parseFlag(key(TagName.startOnConnect), startOnConnectText);
+    const schedule = scheduleText === undefined ? undefined : parseScheduleTag(key(TagName.schedule), scheduleText);
 
     const records = entries.map((entry): DesiredRecord => {
       const item: RawItem = withFingerprint({
@@ -229,6 +307,10 @@ export function parseInstanceTags(instance: InstanceInfo, prefix: string = DEFAU
         ...(pool === undefined ? {} : { [Attr.Pool]: pool }),
         // Only when tagged: an item without it keeps the DiscoveredHash it had before DcvUser existed.
         ...(dcvUser === undefined ? {} : { [Attr.DcvUser]: dcvUser }),
+        // The same rule for the desktops-on-demand attributes: untagged items keep their hash.
+        ...(autoStop === undefined ? {} : { [Attr.AutoStopMinutes]: autoStop }),
+        ...(startOnConnect === undefined ? {} : { [Attr.StartOnConnect]: startOnConnect }),
+        ...(schedule === undefined ? {} : { [Attr.Schedule]: schedule }),
         [Attr.Source]: 'ec2',
         [Attr.InstanceId]: instance.instanceId,
         [Attr.InstanceState]: instance.state,

@@ -2,7 +2,7 @@ import { BadRequestError, ConflictError, NotFoundError, ServiceUnavailableError 
 import type { Log } from '../log.js';
 import { describeError } from '../resolve.js';
 import { allowedAs, mayOpen, type Principal } from '../session-access.js';
-import { Attr, LEASE_PREFIX, MAX_SESSION_ID_LENGTH, parseSessionRecord, POOL_NAME, principalProblem, type RawItem, type SessionRecord } from '../session-record.js';
+import { Attr, isHostDown, LEASE_PREFIX, MAX_SESSION_ID_LENGTH, parseSessionRecord, POOL_NAME, principalProblem, type RawItem, type SessionRecord } from '../session-record.js';
 import { leaseSessionId, readCatalog, type CatalogEntry, type LeaseStore, type SessionCatalog } from './session-catalog.js';
 
 /**
@@ -16,7 +16,7 @@ import { leaseSessionId, readCatalog, type CatalogEntry, type LeaseStore, type S
 export const DEFAULT_LEASE_SECONDS = 8 * 60 * 60;
 
 /** `ready`: Connect works. `disabled` / `expired`: listed with that state; Connect answers 404. */
-export type SessionState = 'ready' | 'disabled' | 'expired';
+export type SessionState = 'ready' | 'disabled' | 'expired' | 'stopped';
 
 /** A session the user may open that is not in a pool (lease items are shown through their pool). */
 export interface SessionEntry {
@@ -162,7 +162,9 @@ export function leaseItem(member: CatalogEntry, terms: LeaseTerms): RawItem {
 
 function stateOf(record: SessionRecord, nowSeconds: number): SessionState {
   if (!record.enabled) return 'disabled';
-  return record.expiresAt !== undefined && nowSeconds >= record.expiresAt ? 'expired' : 'ready';
+  if (record.expiresAt !== undefined && nowSeconds >= record.expiresAt) return 'expired';
+  // A host that is not running (desktops on demand): shown, never connected to, never leased.
+  return isHostDown(record) ? 'stopped' : 'ready';
 }
 
 /** Enabled, not expired, and with an id short enough that its lease id is still a valid SessionId. */

@@ -461,6 +461,7 @@ function sessionView(entry: SessionEntry): SessionView {
   const { record, state } = entry;
   if (state === 'disabled') return { sessionId: entry.sessionId, state: 'Disabled by your administrator', usable: false };
   if (state === 'expired') return { sessionId: entry.sessionId, state: 'Expired', usable: false };
+  if (state === 'stopped') return { sessionId: entry.sessionId, state: 'Stopped', usable: false };
   const until = record.expiresAt === undefined ? '' : ` until ${readableTime(record.expiresAt)}`;
   return { sessionId: entry.sessionId, state: `Available${until}`, usable: true };
 }
