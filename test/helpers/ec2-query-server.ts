@@ -2,11 +2,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DescribeInstancesCommandInput, Filter } from '@aws-sdk/client-ec2';
 import type { FakeFleet } from './ec2-fleet';
+import type { Ec2PowerModel } from './ec2-power';
 
 /**
  * A loopback HTTP server speaking just enough of the EC2 Query API (DescribeInstances) for the SDK, so
  * the CLI can be driven end to end through AWS_ENDPOINT_URL_EC2. Errors thrown by the fleet's `failure`
- * hook are answered as EC2 error XML with their `name` as the code.
+ * hook are answered as EC2 error XML with their `name` as the code. With a power model (ec2-power.ts), it
+ * also answers StartInstances/StopInstances, and applies due state transitions before every answer.
  */
 export interface Ec2QueryServer {
   readonly endpoint: string;
@@ -34,13 +36,20 @@ export function describeInputFromForm(form: URLSearchParams): DescribeInstancesC
   };
 }
 
-export async function startEc2QueryServer(fleet: FakeFleet): Promise<Ec2QueryServer> {
+export async function startEc2QueryServer(fleet: FakeFleet, power?: Ec2PowerModel): Promise<Ec2QueryServer> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
       res.setHeader('content-type', 'text/xml;charset=UTF-8');
+      power?.settle();
+      const powered = power?.answer(form);
+      if (powered) {
+        res.statusCode = powered.status;
+        res.end(powered.body);
+        return;
+      }
       if (form.get('Action') !== 'DescribeInstances') {
         res.statusCode = 400;
         res.end(`<Response><Errors><Error><Code>InvalidAction</Code><Message>unsupported</Message></Error></Errors><RequestID>x</RequestID></Response>`);
