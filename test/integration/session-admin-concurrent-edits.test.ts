@@ -1,16 +1,15 @@
-import { execFile } from 'node:child_process';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sdkDynamoApi, type DynamoApi } from '../../lambda/adapters/dynamodb-api';
+import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { TableSessionAdminStore, toAttributes } from '../../lambda/adapters/session-admin-table';
 import { ConcurrentChangeError } from '../../lambda/core/session-admin';
 import { Attr, type RawItem } from '../../lambda/core/session-record';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
-import { cliBaseEnv, REPO_ROOT } from '../helpers/run-cli';
+import { runCli } from '../helpers/run-cli';
+import { applyEdit, editArb, getItem, sameItem, shortName, sortKeys, type Edit, type Raw } from '../helpers/console-edits';
 
 /**
  * "An edit made in the console between the `sessions` command's read and its write is reported, not
@@ -36,56 +35,8 @@ afterAll(async () => {
   await dynamo?.stop();
 });
 
-type Raw = Record<string, AttributeValue>;
 const key = (sessionId: string) => ({ [Attr.SessionId]: { S: sessionId } });
-
-async function get(sessionId: string): Promise<Raw | undefined> {
-  return (await db.send(new GetItemCommand({ TableName: TABLE, Key: key(sessionId), ConsistentRead: true }))).Item;
-}
-
-/** The operator's edits, as the console sends them. */
-type Edit =
-  | { readonly kind: 'set'; readonly name: string; readonly value: AttributeValue }
-  | { readonly kind: 'remove'; readonly pick: number }
-  /** One list element replaced (the list keeps its length), or one appended when `pick` lands past the end. */
-  | { readonly kind: 'element'; readonly list: 'AllowedUsers' | 'AllowedGroups' | 'AllowedClientCidrs'; readonly pick: number; readonly value: string }
-  /** The console's "save": the whole item put back with one attribute added. */
-  | { readonly kind: 'console'; readonly name: string; readonly value: AttributeValue };
-
-async function applyEdit(sessionId: string, edit: Edit): Promise<void> {
-  const current = await get(sessionId);
-  if (!current) return;
-  const Key = key(sessionId);
-  if (edit.kind === 'set') {
-    await db.send(new UpdateItemCommand({ TableName: TABLE, Key, UpdateExpression: 'SET #a = :v', ExpressionAttributeNames: { '#a': edit.name }, ExpressionAttributeValues: { ':v': edit.value } }));
-  } else if (edit.kind === 'remove') {
-    const present = Object.keys(current).filter((name) => name !== Attr.SessionId).sort();
-    if (present.length === 0) return;
-    await db.send(new UpdateItemCommand({ TableName: TABLE, Key, UpdateExpression: 'REMOVE #a', ExpressionAttributeNames: { '#a': present[edit.pick % present.length]! } }));
-  } else if (edit.kind === 'element') {
-    const list = current[edit.list]?.L;
-    if (!list || list.length === 0) return;
-    const index = edit.pick % (list.length + 1);
-    await db.send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key,
-        UpdateExpression: index === list.length ? 'SET #a = list_append(#a, :one)' : `SET #a[${index}] = :v`,
-        ExpressionAttributeNames: { '#a': edit.list },
-        ExpressionAttributeValues: index === list.length ? { ':one': { L: [{ S: edit.value }] } } : { ':v': { S: edit.value } },
-      }),
-    );
-  } else {
-    await db.send(new PutItemCommand({ TableName: TABLE, Item: { ...current, [edit.name]: edit.value } }));
-  }
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]));
-  return value;
-}
-const sameRaw = (a: Raw | undefined, b: Raw | undefined) => JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+const get = (sessionId: string) => getItem(db, TABLE, sessionId);
 
 // ---------------------------------------------------------------------------------------------------------
 // The real CLI, through a loopback proxy in front of dynalite that applies the operator's edits right after
@@ -118,7 +69,7 @@ async function startEditingProxy(target: string): Promise<EditingProxy> {
           const edit = operation === 'GetItem' ? pending : undefined;
           if (edit) pending = undefined;
           void (async () => {
-            if (edit) for (const e of edit.edits) await applyEdit(edit.sessionId, e);
+            if (edit) for (const e of edit.edits) await applyEdit(db, TABLE, edit.sessionId, e);
             res.writeHead(answer.statusCode ?? 500, answer.headers);
             res.end(Buffer.concat(body));
           })().catch((error: unknown) => {
@@ -146,19 +97,9 @@ async function startEditingProxy(target: string): Promise<EditingProxy> {
   };
 }
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function sessions(endpoint: string, ...args: string[]): Promise<Run> {
-  const env = { ...cliBaseEnv(), AWS_ENDPOINT_URL_DYNAMODB: endpoint, AWS_MAX_ATTEMPTS: '1' };
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO_ROOT, 'bin/dcv-resolver.mjs'), 'sessions', ...args, '--table', TABLE], { cwd: REPO_ROOT, env, timeout: 30_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
+/** The real CLI against the table, through the proxy. */
+function sessions(...args: string[]) {
+  return runCli(['sessions', ...args, '--table', TABLE], { AWS_ENDPOINT_URL_DYNAMODB: proxy!.endpoint, AWS_MAX_ATTEMPTS: '1' });
 }
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
@@ -199,10 +140,10 @@ describe('sessions --table: an edit made between the command’s read and its wr
       it(`${command}: ${what} → exit 1, "changed since it was read", the item exactly as the operator left it`, async () => {
         await db.send(new PutItemCommand({ TableName: TABLE, Item: toAttributes(BIG) }));
         proxy!.arm('big', [edit]);
-        const run = await sessions(proxy!.endpoint, ...args);
+        const run = await sessions(...args);
         const edited = await get('big');
         expect(edited).toBeDefined();
-        expect(sameRaw(edited, toAttributes(BIG))).toBe(false); // the edit happened
+        expect(sameItem(edited, toAttributes(BIG))).toBe(false); // the edit happened
         expect(proxy!.operations[0]).toBe('GetItem');
         expect({ code: run.code, stderr: run.stderr.split('\n').filter((l) => l.startsWith('dcv-resolver')) }).toEqual({
           code: 1,
@@ -217,12 +158,12 @@ describe('sessions --table: an edit made between the command’s read and its wr
   it('with no edit in between, the same commands land (the proxy itself changes nothing)', async () => {
     await db.send(new PutItemCommand({ TableName: TABLE, Item: toAttributes(BIG) }));
     proxy!.arm('big', []);
-    expect((await sessions(proxy!.endpoint, 'disable', 'big')).code).toBe(0);
+    expect((await sessions('disable', 'big')).code).toBe(0);
     expect((await get('big'))?.[Attr.Enabled]).toEqual({ BOOL: false });
-    const put = await sessions(proxy!.endpoint, ...COMMANDS[0]![1]);
+    const put = await sessions(...COMMANDS[0]![1]);
     expect(put.code).toBe(0);
     expect((await get('big'))?.[Attr.DcvServerEndpoint]).toEqual({ S: '10.0.0.8' });
-    expect((await sessions(proxy!.endpoint, 'rm', 'big')).code).toBe(0);
+    expect((await sessions('rm', 'big')).code).toBe(0);
     expect(await get('big')).toBeUndefined();
   });
 });
@@ -231,7 +172,6 @@ describe('sessions --table: an edit made between the command’s read and its wr
 // The property, on the store the command uses: random items, a random write (replace, enable/disable,
 // remove), random console edits between its read and its write.
 
-const shortName = fc.stringMatching(/^[a-z][a-z0-9]{0,4}$/);
 const nameList = fc.oneof(fc.constant(undefined), fc.array(shortName, { minLength: 1, maxLength: 3 }), fc.array(shortName, { minLength: 90, maxLength: 100 }));
 const cidrList = fc.oneof(
   fc.constant(undefined),
@@ -263,29 +203,6 @@ const itemArb = (sessionId: string): fc.Arbitrary<RawItem> =>
       return item;
     });
 
-const attributeValue: fc.Arbitrary<AttributeValue> = fc.oneof(
-  fc.string({ maxLength: 12 }).map((S) => ({ S: `edit-${S}` })),
-  fc.integer({ min: 0, max: 70000 }).map((n) => ({ N: String(n) })),
-  fc.boolean().map((BOOL) => ({ BOOL })),
-  fc.constant({ NULL: true } as AttributeValue),
-  fc.array(shortName, { maxLength: 3 }).map((l) => ({ L: l.map((S) => ({ S })) })),
-  fc.record({ by: shortName }).map((m) => ({ M: { by: { S: m.by } } })),
-);
-
-const editableNames = [...Object.values(Attr).filter((a) => a !== Attr.SessionId), 'Notes', 'Owner', 'ticket_1', 'zz'];
-
-const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  fc.record({ kind: fc.constant('set' as const), name: fc.constantFrom(...editableNames), value: attributeValue }),
-  fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }),
-  fc.record({
-    kind: fc.constant('element' as const),
-    list: fc.constantFrom('AllowedUsers' as const, 'AllowedGroups' as const, 'AllowedClientCidrs' as const),
-    pick: fc.nat(),
-    value: shortName,
-  }),
-  fc.record({ kind: fc.constant('console' as const), name: fc.constantFrom('Notes', 'Owner', 'ticket_1'), value: attributeValue }),
-);
-
 type Write = { readonly kind: 'put'; readonly item: RawItem } | { readonly kind: 'toggle' } | { readonly kind: 'rm' };
 const writeArb: fc.Arbitrary<Write> = fc.oneof(
   itemArb('p').map((item) => ({ kind: 'put' as const, item: { ...item, UpdatedAt: '2025-06-01T12:00:00.000Z' } })),
@@ -316,19 +233,19 @@ let editsBetween: (sessionId: string) => Promise<void> = async () => {};
 
 describe('property: the sessions store never loses an edit made between its read and its write', () => {
   it('random items (up to 100 users and groups, 300 CIDRs), random writes, random console edits in between', async () => {
-    const store = new TableSessionAdminStore(sdkDynamoApi(db) as DynamoApi, TABLE, { region: 'us-east-1' });
+    const store = new TableSessionAdminStore(sdkDynamoApi(db), TABLE, { region: 'us-east-1' });
     let run = 0;
     // Which paths the runs took, so the property cannot pass by never reaching one.
     const seen = { written: 0, refused: 0, addedUnknown: 0 };
     await fc.assert(
-      fc.asyncProperty(itemArb('x'), writeArb, fc.array(editArb, { maxLength: 3 }), async (item, write, edits) => {
+      fc.asyncProperty(itemArb('x'), writeArb, fc.array(editArb(['AllowedUsers', 'AllowedGroups', 'AllowedClientCidrs']), { maxLength: 3 }), async (item, write, edits) => {
         const sessionId = `prop-${run++}`;
         const seeded = { ...item, SessionId: sessionId };
         await db.send(new PutItemCommand({ TableName: TABLE, Item: toAttributes(seeded) }));
         const read = (await get(sessionId))!;
         let edited: Raw | undefined;
         editsBetween = async (id) => {
-          for (const edit of edits) await applyEdit(id, edit);
+          for (const edit of edits) await applyEdit(db, TABLE, id, edit);
           edited = await get(id);
         };
         const outcome = await perform(store, write, sessionId).then(
@@ -336,7 +253,7 @@ describe('property: the sessions store never loses an edit made between its read
           (error: unknown) => error,
         );
         const after = await get(sessionId);
-        if (!sameRaw(edited, read)) {
+        if (!sameItem(edited, read)) {
           // Edited: refused, with the conflict error, and the item exactly as the operator left it.
           expect(outcome).toBeInstanceOf(ConcurrentChangeError);
           expect((outcome as Error).message).toMatch(new RegExp(`^session '${sessionId}' in table '${TABLE}' \\(region us-east-1\\) changed since it was read`));
