@@ -8,6 +8,7 @@ import { INSTANCE_INDEX_NAME } from '../core/discovery/table-index.js';
 import type { Log } from '../core/log.js';
 import { Attr, parseSessionRecord, type RawItem } from '../core/session-record.js';
 import { fromItem } from './dynamodb-session-store.js';
+import { removeIfUnchanged, replaceIfUnchanged, unchangedSince, type RawItemMap } from './dynamodb-conditional-writes.js';
 
 /**
  * The session table as discovery sees it.
@@ -75,98 +76,9 @@ export function toAttributeMap(item: RawItem): Record<string, AttributeValue> {
   return out;
 }
 
-// DynamoDB's expression limits (developer guide, "Constraints"): 4 KB for any expression string, 300
-// operators or functions in one expression. Values (ExpressionAttributeValues) may total 2 MB, so a whole
-// list compared as one value costs the expression a few bytes however long the list is.
-const MAX_EXPRESSION_BYTES = 4096;
-const MAX_CONDITION_OPERATORS = 300;
+// The guarded writes ("only if still exactly as read") are shared with the `sessions` command's table store.
+export { unchangedSince };
 
-interface Condition {
-  readonly ConditionExpression: string;
-  readonly ExpressionAttributeNames: Record<string, string>;
-  readonly ExpressionAttributeValues?: Record<string, AttributeValue>;
-}
-
-/** Placeholders shared by the expressions of one request (`#n0` for names, `:v0` for values). */
-class Placeholders {
-  readonly names: Record<string, string> = {};
-  readonly values: Record<string, AttributeValue> = {};
-  private readonly nameOf = new Map<string, string>();
-  private valueCount = 0;
-
-  name(attribute: string): string {
-    let placeholder = this.nameOf.get(attribute);
-    if (!placeholder) {
-      placeholder = `#n${this.nameOf.size}`;
-      this.nameOf.set(attribute, placeholder);
-      this.names[placeholder] = attribute;
-    }
-    return placeholder;
-  }
-
-  value(v: AttributeValue): string {
-    const placeholder = `:v${this.valueCount++}`;
-    this.values[placeholder] = v;
-    return placeholder;
-  }
-}
-
-function fits(expression: string): boolean {
-  return Buffer.byteLength(expression) <= MAX_EXPRESSION_BYTES;
-}
-
-/** A condition from `holdsExactly`: one comparator or function per part, plus the ANDs between them. */
-function conditionFits(expression: string): boolean {
-  const parts = expression.split(' AND ').length;
-  return fits(expression) && 2 * parts - 1 <= MAX_CONDITION_OPERATORS;
-}
-
-/**
- * "Each attribute in `expected` still holds exactly that value, and each name in `absent` is still absent":
- * one whole-value comparison per attribute (DynamoDB compares lists and maps by value, element by element
- * and in order), so the expression's length depends on the number of attributes, never on their size.
- */
-function holdsExactly(expected: Record<string, AttributeValue>, absent: Iterable<string>, p: Placeholders): string {
-  const parts: string[] = [];
-  for (const [attribute, v] of Object.entries(expected)) {
-    parts.push(v.NULL ? `attribute_type(${p.name(attribute)}, ${p.value({ S: 'NULL' })})` : `${p.name(attribute)} = ${p.value(v)}`);
-  }
-  for (const attribute of new Set(absent)) if (!(attribute in expected)) parts.push(`attribute_not_exists(${p.name(attribute)})`);
-  return parts.join(' AND ');
-}
-
-/**
- * "The item is as read": every attribute read still holds its read value, and no attribute discovery knows
- * (or is about to write) has appeared. A condition cannot name an attribute it has never heard of; that
- * case is caught from the write's answer instead (see `apply`). Undefined when the expression would pass
- * DynamoDB's limits (4 KB, 300 operators: an item with well over a hundred attribute names, which discovery
- * never writes): the write is then refused, never made under a weaker condition.
- */
-export function unchangedSince(read: Record<string, AttributeValue>, alsoAbsent: Iterable<string> = [], p = new Placeholders()): Condition | undefined {
-  const expression = holdsExactly(read, [...Object.values(Attr), ...alsoAbsent], p);
-  if (!conditionFits(expression)) return undefined;
-  return { ConditionExpression: expression, ExpressionAttributeNames: p.names, ExpressionAttributeValues: p.values };
-}
-
-/** The UpdateItem expression that turns `from` into `to` (the key stays); names in neither are left as they are. */
-function rewriteExpression(from: Record<string, AttributeValue>, to: Record<string, AttributeValue>, p: Placeholders): string {
-  const set = Object.entries(to)
-    .filter(([attribute]) => attribute !== Attr.SessionId)
-    .map(([attribute, v]) => `${p.name(attribute)} = ${p.value(v)}`);
-  const remove = Object.keys(from)
-    .filter((attribute) => attribute !== Attr.SessionId && !(attribute in to))
-    .map((attribute) => p.name(attribute));
-  return [set.length > 0 ? `SET ${set.join(', ')}` : '', remove.length > 0 ? `REMOVE ${remove.join(', ')}` : ''].filter(Boolean).join(' ');
-}
-
-/** Attribute names in `item` that `known` does not have, sorted. */
-function namesBeyond(item: Record<string, AttributeValue> | undefined, known: Record<string, AttributeValue>): string[] {
-  return Object.keys(item ?? {})
-    .filter((attribute) => !(attribute in known))
-    .sort();
-}
-
-type RawItemMap = Record<string, AttributeValue>;
 interface Page {
   readonly Items?: RawItemMap[];
   readonly LastEvaluatedKey?: RawItemMap;
@@ -343,90 +255,42 @@ export class DynamoDbDiscoveryTable implements DiscoveryTable {
    *    item took its key meanwhile) and the removal is reported skipped.
    */
   async apply(change: Change, updatedAt: string): Promise<WriteOutcome> {
-    try {
-      if (change.kind === 'add') {
+    if (change.kind === 'add') {
+      try {
         await this.api.call('PutItem', {
           TableName: this.tableName,
           Item: toAttributeMap({ ...change.item, [Attr.UpdatedAt]: updatedAt }),
           ConditionExpression: 'attribute_not_exists(#k)',
           ExpressionAttributeNames: { '#k': Attr.SessionId },
         });
-        return { status: 'applied' };
+      } catch (error) {
+        if ((error as Error).name === 'ConditionalCheckFailedException') return { status: 'skipped', reason: SKIPPED_NEW };
+        throw error;
       }
-      const read = (change.previous.token as RawItemMap | undefined) ?? toAttributeMap(change.previous.item);
-      if (change.kind === 'change') return await this.replace(change.sessionId, read, toAttributeMap({ ...change.item, [Attr.UpdatedAt]: updatedAt }));
-      return await this.remove(change.sessionId, read);
-    } catch (error) {
-      if ((error as Error).name === 'ConditionalCheckFailedException') {
-        return { status: 'skipped', reason: change.kind === 'add' ? SKIPPED_NEW : SKIPPED_EDITED };
-      }
-      throw error;
+      return { status: 'applied' };
     }
-  }
-
-  private key(sessionId: string): RawItemMap {
-    return { [Attr.SessionId]: { S: sessionId } };
+    const read = (change.previous.token as RawItemMap | undefined) ?? toAttributeMap(change.previous.item);
+    if (change.kind === 'change') return this.replace(change.sessionId, read, toAttributeMap({ ...change.item, [Attr.UpdatedAt]: updatedAt }));
+    return this.remove(change.sessionId, read);
   }
 
   private async replace(sessionId: string, read: RawItemMap, next: RawItemMap): Promise<WriteOutcome> {
-    const p = new Placeholders();
-    const condition = holdsExactly(read, [...Object.values(Attr), ...Object.keys(next)], p);
-    const update = rewriteExpression(read, next, p);
-    if (!conditionFits(condition) || !fits(update)) return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
-    const answer: { Attributes?: RawItemMap } = await this.api.call('UpdateItem', {
-      TableName: this.tableName,
-      Key: this.key(sessionId),
-      UpdateExpression: update,
-      ConditionExpression: condition,
-      ExpressionAttributeNames: p.names,
-      ExpressionAttributeValues: p.values,
-      ReturnValues: 'ALL_NEW',
-    });
-    const added = namesBeyond(answer.Attributes, next);
-    if (added.length === 0) return { status: 'applied' };
-    // Back to what was read, only if what discovery wrote is still there; the added attributes stay untouched.
-    const q = new Placeholders();
-    try {
-      await this.api.call('UpdateItem', {
-        TableName: this.tableName,
-        Key: this.key(sessionId),
-        UpdateExpression: rewriteExpression(next, read, q),
-        ConditionExpression: holdsExactly(next, Object.keys(read), q),
-        ExpressionAttributeNames: q.names,
-        ExpressionAttributeValues: q.values,
-      });
-    } catch (error) {
-      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
-      return { status: 'skipped', reason: skippedAdded(added, 'edited again before discovery could undo its write; left as it is') };
-    }
-    return { status: 'skipped', reason: skippedAdded(added, 'discovery undid its write; left alone') };
+    const outcome = await replaceIfUnchanged(this.api, this.tableName, sessionId, read, next);
+    if (outcome.status === 'applied') return { status: 'applied' };
+    if (outcome.status === 'edited') return { status: 'skipped', reason: SKIPPED_EDITED };
+    if (outcome.status === 'uncheckable') return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
+    return {
+      status: 'skipped',
+      reason: skippedAdded(outcome.names, outcome.undone ? 'discovery undid its write; left alone' : 'edited again before discovery could undo its write; left as it is'),
+    };
   }
 
+  /** A removal that cannot put back an item it took an edit with throws PutBackError: a failed write, with the item for the log. */
   private async remove(sessionId: string, read: RawItemMap): Promise<WriteOutcome> {
-    const condition = unchangedSince(read);
-    if (!condition) return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
-    const answer: { Attributes?: RawItemMap } = await this.api.call('DeleteItem', {
-      TableName: this.tableName,
-      Key: this.key(sessionId),
-      ...condition,
-      ReturnValues: 'ALL_OLD',
-    });
-    const added = namesBeyond(answer.Attributes, read);
-    if (added.length === 0) return { status: 'applied' };
-    try {
-      await this.api.call('PutItem', {
-        TableName: this.tableName,
-        Item: answer.Attributes,
-        ConditionExpression: 'attribute_not_exists(#k)',
-        ExpressionAttributeNames: { '#k': Attr.SessionId },
-      });
-    } catch (error) {
-      // Not a skip: the edit is gone from the table, so the whole item goes to the log for the operator.
-      throw new Error(
-        `removed ${sessionId}, which had gained ${added.join(', ')} since it was read, and could not put it back ` +
-          `(${(error as Error).name}: ${(error as Error).message}); the removed item: ${JSON.stringify(answer.Attributes)}`,
-      );
-    }
-    return { status: 'skipped', reason: skippedAdded(added, 'discovery put the item back; left alone') };
+    const outcome = await removeIfUnchanged(this.api, this.tableName, sessionId, read);
+    if (outcome.status === 'applied') return { status: 'applied' };
+    if (outcome.status === 'edited') return { status: 'skipped', reason: SKIPPED_EDITED };
+    if (outcome.status === 'uncheckable') return { status: 'skipped', reason: SKIPPED_UNCHECKABLE };
+    return { status: 'skipped', reason: skippedAdded(outcome.names, 'discovery put the item back; left alone') };
   }
 }

@@ -4,7 +4,6 @@ import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../core/config-errors.js';
 import {
   ConcurrentChangeError,
-  SessionNotFoundError,
   StoreError,
   sameItem,
   type ConditionalPut,
@@ -109,10 +108,11 @@ export class FileSessionAdminStore implements SessionAdminStore {
     return { written: puts.length, failed: [] };
   }
 
-  async updateIf(sessionId: string, set: RawItem): Promise<RawItem> {
+  async updateIf(expected: StoredItem, set: RawItem): Promise<RawItem> {
+    const sessionId = expected.item[Attr.SessionId] as string;
     const snapshot = this.read();
     const index = snapshot.items.findIndex((i) => i[Attr.SessionId] === sessionId);
-    if (index < 0) throw new SessionNotFoundError(sessionId, this.description);
+    if (index < 0 || !sameItem(snapshot.items[index]!, expected.item)) throw new ConcurrentChangeError(sessionId, this.description);
     const items = [...snapshot.items];
     const updated = { ...items[index]!, ...set };
     items[index] = updated;

@@ -1,7 +1,6 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import {
   ConcurrentChangeError,
-  SessionNotFoundError,
   StoreError,
   type ConditionalPut,
   type ListProgress,
@@ -11,15 +10,19 @@ import {
 } from '../core/session-admin.js';
 import { Attr, type RawItem } from '../core/session-record.js';
 import type { DynamoApi } from './dynamodb-api.js';
+import { PutBackError, removeIfUnchanged, replaceIfUnchanged, type GuardedWriteOutcome } from './dynamodb-conditional-writes.js';
 import { fromItem, toAttributes, toAttributeValue } from './dynamodb-lite-session-store.js';
 
 /**
- * The session table as the `sessions` command edits it, through the DynamoApi seam. Every write carries a
- * condition, so a change made between this command's read and its write (an operator in the console,
- * discovery) makes the write fail instead of being overwritten:
+ * The session table as the `sessions` command edits it, through the DynamoApi seam. Every write is guarded,
+ * so a change made between this command's read and its write (an operator in the console, discovery, another
+ * command) fails the write with ConcurrentChangeError instead of being overwritten:
  *  - new item: `attribute_not_exists(SessionId)`;
- *  - replace or delete: every attribute still equals what was read and no known attribute appeared;
- *  - enable/disable: the item exists.
+ *  - replace, enable/disable, delete: every attribute still holds exactly the value read (whole values, lists
+ *    included, whatever the item's size) and no attribute of the record appeared; an attribute added under
+ *    a name of its own (`Notes`) is caught from the write's atomic answer and the write undone (see
+ *    dynamodb-conditional-writes.ts, shared with discovery). No weaker fallback: an item whose condition
+ *    would pass DynamoDB's expression limits is refused with a StoreError.
  */
 export interface TableAdminOptions {
   /** Items per Scan page (DynamoDB also stops a page at 1 MB). @default 1000 */
@@ -33,68 +36,7 @@ type Attributes = Record<string, AttributeValue>;
 // The item conversion lives with the SDK-free session store (the portal's lease writes use it too).
 export { toAttributeValue, toAttributes };
 
-interface Condition {
-  ConditionExpression: string;
-  ExpressionAttributeNames: Record<string, string>;
-  ExpressionAttributeValues?: Attributes;
-}
-
-// DynamoDB caps an expression at 4 KB.
-const MAX_CONDITION_LENGTH = 3500;
-
-/**
- * "Still exactly as read": one comparison per attribute; lists compare by size and element (which DynamoDB
- * and the local emulators evaluate alike), string sets by size and membership, maps and other sets by
- * size (the record has none; an operator could add one in the console). For a huge item (hundreds
- * of CIDRs) only scalars and sizes are compared, which still catches any edit made through this command
- * or discovery (both change UpdatedAt).
- */
-export function unchangedCondition(read: Attributes): Condition {
-  const names: Record<string, string> = {};
-  const values: Attributes = {};
-  const name = (attribute: string) => {
-    const placeholder = `#a${Object.keys(names).length}`;
-    names[placeholder] = attribute;
-    return placeholder;
-  };
-  const value = (v: AttributeValue) => {
-    const placeholder = `:v${Object.keys(values).length}`;
-    values[placeholder] = v;
-    return placeholder;
-  };
-  const build = (deep: boolean) => {
-    for (const key of Object.keys(names)) delete names[key];
-    for (const key of Object.keys(values)) delete values[key];
-    const parts: string[] = [];
-    for (const [attribute, v] of Object.entries(read)) {
-      const path = name(attribute);
-      if (v.L) {
-        parts.push(`size(${path}) = ${value({ N: String(v.L.length) })}`);
-        if (deep) v.L.forEach((e, i) => parts.push(e.L || e.M || e.NULL ? `attribute_exists(${path}[${i}])` : `${path}[${i}] = ${value(e)}`));
-      } else if (v.SS || v.NS || v.BS || v.M) {
-        const size = v.SS?.length ?? v.NS?.length ?? v.BS?.length ?? Object.keys(v.M ?? {}).length;
-        parts.push(`size(${path}) = ${value({ N: String(size) })}`);
-        if (deep && v.SS) for (const s of v.SS) parts.push(`contains(${path}, ${value({ S: s })})`);
-      } else if (v.NULL) {
-        parts.push(`attribute_type(${path}, ${value({ S: 'NULL' })})`);
-      } else {
-        parts.push(`${path} = ${value(v)}`);
-      }
-    }
-    for (const attribute of Object.values(Attr)) if (!(attribute in read)) parts.push(`attribute_not_exists(${name(attribute)})`);
-    return parts.join(' AND ');
-  };
-  let expression = build(true);
-  if (expression.length > MAX_CONDITION_LENGTH) expression = build(false);
-  return {
-    ConditionExpression: expression,
-    ExpressionAttributeNames: { ...names },
-    ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: { ...values } } : {}),
-  };
-}
-
-const ITEM_ABSENT: Condition = { ConditionExpression: 'attribute_not_exists(#k)', ExpressionAttributeNames: { '#k': Attr.SessionId } };
-const ITEM_EXISTS: Condition = { ConditionExpression: 'attribute_exists(#k)', ExpressionAttributeNames: { '#k': Attr.SessionId } };
+const ITEM_ABSENT = { ConditionExpression: 'attribute_not_exists(#k)', ExpressionAttributeNames: { '#k': Attr.SessionId } };
 
 function isConditionFailure(error: unknown): boolean {
   return (error as Error)?.name === 'ConditionalCheckFailedException';
@@ -151,17 +93,44 @@ export class TableSessionAdminStore implements SessionAdminStore {
     return result.Item ? { item: fromItem(result.Item), token: result.Item } : undefined;
   }
 
-  private condition(put: ConditionalPut): Condition {
-    if (put.expected.kind === 'absent') return ITEM_ABSENT;
-    const current = put.expected.current;
-    return unchangedCondition((current.token as Attributes | undefined) ?? toAttributes(current.item));
+  /** The item as read, exactly as the table held it (the token), for the write's condition. */
+  private readOf(current: StoredItem): Attributes {
+    return (current.token as Attributes | undefined) ?? toAttributes(current.item);
+  }
+
+  /** DynamoApi for the shared guarded writes: this store's table name and error handling. */
+  private get guarded(): DynamoApi {
+    return { call: (operation, input) => this.call(operation, input) };
+  }
+
+  /** What a guarded write's outcome means for the command: the item as written, or an error naming what happened. */
+  private settle(sessionId: string, outcome: GuardedWriteOutcome, undoneText: string): Attributes | undefined {
+    if (outcome.status === 'applied') return outcome.item;
+    if (outcome.status === 'edited') throw new ConcurrentChangeError(sessionId, this.description);
+    if (outcome.status === 'uncheckable') {
+      throw new StoreError(
+        `session '${sessionId}' in ${this.description} has too many attributes to check within DynamoDB's expression limits that it is unchanged; nothing written`,
+      );
+    }
+    const added = `(attribute ${outcome.names.join(', ')} added)`;
+    throw new ConcurrentChangeError(
+      sessionId,
+      this.description,
+      outcome.undone ? `${added}; ${undoneText}, run it again` : `${added}, and again before this command could undo its write; left as it is: check it`,
+    );
   }
 
   async putIf(put: ConditionalPut): Promise<void> {
+    const sessionId = put.item[Attr.SessionId] as string;
+    if (put.expected.kind === 'unchanged') {
+      const outcome = await replaceIfUnchanged(this.guarded, this.tableName, sessionId, this.readOf(put.expected.current), toAttributes(put.item));
+      this.settle(sessionId, outcome, 'this command undid its write, nothing changed');
+      return;
+    }
     try {
-      await this.call('PutItem', { Item: toAttributes(put.item), ...this.condition(put) });
+      await this.call('PutItem', { Item: toAttributes(put.item), ...ITEM_ABSENT });
     } catch (error) {
-      if (isConditionFailure(error)) throw new ConcurrentChangeError(put.item[Attr.SessionId] as string, this.description);
+      if (isConditionFailure(error)) throw new ConcurrentChangeError(sessionId, this.description);
       throw error;
     }
   }
@@ -187,41 +156,25 @@ export class TableSessionAdminStore implements SessionAdminStore {
     return { written, failed };
   }
 
-  async updateIf(sessionId: string, set: RawItem): Promise<RawItem> {
-    const names: Record<string, string> = { '#k': Attr.SessionId };
-    const values: Attributes = {};
-    const assignments = Object.entries(set).map(([attribute, value], i) => {
-      names[`#s${i}`] = attribute;
-      values[`:s${i}`] = toAttributeValue(value);
-      return `#s${i} = :s${i}`;
-    });
-    try {
-      const result = await this.call('UpdateItem', {
-        Key: { [Attr.SessionId]: { S: sessionId } },
-        UpdateExpression: `SET ${assignments.join(', ')}`,
-        ConditionExpression: ITEM_EXISTS.ConditionExpression,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-        ReturnValues: 'ALL_NEW',
-      });
-      return fromItem(result.Attributes ?? {});
-    } catch (error) {
-      if (isConditionFailure(error)) throw new SessionNotFoundError(sessionId, this.description);
-      throw error;
-    }
+  async updateIf(expected: StoredItem, set: RawItem): Promise<RawItem> {
+    const sessionId = expected.item[Attr.SessionId] as string;
+    const read = this.readOf(expected);
+    const next = { ...read, ...toAttributes(set) };
+    const written = this.settle(sessionId, await replaceIfUnchanged(this.guarded, this.tableName, sessionId, read, next), 'this command undid its write, nothing changed');
+    return fromItem(written ?? next);
   }
 
   async deleteIf(expected: StoredItem): Promise<void> {
     const sessionId = expected.item[Attr.SessionId] as string;
+    let outcome: GuardedWriteOutcome;
     try {
-      await this.call('DeleteItem', {
-        Key: { [Attr.SessionId]: { S: sessionId } },
-        ...unchangedCondition((expected.token as Attributes | undefined) ?? toAttributes(expected.item)),
-      });
+      outcome = await removeIfUnchanged(this.guarded, this.tableName, sessionId, this.readOf(expected));
     } catch (error) {
-      if (isConditionFailure(error)) throw new ConcurrentChangeError(sessionId, this.description);
+      // The item left the table with an edit it had gained and could not be put back: the message carries it.
+      if (error instanceof PutBackError) throw new StoreError(`${this.description}: ${error.message}`);
       throw error;
     }
+    this.settle(sessionId, outcome, 'this command put the item back, nothing removed');
   }
 
   close(): void {

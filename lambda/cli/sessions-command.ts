@@ -388,7 +388,7 @@ async function setEnabled(store: SessionAdminStore, sessionId: string, enabled: 
     out(`session '${sessionId}' is already ${word}; nothing written\n${verdict(current.item, Date.now())}`);
     return;
   }
-  const updated = await store.updateIf(sessionId, { [Attr.Enabled]: enabled, [Attr.UpdatedAt]: new Date().toISOString() });
+  const updated = await store.updateIf(current, { [Attr.Enabled]: enabled, [Attr.UpdatedAt]: new Date().toISOString() });
   out(`session '${sessionId}' ${word} in ${store.description}\n${verdict(updated, Date.now())}`);
   if (isDiscovered(updated) && store instanceof TableSessionAdminStore) {
     note(

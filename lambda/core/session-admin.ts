@@ -42,8 +42,8 @@ export interface SessionAdminStore {
   putIf(put: ConditionalPut): Promise<void>;
   /** Many conditional puts; a file applies all of them at once or none. */
   putManyIf(puts: readonly ConditionalPut[], onProgress?: (done: number) => void): Promise<PutManyResult>;
-  /** Sets these attributes on an existing item and returns the item as written (SessionNotFoundError if absent). */
-  updateIf(sessionId: string, set: RawItem): Promise<RawItem>;
+  /** Sets these attributes on the item if it is still exactly as read, and returns the item as written (ConcurrentChangeError otherwise). */
+  updateIf(expected: StoredItem, set: RawItem): Promise<RawItem>;
   /** Deletes the item if it is still exactly as read (ConcurrentChangeError otherwise). */
   deleteIf(expected: StoredItem): Promise<void>;
   close(): void;
@@ -61,11 +61,12 @@ export class SessionNotFoundError extends Error {
 
 export class ConcurrentChangeError extends Error {
   override readonly name = 'ConcurrentChangeError';
-  constructor(sessionId: string | undefined, where: string) {
+  /** `detail` replaces the default "(another writer); nothing written, run it again" (e.g. which attribute appeared). */
+  constructor(sessionId: string | undefined, where: string, detail = '(another writer); nothing written, run it again') {
     super(
       sessionId === undefined
         ? `${where} changed while this command ran; nothing written, run it again`
-        : `session '${sessionId}' in ${where} changed since it was read (another writer); nothing written, run it again`,
+        : `session '${sessionId}' in ${where} changed since it was read ${detail}`,
     );
   }
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { fromItem } from '../../lambda/adapters/dynamodb-session-store';
 import { TableSessionAdminStore, toAttributes } from '../../lambda/adapters/session-admin-table';
-import { ConcurrentChangeError, SessionNotFoundError } from '../../lambda/core/session-admin';
+import { ConcurrentChangeError } from '../../lambda/core/session-admin';
 import type { RawItem } from '../../lambda/core/session-record';
 import { cliBaseEnv } from '../helpers/run-cli';
 import { FakeFleet, fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
@@ -495,7 +495,7 @@ describe('sessions against a table only', () => {
     // Read again, and the same write goes through.
     await admin.putIf({ item: { SessionId: 'x', DcvServerEndpoint: 'new' }, expected: { kind: 'unchanged', current: (await admin.get('x'))! } });
     await admin.deleteIf((await admin.get('x'))!);
-    await expect(admin.updateIf('x', { Enabled: false })).rejects.toBeInstanceOf(SessionNotFoundError);
+    await expect(admin.updateIf(read, { Enabled: false })).rejects.toBeInstanceOf(ConcurrentChangeError);
     expect((await store.items()).size).toBe(0);
   });
 

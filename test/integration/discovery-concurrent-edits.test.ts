@@ -1,13 +1,13 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, ScanCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkDynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { DynamoDbDiscoveryTable, toAttributeMap } from '../../lambda/adapters/dynamodb-discovery-table';
 import { DiscoveryService, type DiscoveryResult, type DiscoveryTable, type InstanceSource } from '../../lambda/core/discovery/run-discovery';
 import { parseInstanceTags, type InstanceInfo } from '../../lambda/core/discovery/tag-parser';
-import { Attr } from '../../lambda/core/session-record';
 import { createDiscoveryTable } from '../helpers/discovery-table';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { applyEdit, editArb, getItem, sameItem, shortName, sortKeys, type Edit, type Raw } from '../helpers/console-edits';
 import { RecordingLog } from '../helpers/recording-log';
 
 /**
@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 afterAll(() => dynamo.stop());
 
-type Raw = Record<string, AttributeValue>;
+const get = (sessionId: string) => getItem(db, TABLE, sessionId);
 
 class StaticInstances implements InstanceSource {
   calls = 0;
@@ -44,14 +44,6 @@ class StaticInstances implements InstanceSource {
   }
 }
 
-/** The operator's edits, applied after discovery read the table and before it writes. */
-type Edit =
-  | { readonly kind: 'set'; readonly name: string; readonly value: AttributeValue }
-  | { readonly kind: 'remove'; readonly pick: number }
-  | { readonly kind: 'element'; readonly list: 'AllowedUsers' | 'AllowedGroups'; readonly pick: number; readonly value: string }
-  /** The console's "save": the whole item put back with one attribute added. */
-  | { readonly kind: 'console'; readonly name: string; readonly value: AttributeValue };
-
 interface Case {
   readonly tags: Record<string, string>;
   /** What the run wants: new tags (a change) or the instance stopped (a removal). */
@@ -59,7 +51,6 @@ interface Case {
   readonly edits: readonly Edit[];
 }
 
-const shortName = fc.stringMatching(/^[a-z][a-z0-9]{0,4}$/);
 // Small lists, and lists of 90-100 short names: the size that made the old condition fall back.
 const names = fc.oneof(fc.constant(undefined), fc.array(shortName, { minLength: 1, maxLength: 3 }), fc.array(shortName, { minLength: 90, maxLength: 100 }));
 const cidrs = fc.option(fc.subarray(['10.0.0.0/8', '192.168.1.0/24', '2001:db8::/32', '0.0.0.0/0'], { minLength: 1 }), { nil: undefined });
@@ -84,82 +75,20 @@ const tagsArb = fc
     ...(t.pool ? { 'dcv:pool': t.pool } : {}),
   }));
 
-const attributeValue: fc.Arbitrary<AttributeValue> = fc.oneof(
-  fc.string({ maxLength: 12 }).map((S) => ({ S: `edit-${S}` })),
-  fc.integer({ min: 0, max: 70000 }).map((n) => ({ N: String(n) })),
-  fc.boolean().map((BOOL) => ({ BOOL })),
-  fc.constant({ NULL: true } as AttributeValue),
-  fc.array(shortName, { maxLength: 3 }).map((l) => ({ L: l.map((S) => ({ S })) })),
-  fc.record({ by: shortName }).map((m) => ({ M: { by: { S: m.by } } })),
-);
-
-// Every attribute discovery knows (but the key), and names it has never heard of.
-const editableNames = [...Object.values(Attr).filter((a) => a !== Attr.SessionId), 'Notes', 'Owner', 'ticket_1', 'zz'];
-
-const editArb: fc.Arbitrary<Edit> = fc.oneof(
-  fc.record({ kind: fc.constant('set' as const), name: fc.constantFrom(...editableNames), value: attributeValue }),
-  fc.record({ kind: fc.constant('remove' as const), pick: fc.nat() }),
-  fc.record({ kind: fc.constant('element' as const), list: fc.constantFrom('AllowedUsers' as const, 'AllowedGroups' as const), pick: fc.nat(), value: shortName }),
-  fc.record({ kind: fc.constant('console' as const), name: fc.constantFrom('Notes', 'Owner', 'ticket_1'), value: attributeValue }),
-);
-
 const caseArb: fc.Arbitrary<Omit<Case, 'tags' | 'plan'> & { tags: (id: string) => Record<string, string>; plan: { kind: 'change'; tags: (id: string) => Record<string, string> } | { kind: 'remove' } }> =
   fc.record({
     tags: tagsArb,
     plan: fc.oneof(fc.record({ kind: fc.constant('change' as const), tags: tagsArb }), fc.constant({ kind: 'remove' as const })),
-    edits: fc.array(editArb, { maxLength: 3 }),
+    edits: fc.array(editArb(['AllowedUsers', 'AllowedGroups']), { maxLength: 3 }),
   });
 
 function instance(n: number, tags: Record<string, string>, state = 'running'): InstanceInfo {
   return { instanceId: `i-${n.toString(16).padStart(17, '0')}`, state, privateIp: `10.0.0.${n}`, tags };
 }
 
-async function get(sessionId: string): Promise<Raw | undefined> {
-  const answer = await db.send(new GetItemCommand({ TableName: TABLE, Key: { SessionId: { S: sessionId } }, ConsistentRead: true }));
-  return answer.Item;
-}
-
 async function clear(): Promise<void> {
   const page = await db.send(new ScanCommand({ TableName: TABLE, ConsistentRead: true }));
   for (const item of page.Items ?? []) await db.send(new DeleteItemCommand({ TableName: TABLE, Key: { SessionId: item.SessionId! } }));
-}
-
-/** One edit, as the console sends it. DynamoDB refuses an InstanceId that is not a string (the index's key): that edit never happened. */
-async function applyEdit(sessionId: string, edit: Edit): Promise<void> {
-  try {
-    await sendEdit(sessionId, edit);
-  } catch (error) {
-    if (!/Type mismatch for Index Key/.test((error as Error).message)) throw error;
-  }
-}
-
-async function sendEdit(sessionId: string, edit: Edit): Promise<void> {
-  const Key = { SessionId: { S: sessionId } };
-  const current = await get(sessionId);
-  if (!current) return;
-  if (edit.kind === 'set') {
-    await db.send(new UpdateItemCommand({ TableName: TABLE, Key, UpdateExpression: 'SET #a = :v', ExpressionAttributeNames: { '#a': edit.name }, ExpressionAttributeValues: { ':v': edit.value } }));
-  } else if (edit.kind === 'remove') {
-    const present = Object.keys(current).filter((name) => name !== Attr.SessionId).sort();
-    if (present.length === 0) return;
-    const name = present[edit.pick % present.length]!;
-    await db.send(new UpdateItemCommand({ TableName: TABLE, Key, UpdateExpression: 'REMOVE #a', ExpressionAttributeNames: { '#a': name } }));
-  } else if (edit.kind === 'element') {
-    const list = current[edit.list]?.L;
-    if (!list || list.length === 0) return;
-    const index = edit.pick % (list.length + 1); // one past the end appends
-    await db.send(
-      new UpdateItemCommand({
-        TableName: TABLE,
-        Key,
-        UpdateExpression: index === list.length ? 'SET #a = list_append(#a, :one)' : `SET #a[${index}] = :v`,
-        ExpressionAttributeNames: { '#a': edit.list },
-        ExpressionAttributeValues: index === list.length ? { ':one': { L: [{ S: edit.value }] } } : { ':v': { S: edit.value } },
-      }),
-    );
-  } else {
-    await db.send(new PutItemCommand({ TableName: TABLE, Item: { ...current, [edit.name]: edit.value } }));
-  }
 }
 
 interface Outcome {
@@ -199,7 +128,7 @@ async function run(cases: readonly Case[]): Promise<Outcome> {
     async *scan() {
       yield* inner.scan();
       for (const [i, c] of cases.entries()) {
-        for (const edit of c.edits) await applyEdit(ids[i]!, edit);
+        for (const edit of c.edits) await applyEdit(db, TABLE, ids[i]!, edit);
         edited.set(ids[i]!, await get(ids[i]!));
       }
     },
@@ -211,16 +140,6 @@ async function run(cases: readonly Case[]): Promise<Outcome> {
   const after = new Map<string, Raw | undefined>();
   for (const id of ids) after.set(id, await get(id));
   return { result, read, edited, after, desired };
-}
-
-function sameItem(a: Raw | undefined, b: Raw | undefined): boolean {
-  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value && typeof value === 'object') return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]));
-  return value;
 }
 
 /**

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileSessionAdminStore, writeFileAtomic } from '../../lambda/adapters/session-admin-file';
-import { toAttributes, unchangedCondition } from '../../lambda/adapters/session-admin-table';
-import { ConcurrentChangeError, SessionNotFoundError, StoreError } from '../../lambda/core/session-admin';
+import type { DynamoApi } from '../../lambda/adapters/dynamodb-api';
+import { TableSessionAdminStore, toAttributes } from '../../lambda/adapters/session-admin-table';
+import { ConcurrentChangeError, StoreError } from '../../lambda/core/session-admin';
 import { slowProgress } from '../../lambda/cli/sessions-command';
 
 let dir: string;
@@ -37,7 +38,7 @@ describe('FileSessionAdminStore', () => {
     writeFileSync(file, JSON.stringify([a]));
     chmodSync(file, 0o600);
     const before = statSync(file);
-    await new FileSessionAdminStore(file).updateIf('a', { Enabled: false });
+    await new FileSessionAdminStore(file).updateIf({ item: a }, { Enabled: false });
     const after = statSync(file);
     expect(after.ino).not.toBe(before.ino);
     expect(after.mode & 0o777).toBe(0o600);
@@ -62,12 +63,14 @@ describe('FileSessionAdminStore', () => {
     expect(readFileSync(file, 'utf8')).toBe(text);
   });
 
-  it('deletes an item still as read; enable/disable of a missing id is SessionNotFoundError', async () => {
+  it('deletes an item still as read; enable/disable of an item changed or removed since it was read is refused', async () => {
     writeFileSync(file, JSON.stringify([a, b]));
     const store = new FileSessionAdminStore(file);
     await store.deleteIf({ item: { ...b } });
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([a]);
-    await expect(store.updateIf('b', { Enabled: true })).rejects.toBeInstanceOf(SessionNotFoundError);
+    await expect(store.updateIf({ item: b }, { Enabled: true })).rejects.toBeInstanceOf(ConcurrentChangeError);
+    await expect(store.updateIf({ item: { ...a, HttpPort: 9443 } }, { Enabled: false })).rejects.toThrow("session 'a' in sessions file");
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual([a]);
   });
 
   it.each([
@@ -104,52 +107,70 @@ describe('writeFileAtomic', () => {
   });
 });
 
-describe('unchangedCondition (table)', () => {
-  it('compares every attribute, list elements, and that no known attribute appeared', () => {
-    const condition = unchangedCondition(toAttributes({ SessionId: 'a', HttpPort: 8443, Enabled: true, AllowedClientCidrs: ['10.0.0.0/8'], Gone: null }));
-    expect(condition.ConditionExpression).toBe(
-      [
-        '#a0 = :v0',
-        '#a1 = :v1',
-        '#a2 = :v2',
-        'size(#a3) = :v3',
-        '#a3[0] = :v4',
-        'attribute_type(#a4, :v5)',
-        // Every other attribute of the record must still be absent, the portal's included: a session that
-        // gained an AllowedUsers or a Pool since the read has changed.
-        ...[
-          'DcvServerEndpoint',
-          'QuicPort',
-          'WebUrlPath',
-          'TargetSessionId',
-          'ExpiresAt',
-          'Source',
-          'InstanceId',
-          'InstanceState',
-          'UpdatedAt',
-          'DiscoveredHash',
-          'AllowedUsers',
-          'AllowedGroups',
-          'Pool',
-          'LeaseUser',
-          'DcvUser',
-        ].map(
-          (_, i) => `attribute_not_exists(#a${5 + i})`,
-        ),
-      ].join(' AND '),
-    );
-    expect(condition.ExpressionAttributeValues).toMatchObject({ ':v0': { S: 'a' }, ':v1': { N: '8443' }, ':v2': { BOOL: true }, ':v3': { N: '1' }, ':v4': { S: '10.0.0.0/8' } });
-    expect(condition.ExpressionAttributeNames).toMatchObject({ '#a15': 'AllowedUsers', '#a16': 'AllowedGroups', '#a17': 'Pool', '#a18': 'LeaseUser', '#a19': 'DcvUser' });
+/** A scripted DynamoApi: records each request, answers from the script (default: an empty answer). */
+function scripted(answer: (operation: string, input: Record<string, unknown>) => unknown = () => ({})) {
+  const calls: { operation: string; input: Record<string, unknown> }[] = [];
+  const api = {
+    async call(operation: string, input: Record<string, unknown>) {
+      calls.push({ operation, input });
+      return answer(operation, input);
+    },
+  } as unknown as DynamoApi;
+  return { calls, store: new TableSessionAdminStore(api, 'T') };
+}
+
+describe('TableSessionAdminStore: the guarded writes (table)', () => {
+  const cidrs = (n: number) => Array.from({ length: n }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+  const item = (n: number) => ({ SessionId: 'a', DcvServerEndpoint: 'h', AllowedUsers: cidrs(n).map((c) => `u${c}`), AllowedClientCidrs: cidrs(3 * n), Source: 'manual' });
+
+  it('a replacement is one UpdateItem comparing whole values (lists too), the same expression for 300 CIDRs as for 3', async () => {
+    const small = scripted();
+    const big = scripted();
+    await small.store.putIf({ item: { ...item(1), Enabled: false }, expected: { kind: 'unchanged', current: { item: item(1) } } });
+    await big.store.putIf({ item: { ...item(100), Enabled: false }, expected: { kind: 'unchanged', current: { item: item(100) } } });
+    expect(big.calls.map((c) => c.operation)).toEqual(['UpdateItem']);
+    const request = big.calls[0]!.input as { ConditionExpression: string; ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues: Record<string, unknown>; UpdateExpression: string; ReturnValues: string };
+    expect(request.ConditionExpression).toBe((small.calls[0]!.input as { ConditionExpression: string }).ConditionExpression);
+    const cidrName = Object.entries(request.ExpressionAttributeNames).find(([, n]) => n === 'AllowedClientCidrs')![0];
+    const compared = new RegExp(`${cidrName} = (:v\\d+)`).exec(request.ConditionExpression)![1]!;
+    expect(request.ExpressionAttributeValues[compared]).toEqual(toAttributes(item(100)).AllowedClientCidrs);
+    expect(request.ConditionExpression).not.toMatch(/size\(|\[\d+\]/);
+    expect(request.ReturnValues).toBe('ALL_NEW');
   });
 
-  it('string sets compare by size and membership; a huge item falls back to scalars and sizes', () => {
-    expect(unchangedCondition({ SessionId: { S: 'a' }, AllowedClientCidrs: { SS: ['x', 'y'] } }).ConditionExpression).toMatch(
-      /^#a0 = :v0 AND size\(#a1\) = :v1 AND contains\(#a1, :v2\) AND contains\(#a1, :v3\) AND /,
+  it('an item with too many attribute names for an exact condition is refused with no request made (no weaker fallback)', async () => {
+    const { calls, store } = scripted();
+    const wide = { ...item(1), ...Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`X${i}`, 'x'])) };
+    await expect(store.putIf({ item: item(1), expected: { kind: 'unchanged', current: { item: wide } } })).rejects.toThrow(
+      /^session 'a' in table 'T' has too many attributes to check within DynamoDB's expression limits that it is unchanged; nothing written$/,
     );
-    const cidrs = Array.from({ length: 400 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
-    const condition = unchangedCondition(toAttributes({ SessionId: 'a', AllowedClientCidrs: cidrs }));
-    expect(condition.ConditionExpression.length).toBeLessThan(3500);
-    expect(condition.ConditionExpression).toMatch(/^#a0 = :v0 AND size\(#a1\) = :v1 AND attribute_not_exists/);
+    await expect(store.deleteIf({ item: wide })).rejects.toBeInstanceOf(StoreError);
+    await expect(store.updateIf({ item: wide }, { Enabled: false })).rejects.toBeInstanceOf(StoreError);
+    expect(calls).toEqual([]);
+  });
+
+  it('an attribute added under an unknown name: the replacement is undone and the command told which attribute', async () => {
+    const { calls, store } = scripted((operation, input) =>
+      operation === 'UpdateItem' && input.ReturnValues === 'ALL_NEW' ? { Attributes: { ...toAttributes({ ...item(1), Enabled: false }), Notes: { S: 'n' } } } : {},
+    );
+    await expect(store.updateIf({ item: item(1) }, { Enabled: false })).rejects.toThrow(
+      "session 'a' in table 'T' changed since it was read (attribute Notes added); this command undid its write, nothing changed, run it again",
+    );
+    expect(calls.map((c) => c.operation)).toEqual(['UpdateItem', 'UpdateItem']);
+    expect(calls[1]!.input.UpdateExpression).toMatch(/REMOVE #n\d+$/); // Enabled was absent when read: removed again
+    expect(calls[1]!.input.UpdateExpression).not.toContain('Notes');
+  });
+
+  it('a removal that took an added attribute with it and cannot put it back is a StoreError carrying the removed item', async () => {
+    const removed = { ...toAttributes(item(1)), Notes: { S: 'keep me' } };
+    const { store } = scripted((operation) => {
+      if (operation === 'DeleteItem') return { Attributes: removed };
+      throw Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException' });
+    });
+    const error = await store.deleteIf({ item: item(1) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as Error).message).toContain("table 'T': removed a, which had gained Notes since it was read, and could not put it back");
+    expect((error as Error).message).toContain(JSON.stringify(removed));
   });
 
   it('the marshaller refuses what the record cannot hold', () => {
