@@ -53,21 +53,23 @@ function isObject(value: unknown): value is Record<string, unknown> & object {
 
 /** Lower-case names; repeats joined as one header would carry them (`cookie` with '; '). */
 function headersOf(event: Partial<APIGatewayProxyEvent>): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
+  // Names are the caller's: a header called `constructor` or `__proto__` must be just a header.
+  const joined = new Map<string, string>();
   const multi = isObject(event.multiValueHeaders) ? event.multiValueHeaders : {};
   for (const [name, values] of Object.entries(multi)) {
     if (!Array.isArray(values)) continue;
     const strings = values.filter((v): v is string => typeof v === 'string');
     if (strings.length === 0) continue;
     const key = name.toLowerCase();
-    out[key] = [...(out[key] === undefined ? [] : [out[key]!]), ...strings].join(key === 'cookie' ? '; ' : ', ');
+    const before = joined.get(key);
+    joined.set(key, [...(before === undefined ? [] : [before]), ...strings].join(key === 'cookie' ? '; ' : ', '));
   }
   const single = isObject(event.headers) ? event.headers : {};
   for (const [name, value] of Object.entries(single)) {
     const key = name.toLowerCase();
-    if (typeof value === 'string' && out[key] === undefined) out[key] = value;
+    if (typeof value === 'string' && !joined.has(key)) joined.set(key, value);
   }
-  return out;
+  return Object.fromEntries(joined);
 }
 
 /** Every value of every parameter, in order, so repeats stay visible to the route's own checks. */

@@ -26,25 +26,24 @@ export interface RestEventOptions {
 /** API Gateway keeps the last value of a repeated parameter in the single-value map, all of them in the multi-value one. */
 function queryMaps(rawQueryString: string): Pick<APIGatewayProxyEvent, 'queryStringParameters' | 'multiValueQueryStringParameters'> {
   if (rawQueryString === '') return { queryStringParameters: null, multiValueQueryStringParameters: null };
-  const single: Record<string, string> = {};
-  const multi: Record<string, string[]> = {};
-  for (const [key, value] of new URLSearchParams(rawQueryString)) {
-    single[key] = value;
-    (multi[key] ??= []).push(value);
-  }
-  return { queryStringParameters: single, multiValueQueryStringParameters: multi };
+  // Maps first: a parameter may be called `constructor` or `__proto__`.
+  const multi = new Map<string, string[]>();
+  for (const [key, value] of new URLSearchParams(rawQueryString)) multi.set(key, [...(multi.get(key) ?? []), value]);
+  return {
+    queryStringParameters: Object.fromEntries([...multi].map(([key, values]) => [key, values[values.length - 1]!])),
+    multiValueQueryStringParameters: Object.fromEntries(multi),
+  };
 }
 
 function headerMaps(headers: Record<string, string | readonly string[]>): Pick<APIGatewayProxyEvent, 'headers' | 'multiValueHeaders'> {
-  const single: Record<string, string> = {};
-  const multi: Record<string, string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    const values = typeof value === 'string' ? [value] : [...value];
-    if (values.length === 0) continue;
-    single[name] = values[values.length - 1]!;
-    multi[name] = values;
-  }
-  return { headers: single, multiValueHeaders: multi };
+  const entries = Object.entries(headers)
+    .map(([name, value]) => [name, typeof value === 'string' ? [value] : [...value]] as const)
+    .filter(([, values]) => values.length > 0);
+  // fromEntries, not assignment: a header may be called `__proto__`.
+  return {
+    headers: Object.fromEntries(entries.map(([name, values]) => [name, values[values.length - 1]!])),
+    multiValueHeaders: Object.fromEntries(entries),
+  };
 }
 
 export function restApiEvent(options: RestEventOptions = {}): APIGatewayProxyEvent {
