@@ -110,11 +110,11 @@ describe.each(clients)('DynamoSessionCatalog over %s', (_, api) => {
     expect(entries.pools).toMatchObject([{ pool: 'cad', free: 0, lease: { sessionId: 'lease:h1' } }]);
   });
 
-  it('a lease stops resolving once its member host is stopped, moved or deleted, and resolves again when it is back', async () => {
+  it('a lease stops resolving once its member host is stopped, moved or deleted; Open again follows a move; it resolves again when the host is back', async () => {
     const name = await table([host('h1', { Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'running' })]);
     const catalog = new DynamoSessionCatalog(api(), name, { log: new RecordingLog() });
-    const placed = await placeInPool({ catalog, leases: catalog, log: new RecordingLog(), now: () => NOW_MS }, { pool: 'cad', principal: { names: ['alice'], groups: ['engineers'] }, user: 'alice' });
-    expect(placed.sessionId).toBe('lease:h1');
+    const open = () => placeInPool({ catalog, leases: catalog, log: new RecordingLog(), now: () => NOW_MS }, { pool: 'cad', principal: { names: ['alice'], groups: ['engineers'] }, user: 'alice' });
+    expect((await open()).sessionId).toBe('lease:h1');
 
     const client = dynamo.client();
     const putMember = (extra: RawItem) => client.send(new PutItemCommand({ TableName: name, Item: toAttributes(host('h1', { Source: 'ec2', InstanceId: 'i-0abc', ...extra })) }));
@@ -129,11 +129,14 @@ describe.each(clients)('DynamoSessionCatalog over %s', (_, api) => {
     // …moves it when the instance comes back on another address…
     await putMember({ InstanceState: 'running', DcvServerEndpoint: '10.0.2.77' });
     expect(await ask()).toMatchObject(refused("session 'h1' is now on 10.0.2.77, not 10.0.2.1"));
+    // (Open again renews the user's lease onto the member's current address.)
+    expect(await open()).toMatchObject({ sessionId: 'lease:h1', dcvServerEndpoint: '10.0.2.77' });
+    expect(await ask()).toBe('10.0.2.77');
     // …and deletes it once the instance is terminated.
     await client.send(new DeleteItemCommand({ TableName: name, Key: { SessionId: { S: 'h1' } } }));
     expect(await ask()).toMatchObject(refused("no session 'h1'"));
-    await putMember({ InstanceState: 'running' });
-    expect(await ask()).toBe('10.0.2.1');
+    await putMember({ InstanceState: 'running', DcvServerEndpoint: '10.0.2.77' });
+    expect(await ask()).toBe('10.0.2.77');
   });
 });
 
