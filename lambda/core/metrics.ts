@@ -60,6 +60,7 @@ export const RESOLVE_OUTCOMES = [
   'disabled',
   'expired',
   'host-stopped',
+  'lease-member-gone',
   'client-refused',
   'transport-refused',
   'source-refused',
@@ -90,7 +91,7 @@ export const VERIFY_OUTCOMES = [
 ] as const;
 
 /** The codes a NotFoundError from the resolver carries (absent means `not-found`). */
-export type NotFoundCode = 'not-found' | 'disabled' | 'expired' | 'host-stopped' | 'client-refused' | 'transport-refused';
+export type NotFoundCode = 'not-found' | 'disabled' | 'expired' | 'host-stopped' | 'lease-member-gone' | 'client-refused' | 'transport-refused';
 
 /** The router's answer to POST …/resolveSession as an outcome: from the status and the 404's code. */
 export function resolveOutcome(status: number, notFoundCode?: string): ResolveOutcome {

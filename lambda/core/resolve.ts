@@ -4,6 +4,7 @@ import type { Log } from './log.js';
 import {
   hasControlChars,
   isHostDown,
+  LEASE_PREFIX,
   MAX_SESSION_ID_LENGTH,
   parseSessionRecord,
   type ParseResult,
@@ -99,7 +100,7 @@ export class SessionResolver {
   /** `logFields` (e.g. the request id) are added to any line logged while answering this query. */
   async resolve(query: ResolveQuery, logFields: Record<string, unknown> = {}): Promise<ResolveAnswer> {
     const record = await this.lookup(query.sessionId, logFields);
-    const refusal = this.refusal(record, query);
+    const refusal = this.refusal(record, query) ?? (await this.leaseRefusal(record!, logFields));
     if (refusal) throw refusal;
     const r = record!;
     return {
@@ -117,9 +118,28 @@ export class SessionResolver {
    */
   async findUsable(sessionId: string, logFields: Record<string, unknown> = {}): Promise<SessionRecord> {
     const record = await this.lookup(sessionId, logFields);
-    const refusal = this.usableRefusal(record, sessionId);
+    const refusal = this.usableRefusal(record, sessionId) ?? (await this.leaseRefusal(record!, logFields));
     if (refusal) throw refusal;
     return record!;
+  }
+
+  /**
+   * A pool lease copies its member's destination when it is taken, and nothing updates it after: the
+   * member's own item (kept with InstanceState by discovery, or deleted with its instance, whose address
+   * may then be another machine's) says whether that destination still holds. One more read, for leases
+   * only, and only once the lease itself would answer.
+   */
+  private async leaseRefusal(record: SessionRecord, logFields: Record<string, unknown>): Promise<NotFoundError | undefined> {
+    if (record.source !== 'lease' || !record.sessionId.startsWith(LEASE_PREFIX)) return undefined;
+    const memberId = record.sessionId.slice(LEASE_PREFIX.length);
+    const member = await this.lookup(memberId, logFields);
+    const why =
+      this.usableRefusal(member, memberId)?.message ??
+      (member!.dcvServerEndpoint === record.dcvServerEndpoint
+        ? undefined
+        : `session '${memberId}' is now on ${member!.dcvServerEndpoint}, not ${record.dcvServerEndpoint}`);
+    if (why === undefined) return undefined;
+    return new NotFoundError(`session '${record.sessionId}': its pool host is no longer available (${why})`, 'lease-member-gone');
   }
 
   // The code says which cause it was to metrics (lambda/core/metrics.ts NotFoundCode); the message to people.

@@ -1,4 +1,4 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdkDynamoApi, type DynamoApi } from '../../lambda/adapters/dynamodb-api';
 import { createLiteDynamoApi } from '../../lambda/adapters/dynamodb-lite';
@@ -108,6 +108,35 @@ describe.each(clients)('DynamoSessionCatalog over %s', (_, api) => {
     const entries = portalEntries((await readCatalog(catalog, new RecordingLog())).map((e) => e.record), alice, NOW);
     expect(entries.sessions.map((s) => s.sessionId)).toEqual(['desk']);
     expect(entries.pools).toMatchObject([{ pool: 'cad', free: 0, lease: { sessionId: 'lease:h1' } }]);
+  });
+
+  it('a lease stops resolving once its member host is stopped, moved or deleted; Open again follows a move; it resolves again when the host is back', async () => {
+    const name = await table([host('h1', { Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'running' })]);
+    const catalog = new DynamoSessionCatalog(api(), name, { log: new RecordingLog() });
+    const open = () => placeInPool({ catalog, leases: catalog, log: new RecordingLog(), now: () => NOW_MS }, { pool: 'cad', principal: { names: ['alice'], groups: ['engineers'] }, user: 'alice' });
+    expect((await open()).sessionId).toBe('lease:h1');
+
+    const client = dynamo.client();
+    const putMember = (extra: RawItem) => client.send(new PutItemCommand({ TableName: name, Item: toAttributes(host('h1', { Source: 'ec2', InstanceId: 'i-0abc', ...extra })) }));
+    const resolver = new SessionResolver({ store: new DynamoApiSessionStore(api(), name), log: new RecordingLog(), now: () => NOW_MS });
+    const ask = () => resolver.resolve(parseResolveQuery(new URLSearchParams({ sessionId: 'lease:h1', transport: 'HTTP' }))).then((a) => a.DcvServerEndpoint, (e: unknown) => e);
+    const refused = (why: string) => ({ statusCode: 404, code: 'lease-member-gone', message: `session 'lease:h1': its pool host is no longer available (${why})` });
+
+    expect(await ask()).toBe('10.0.2.1');
+    // Discovery keeps a stopped instance's item with its state…
+    await putMember({ InstanceState: 'stopped' });
+    expect(await ask()).toMatchObject(refused("session 'h1': the host is stopped (InstanceState stopped)"));
+    // …moves it when the instance comes back on another address…
+    await putMember({ InstanceState: 'running', DcvServerEndpoint: '10.0.2.77' });
+    expect(await ask()).toMatchObject(refused("session 'h1' is now on 10.0.2.77, not 10.0.2.1"));
+    // (Open again renews the user's lease onto the member's current address.)
+    expect(await open()).toMatchObject({ sessionId: 'lease:h1', dcvServerEndpoint: '10.0.2.77' });
+    expect(await ask()).toBe('10.0.2.77');
+    // …and deletes it once the instance is terminated.
+    await client.send(new DeleteItemCommand({ TableName: name, Key: { SessionId: { S: 'h1' } } }));
+    expect(await ask()).toMatchObject(refused("no session 'h1'"));
+    await putMember({ InstanceState: 'running', DcvServerEndpoint: '10.0.2.77' });
+    expect(await ask()).toBe('10.0.2.77');
   });
 });
 

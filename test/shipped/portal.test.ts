@@ -133,6 +133,22 @@ describe('the shipped portal and resolver (oidc, allow-list and prefix)', () => 
     // A pool placement writes a lease item, within the portal role's lease:* condition.
     const pool = await agent.call('POST', '/portal/connect', { form: { csrf, pool: 'gpu', client: 'web' } });
     expect(pool.statusCode).toBe(303);
+
+    // The gateway reaches the lease's host while its member is up, and not once the member's host is stopped.
+    const resolveLease = () =>
+      invokeOk<Answer>(resolver, functionUrlEvent({ method: 'POST', path: `/${PREFIX}/resolveSession`, rawQueryString: 'sessionId=lease%3Agpu-1&transport=HTTP' }));
+    const up = await resolveLease();
+    expect(up.statusCode).toBe(200);
+    expect(JSON.parse(up.body)).toMatchObject({ SessionId: 'gpu-1', DcvServerEndpoint: '10.0.1.1' });
+    const member = { SessionId: { S: 'gpu-1' }, DcvServerEndpoint: { S: '10.0.1.1' }, Pool: { S: 'gpu' }, AllowedUsers: { L: [{ S: 'alice@example.com' }] }, Source: { S: 'ec2' }, InstanceId: { S: 'i-0abc' } };
+    const putMember = (state: string) =>
+      world.dynamo.client().send(new PutItemCommand({ TableName: synth.tableName('Sessions'), Item: { ...member, InstanceState: { S: state } } }));
+    await putMember('stopped');
+    const down = await resolveLease();
+    expect(down.statusCode).toBe(404);
+    expect(down.body).toContain("session 'lease:gpu-1': its pool host is no longer available (session 'gpu-1': the host is stopped (InstanceState stopped))");
+    await putMember('running');
+    expect((await resolveLease()).statusCode).toBe(200);
   });
 
   it('matches only trusted claims: the named upn lets Dana in; self-chosen user names and an unconfirmed e-mail get nothing', async () => {

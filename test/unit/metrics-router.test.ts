@@ -18,6 +18,8 @@ const ITEMS: RawItem[] = [
   { SessionId: 'old', DcvServerEndpoint: '10.0.1.17', ExpiresAt: NOW / 1000 - 60 },
   { SessionId: 'fenced', DcvServerEndpoint: '10.0.1.18', AllowedClientCidrs: ['203.0.113.0/24'] },
   { SessionId: 'asleep', DcvServerEndpoint: '10.0.1.19', Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'stopped' },
+  // A pool lease whose member item is gone (its instance was terminated).
+  { SessionId: 'lease:gone', DcvServerEndpoint: '10.0.1.20', Source: 'lease', Pool: 'cad', LeaseUser: 'alice', AllowedUsers: ['alice'] },
 ];
 
 /** The resolver's router with metrics written to an array, as the Lambda entry and `serve --metrics` build it. */
@@ -49,6 +51,7 @@ describe('resolutions by outcome, as EMF', () => {
     ['disabled', 'sessionId=off&transport=HTTP', 404],
     ['expired', 'sessionId=old&transport=HTTP', 404],
     ['host-stopped', 'sessionId=asleep&transport=HTTP', 404],
+    ['lease-member-gone', 'sessionId=lease:gone&transport=HTTP', 404],
     ['client-refused', 'sessionId=fenced&transport=HTTP&clientIpAddress=198.51.100.1', 404],
     ['client-refused', 'sessionId=fenced&transport=HTTP', 404],
     ['transport-refused', 'sessionId=console&transport=QUIC', 404],

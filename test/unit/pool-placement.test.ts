@@ -179,6 +179,13 @@ describe('placeInPool', () => {
     expect(second.expiresAt).toBe(first.expiresAt! + 5);
   });
 
+  it("places a user whose live lease's host has stopped on another host (the resolver refuses the old lease)", async () => {
+    const ec2 = { Source: 'ec2', InstanceId: 'i-0abc' };
+    const store = new MemorySessionStore([host('cad-1', { ...ec2, InstanceState: 'stopped' }), host('cad-2', { ...ec2, InstanceState: 'running' }), lease('cad-1', 'alice-sub', NOW + 600)]);
+    const placed = await placeInPool(deps(store), { pool: 'cad', principal: ALICE, user: 'alice-sub' });
+    expect(placed).toMatchObject({ sessionId: 'lease:cad-2', dcvServerEndpoint: 'cad-2.internal', leaseUser: 'alice-sub' });
+  });
+
   it("takes over another user's expired lease", async () => {
     const store = new MemorySessionStore([host('cad-1'), lease('cad-1', 'bob-sub', NOW)]);
     const placed = await placeInPool(deps(store), { pool: 'cad', principal: ALICE, user: 'alice-sub' });

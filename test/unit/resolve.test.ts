@@ -166,6 +166,100 @@ describe('desktops on demand: an item whose host is not running is 404, whatever
   });
 });
 
+describe('pool leases follow their member host: a lease whose host is gone, down or moved is 404', () => {
+  // A lease copies its member's destination when it is taken; the member's own item says whether that still holds.
+  const member = { DcvServerEndpoint: '10.0.2.1', HttpPort: 8443, QuicPort: 8443, TargetSessionId: 'console', Pool: 'cad', Source: 'ec2', InstanceId: 'i-0abc' };
+  const lease = (memberId: string, extra: RawItem = {}): RawItem => ({
+    SessionId: `lease:${memberId}`,
+    DcvServerEndpoint: '10.0.2.1',
+    HttpPort: 8443,
+    QuicPort: 8443,
+    TargetSessionId: 'console',
+    Source: 'lease',
+    Pool: 'cad',
+    LeaseUser: 'alice',
+    AllowedUsers: ['alice'],
+    ExpiresAt: EXPIRES_AT,
+    ...extra,
+  });
+  const items: RawItem[] = [
+    { ...member, SessionId: 'h-up', InstanceState: 'running' },
+    lease('h-up'),
+    { ...member, SessionId: 'h-stopped', InstanceState: 'stopped' },
+    lease('h-stopped'),
+    // Terminated: discovery deleted the member's item (its private IP may now be another machine's).
+    lease('h-gone'),
+    { ...member, SessionId: 'h-off', InstanceState: 'running', Enabled: false },
+    lease('h-off'),
+    { ...member, SessionId: 'h-old', InstanceState: 'running', ExpiresAt: EXPIRES_AT - 7200 },
+    lease('h-old'),
+    // Replaced: the member id now points at another address than the one the lease copied.
+    { ...member, SessionId: 'h-moved', DcvServerEndpoint: '10.0.2.99', InstanceState: 'running' },
+    lease('h-moved'),
+    // A manual member (no InstanceState) is a host nobody tracks: its lease resolves as it does.
+    { SessionId: 'h-manual', DcvServerEndpoint: '10.0.2.1', Pool: 'cad' },
+    lease('h-manual', { QuicPort: undefined }),
+  ].map((item) => Object.fromEntries(Object.entries(item).filter(([, v]) => v !== undefined)));
+
+  const gone = (memberId: string, why: string) => `session 'lease:${memberId}': its pool host is no longer available (${why})`;
+
+  it.each([
+    ['h-stopped', gone('h-stopped', "session 'h-stopped': the host is stopped (InstanceState stopped)")],
+    ['h-gone', gone('h-gone', "no session 'h-gone'")],
+    ['h-off', gone('h-off', "session 'h-off' is disabled")],
+    ['h-old', gone('h-old', "session 'h-old' has expired")],
+    ['h-moved', gone('h-moved', "session 'h-moved' is now on 10.0.2.99, not 10.0.2.1")],
+  ])('lease:%s → 404, whatever the transport', async (memberId, message) => {
+    const { ask } = setup(NOW_MS, items);
+    expect(await ask(`sessionId=lease:${memberId}&transport=HTTP`)).toEqual({ status: 404, message });
+    expect(await ask(`sessionId=lease:${memberId}&transport=QUIC&clientIpAddress=203.0.113.5`)).toEqual({ status: 404, message });
+  });
+
+  it('findUsable (tokens, portal) refuses it with the metrics code lease-member-gone', async () => {
+    const { resolver } = setup(NOW_MS, items);
+    for (const memberId of ['h-stopped', 'h-gone', 'h-off', 'h-old', 'h-moved']) {
+      await expect(resolver.findUsable(`lease:${memberId}`)).rejects.toMatchObject({ statusCode: 404, code: 'lease-member-gone' });
+    }
+  });
+
+  it('a healthy lease resolves to its member, at the cost of one more read (the member), and only for leases', async () => {
+    const { ask, store } = setup(NOW_MS, items);
+    expect(await ask('sessionId=lease:h-up&transport=QUIC')).toEqual({ status: 200, answer: answer('console', 'QUIC', '10.0.2.1', 8443) });
+    expect(await ask('sessionId=lease:h-manual&transport=HTTP')).toEqual({ status: 200, answer: answer('console', 'HTTP', '10.0.2.1', 8443) });
+    expect(store.calls).toEqual(['lease:h-up', 'h-up', 'lease:h-manual', 'h-manual']);
+    store.calls.length = 0;
+    expect((await ask('sessionId=h-up&transport=HTTP')).status).toBe(200);
+    expect(store.calls).toEqual(['h-up']);
+  });
+
+  it('the lease\'s own refusals come first, without reading the member', async () => {
+    const { ask, store } = setup(EXPIRES_AT * 1000, items);
+    expect(await ask('sessionId=lease:h-up&transport=HTTP')).toEqual({ status: 404, message: "session 'lease:h-up' has expired" });
+    expect(store.calls).toEqual(['lease:h-up']);
+  });
+
+  it('a store failure reading the member is a 503, logged with the member id', async () => {
+    const log = new RecordingLog();
+    const inner = new MemorySessionStore(items);
+    const store: SessionStore = {
+      get: async (id) => {
+        if (id === 'h-up') throw Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' });
+        return inner.get(id);
+      },
+    };
+    const resolver = new SessionResolver({ store, log, now: () => NOW_MS });
+    const error = await resolver.resolve({ sessionId: 'lease:h-up', transport: 'HTTP' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ServiceUnavailableError);
+    expect(log.find('session store failed', 'error').map((e) => e.fields.sessionId)).toEqual(['h-up']);
+  });
+
+  it('an item that only looks like a lease (another Source) is not checked against a member', async () => {
+    const { ask, store } = setup(NOW_MS, [{ SessionId: 'lease:x', DcvServerEndpoint: '10.0.2.5' }]);
+    expect((await ask('sessionId=lease:x&transport=HTTP')).status).toBe(200);
+    expect(store.calls).toEqual(['lease:x']);
+  });
+});
+
 describe('expiry at the boundary (injected clock)', () => {
   it.each([
     ['one second before ExpiresAt', (EXPIRES_AT - 1) * 1000, 200],

@@ -241,6 +241,27 @@ describe('verifying', () => {
     });
   });
 
+  it('never admits a token on a pool lease whose member host is stopped, gone or moved, and takes no use', async () => {
+    const member = { SessionId: 'pool-h1', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', Pool: 'cad', Source: 'ec2', InstanceId: 'i-0abc', InstanceState: 'running' };
+    const lease = { SessionId: 'lease:pool-h1', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', Source: 'lease', Pool: 'cad', LeaseUser: 'alice', AllowedUsers: ['alice'] };
+    const { issue, verifier, sessions, tokens } = setup({ items: [member, lease] });
+    const { token } = await issue({ sessionId: 'lease:pool-h1', maxUses: 5 });
+    const unavailable = (why: string) => ({
+      result: 'no',
+      reason: 'session-unavailable',
+      message: `the token's session is not available: session 'lease:pool-h1': its pool host is no longer available (${why})`,
+    });
+    sessions.put({ ...member, InstanceState: 'stopped' });
+    expect(await verifier.verify(asks(token))).toMatchObject(unavailable("session 'pool-h1': the host is stopped (InstanceState stopped)"));
+    sessions.put({ ...member, DcvServerEndpoint: '10.0.1.99' });
+    expect(await verifier.verify(asks(token))).toMatchObject(unavailable("session 'pool-h1' is now on 10.0.1.99, not 10.0.1.15"));
+    sessions.delete('pool-h1');
+    expect(await verifier.verify(asks(token))).toMatchObject(unavailable("no session 'pool-h1'"));
+    expect((await tokens.get(hashToken(token)))?.usesLeft).toBe(5);
+    sessions.put(member);
+    expect(await verifier.verify(asks(token))).toMatchObject({ result: 'yes', sessionId: 'lease:pool-h1', usesLeft: 4 });
+  });
+
   it('never admits a token for a session whose host is not running (desktops on demand), and does once it runs', async () => {
     const { issue, verifier, sessions } = setup();
     const { token } = await issue({ maxUses: 5 });
