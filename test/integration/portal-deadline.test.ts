@@ -1,13 +1,11 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { openIdConnectClient } from '../../lambda/adapters/openid-connect';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
-import { createPortal } from '../../lambda/core/portal/portal-app';
 import { MemorySessionStore } from '../../lambda/core/session-store';
 import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
-import { createResolverRouter } from '../../lambda/handlers/resolver-handler';
 import { functionUrlEvent, lambdaContext } from '../helpers/function-url-event';
 import { signInWithoutBrowser, startOidcProvider, type ProviderEndpoint, type TestOidcProvider } from '../helpers/oidc-provider';
+import { inProcessPortalRouter } from '../helpers/in-process-portal';
 import { RecordingLog } from '../helpers/recording-log';
 import { startSecretsManager, type LocalSecretsManager } from '../helpers/secrets-manager';
 
@@ -40,20 +38,12 @@ afterAll(async () => {
 function portalFor(idp: TestOidcProvider, options: { deadline?: boolean; budgetMs?: number } = {}) {
   const store = new MemorySessionStore([{ SessionId: 'alice-desk', DcvServerEndpoint: '10.0.0.1', AllowedUsers: ['alice@example.com'] }]);
   const log = new RecordingLog();
-  const route: Router = createResolverRouter({
+  const route: Router = inProcessPortalRouter(idp, {
     store,
-    logger: log,
+    log,
     tokens: new MemoryTokenStore(),
-    portal: (shared) =>
-      createPortal({
-        ...shared,
-        oidc: openIdConnectClient({ issuer: idp.issuer, clientId: idp.clientId }),
-        cookieKey: 'k'.repeat(40),
-        gatewayUrl: GATEWAY,
-        catalog: store,
-        leases: store,
-        ...(options.budgetMs ? { budgetMs: options.budgetMs } : {}),
-      }),
+    gatewayUrl: GATEWAY,
+    portal: options.budgetMs ? { budgetMs: options.budgetMs } : {},
   });
   const send = (path: string, query = '', cookie?: string) =>
     route({

@@ -2,15 +2,13 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openIdConnectClient } from '../../lambda/adapters/openid-connect';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
-import { createPortal } from '../../lambda/core/portal/portal-app';
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore } from '../../lambda/core/session-store';
 import type { TokenGrant } from '../../lambda/core/tokens/token-grant';
 import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
-import { createResolverRouter } from '../../lambda/handlers/resolver-handler';
 import { signInWithoutBrowser, startOidcProvider, type ClaimsDelivery, type TestOidcProvider } from '../helpers/oidc-provider';
+import { inProcessPortalRouter } from '../helpers/in-process-portal';
 import { RecordingLog } from '../helpers/recording-log';
 import { cliBaseEnv, startServeProcess } from '../helpers/run-cli';
 
@@ -59,21 +57,7 @@ function portalFor(idp: TestOidcProvider, userClaims?: readonly string[]) {
   const store = new MemorySessionStore(SESSIONS);
   const tokens = new CountingTokenStore();
   const log = new RecordingLog();
-  const route: Router = createResolverRouter({
-    store,
-    logger: log,
-    tokens,
-    portal: (shared) =>
-      createPortal({
-        ...shared,
-        oidc: openIdConnectClient({ issuer: idp.issuer, clientId: idp.clientId }),
-        cookieKey: 'k'.repeat(40),
-        gatewayUrl: GATEWAY,
-        catalog: store,
-        leases: store,
-        ...(userClaims ? { userClaims } : {}),
-      }),
-  });
+  const route: Router = inProcessPortalRouter(idp, { store, log, tokens, gatewayUrl: GATEWAY, portal: userClaims ? { userClaims } : {} });
   const send = (method: string, path: string, init: { query?: string; cookie?: string; form?: Record<string, string> } = {}) =>
     route({
       method,

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openIdConnectClient } from '../../lambda/adapters/openid-connect';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
-import { createPortal } from '../../lambda/core/portal/portal-app';
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore } from '../../lambda/core/session-store';
 import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
-import { createResolverRouter } from '../../lambda/handlers/resolver-handler';
 import { signInWithoutBrowser, startOidcProvider, type ClaimsDelivery, type TestOidcProvider } from '../helpers/oidc-provider';
+import { inProcessPortalRouter } from '../helpers/in-process-portal';
 import { RecordingLog } from '../helpers/recording-log';
 
 /**
@@ -38,13 +36,7 @@ afterAll(async () => {
 function portalFor(idp: TestOidcProvider) {
   const store = new MemorySessionStore(SESSIONS);
   const log = new RecordingLog();
-  const route: Router = createResolverRouter({
-    store,
-    logger: log,
-    tokens: new MemoryTokenStore(),
-    portal: (shared) =>
-      createPortal({ ...shared, oidc: openIdConnectClient({ issuer: idp.issuer, clientId: idp.clientId }), cookieKey: 'k'.repeat(40), gatewayUrl: GATEWAY, catalog: store, leases: store }),
-  });
+  const route: Router = inProcessPortalRouter(idp, { store, log, tokens: new MemoryTokenStore(), gatewayUrl: GATEWAY });
   const send = (path: string, query = '', cookie?: string) =>
     route({ method: 'GET', path, rawQueryString: query, sourceIp: '127.0.0.1', headers: { host: HOST, ...(cookie ? { cookie } : {}) }, scheme: 'https' } satisfies HttpRequest);
 
