@@ -354,3 +354,19 @@ function withoutUndefined(claims: Record<string, unknown>): { sub: string } & Re
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
+
+/**
+ * One provider per claims delivery (claims in the ID token, or only from UserInfo), each accepting
+ * `redirectUri`: for tests that run every case both ways. `afterAll(() => closeProviders(map))`.
+ */
+export async function startProviderPerDelivery(redirectUri: string): Promise<Map<ClaimsDelivery, TestOidcProvider>> {
+  const providers = new Map<ClaimsDelivery, TestOidcProvider>();
+  for (const claims of ['id-token', 'userinfo'] as const) {
+    providers.set(claims, await startOidcProvider({ claims, redirectUris: [redirectUri] }));
+  }
+  return providers;
+}
+
+export async function closeProviders(providers: ReadonlyMap<ClaimsDelivery, TestOidcProvider>): Promise<void> {
+  await Promise.all([...providers.values()].map((p) => p.close()));
+}

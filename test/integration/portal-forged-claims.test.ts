@@ -7,7 +7,7 @@ import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore } from '../../lambda/core/session-store';
 import type { TokenGrant } from '../../lambda/core/tokens/token-grant';
 import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
-import { signInWithoutBrowser, startOidcProvider, type ClaimsDelivery, type TestOidcProvider } from '../helpers/oidc-provider';
+import { closeProviders, signInWithoutBrowser, startProviderPerDelivery, type ClaimsDelivery, type TestOidcProvider } from '../helpers/oidc-provider';
 import { inProcessPortalRouter } from '../helpers/in-process-portal';
 import { RecordingLog } from '../helpers/recording-log';
 import { cliBaseEnv, startServeProcess } from '../helpers/run-cli';
@@ -36,15 +36,11 @@ class CountingTokenStore extends MemoryTokenStore {
   }
 }
 
-const providers = new Map<ClaimsDelivery, TestOidcProvider>();
+let providers = new Map<ClaimsDelivery, TestOidcProvider>();
 beforeAll(async () => {
-  for (const claims of ['id-token', 'userinfo'] as const) {
-    providers.set(claims, await startOidcProvider({ claims, redirectUris: [`https://${HOST}/portal/callback`] }));
-  }
+  providers = await startProviderPerDelivery(`https://${HOST}/portal/callback`);
 });
-afterAll(async () => {
-  await Promise.all([...providers.values()].map((p) => p.close()));
-});
+afterAll(() => closeProviders(providers));
 
 function cookiePair(response: HttpResponse, name: string): string {
   const cookie = response.cookies?.find((c) => c.startsWith(`${name}=`));

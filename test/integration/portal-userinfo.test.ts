@@ -3,7 +3,7 @@ import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-r
 import type { RawItem } from '../../lambda/core/session-record';
 import { MemorySessionStore } from '../../lambda/core/session-store';
 import { MemoryTokenStore } from '../../lambda/core/tokens/token-store';
-import { signInWithoutBrowser, startOidcProvider, type ClaimsDelivery, type TestOidcProvider } from '../helpers/oidc-provider';
+import { closeProviders, signInWithoutBrowser, startProviderPerDelivery, type ClaimsDelivery, type TestOidcProvider } from '../helpers/oidc-provider';
 import { inProcessPortalRouter } from '../helpers/in-process-portal';
 import { RecordingLog } from '../helpers/recording-log';
 
@@ -20,17 +20,11 @@ const SESSIONS: RawItem[] = [
   { SessionId: 'bob-desk', DcvServerEndpoint: '10.0.0.3', AllowedUsers: ['bob@example.com'] },
 ];
 
-const providers = new Map<ClaimsDelivery, TestOidcProvider>();
-
+let providers = new Map<ClaimsDelivery, TestOidcProvider>();
 beforeAll(async () => {
-  for (const claims of ['id-token', 'userinfo'] as const) {
-    providers.set(claims, await startOidcProvider({ claims, redirectUris: [`https://${HOST}/portal/callback`] }));
-  }
+  providers = await startProviderPerDelivery(`https://${HOST}/portal/callback`);
 });
-
-afterAll(async () => {
-  await Promise.all([...providers.values()].map((p) => p.close()));
-});
+afterAll(() => closeProviders(providers));
 
 /** A portal using `idp`, and a scripted browser for it (cookies kept per sign-in). */
 function portalFor(idp: TestOidcProvider) {
