@@ -50,7 +50,31 @@ export const Attr = {
   StartOnConnect: 'StartOnConnect',
   /** Desktops on demand (tag `dcv:schedule`): weekly windows in IANA zones (core/power/schedule.ts). */
   Schedule: 'Schedule',
+  /**
+   * Power runtime state (ISO 8601 UTC strings, written by the verifier, the power pass and the portal, never
+   * by discovery, each with a one-attribute conditional UpdateItem). Not fingerprinted, and carried over when
+   * discovery rewrites the item for the same instance, so they never pin an item as "edited" nor get lost.
+   */
+  /** The verifier: the last token verified for this session (written at most once a minute). */
+  LastVerifiedAt: 'LastVerifiedAt',
+  /** A start was requested (portal Start and open, or a schedule window); removed once the desktop is usable. */
+  PowerStartAt: 'PowerStartAt',
+  /** A stop was requested by the power pass; removed once the instance is stopped. */
+  PowerStopAt: 'PowerStopAt',
+  /** The schedule window start the power pass last acted on (once per window). */
+  ScheduleStartAt: 'ScheduleStartAt',
+  /** The power pass: the host has been idle since this instant (absent while in use or unknown). */
+  IdleSince: 'IdleSince',
 } as const;
+
+/** The power runtime attributes (see above): bookkeeping, not configuration. */
+export const POWER_RUNTIME_ATTRIBUTES: readonly string[] = [
+  Attr.LastVerifiedAt,
+  Attr.PowerStartAt,
+  Attr.PowerStopAt,
+  Attr.ScheduleStartAt,
+  Attr.IdleSince,
+];
 
 /** `AutoStopMinutes` bounds: under 5 minutes a reconnecting client could find its desktop gone; a day at most. */
 export const MIN_AUTO_STOP_MINUTES = 5;

@@ -295,6 +295,26 @@ describe('planReconcile', () => {
     expect(change).toMatchObject({ kind: 'change', previous, item: { SessionId: 'a', HttpPort: 8443, InstanceId: iid(1) } });
   });
 
+  it('power runtime attributes are bookkeeping: they never pin an item, and a rewrite for the same instance keeps them', () => {
+    const runtime = {
+      LastVerifiedAt: '2026-03-02T08:00:00.000Z',
+      PowerStartAt: '2026-03-02T07:59:00.000Z',
+      ScheduleStartAt: '2026-03-02T07:00:00.000Z',
+      IdleSince: '2026-03-02T08:01:00.000Z',
+      PowerStopAt: '2026-03-02T08:20:00.000Z',
+    };
+    // Written on a discovered item by the verifier, the pass or the portal: still discovery's, unchanged.
+    expect(summary(plan([inst(1, 'a')], [edited(stored('a', 1), runtime)]))).toEqual({ changes: [], conflicts: [], unparsable: [], unchanged: 1 });
+    // The instance came back at a new address: the rewrite carries them over.
+    const [change] = plan([inst(1, 'a', { privateIp: '10.0.9.9' })], [edited(stored('a', 1), runtime)]).changes;
+    expect(change).toMatchObject({ kind: 'change', changed: ['DcvServerEndpoint'], item: { DcvServerEndpoint: '10.0.9.9', ...runtime } });
+    expect(fingerprint((change as { item: Record<string, unknown> }).item)).toBe((change as { item: Record<string, unknown> }).item.DiscoveredHash);
+    // Another instance takes the id: the old host's power state is not the new host's.
+    const moved = plan([inst(1, 'b'), inst(2, 'a')], [edited(stored('a', 1), runtime)]).changes.find((c) => c.sessionId === 'a');
+    expect(moved).toMatchObject({ kind: 'change', item: { InstanceId: iid(2) } });
+    for (const key of Object.keys(runtime)) expect((moved as { item: Record<string, unknown> }).item).not.toHaveProperty(key);
+  });
+
   it('is deterministic: the same inputs in any order give the same plan', () => {
     const instances = [inst(1, 'a,b'), inst(2, 'b,c'), inst(3, 'c,d', { launchTime: 0 }), inst(4, 'e', { state: 'stopped' })];
     const current = [stored('b', 2), stored('e', 4), stored('z', 9)];

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { Attr, type RawItem } from '../session-record.js';
+import { Attr, POWER_RUNTIME_ATTRIBUTES, type RawItem } from '../session-record.js';
 
 /**
  * The fingerprint discovery stores in `DiscoveredHash` on every item it writes: sha256 (hex) of the item's
- * attributes except `UpdatedAt` and `DiscoveredHash` itself, as canonical JSON (object keys sorted, list
+ * attributes except `UpdatedAt`, `DiscoveredHash` itself and the power runtime attributes, as canonical JSON (object keys sorted, list
  * order kept). The next run recomputes it from the item as read: a mismatch, or no hash at all, means the
  * item was written or edited by hand, and discovery leaves it alone.
  *
@@ -12,7 +12,9 @@ import { Attr, type RawItem } from '../session-record.js';
  * same. The type is part of the value: a port retyped as a string, a cleared (NULL) attribute, an extra
  * attribute, or a reordered list are all edits.
  */
-const NOT_FINGERPRINTED = new Set<string>([Attr.UpdatedAt, Attr.DiscoveredHash]);
+// The power runtime attributes (LastVerifiedAt, IdleSince, …) are bookkeeping other writers keep on the
+// item; none existed in 0.1.0, so leaving them out changes no stored hash (discovery-fingerprint-vectors).
+const NOT_FINGERPRINTED = new Set<string>([Attr.UpdatedAt, Attr.DiscoveredHash, ...POWER_RUNTIME_ATTRIBUTES]);
 
 function canonical(value: unknown): unknown {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value;

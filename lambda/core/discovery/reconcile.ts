@@ -1,4 +1,4 @@
-import { Attr, type RawItem } from '../session-record.js';
+import { Attr, POWER_RUNTIME_ATTRIBUTES, type RawItem } from '../session-record.js';
 import { isUntouchedSinceDiscovery } from './fingerprint.js';
 import type { DesiredRecord, InstanceClaims, InstanceInfo } from './tag-parser.js';
 
@@ -87,7 +87,23 @@ export interface Plan {
 
 // DiscoveredHash is a function of the other attributes: for an item discovery wrote (hash matching), equal
 // content means an equal hash, so leaving it out only keeps it out of the `changed` list.
-const IGNORED_IN_COMPARISON = new Set<string>([Attr.UpdatedAt, Attr.DiscoveredHash]);
+// The power runtime attributes are not discovery's to compare (nor to drop: see withRuntimeState).
+const IGNORED_IN_COMPARISON = new Set<string>([Attr.UpdatedAt, Attr.DiscoveredHash, ...POWER_RUNTIME_ATTRIBUTES]);
+
+/**
+ * The wanted item plus the power runtime attributes of the item it replaces, when the same instance keeps
+ * it: a new address after a start must not forget the pending start, the idle clock or the last verification.
+ */
+function withRuntimeState(wanted: RawItem, previous: RawItem, sameInstance: boolean): RawItem {
+  if (!sameInstance) return wanted;
+  let out: RawItem | undefined;
+  for (const key of POWER_RUNTIME_ATTRIBUTES) {
+    if (previous[key] === undefined) continue;
+    out ??= { ...wanted };
+    out[key] = previous[key];
+  }
+  return out ?? wanted;
+}
 
 /** Attribute names whose values differ between two items, ignoring bookkeeping that changes every write. */
 export function differingAttributes(a: RawItem, b: RawItem): string[] {
@@ -238,7 +254,10 @@ export class ReconcilePlanner {
     }
     const changed = differingAttributes(current.item, wanted.item);
     if (changed.length === 0) this.unchanged++;
-    else this.changes.push({ kind: 'change', sessionId, instanceId: wanted.instanceId, item: wanted.item, previous: current, changed });
+    else {
+      const item = withRuntimeState(wanted.item, current.item, wanted.instanceId === owner);
+      this.changes.push({ kind: 'change', sessionId, instanceId: wanted.instanceId, item, previous: current, changed });
+    }
   }
 
   /** Every item observed: ids nobody holds go to their winners. */
