@@ -49,8 +49,18 @@ describe('attribute names', () => {
       'AutoStopMinutes',
       'StartOnConnect',
       'Schedule',
+      'LastVerifiedAt',
+      'PowerStartAt',
+      'PowerStopAt',
+      'ScheduleStartAt',
+      'IdleSince',
     ]);
     for (const [key, value] of Object.entries(Attr)) expect(key).toBe(value);
+  });
+
+  it('power runtime attributes never make an item malformed, whatever their value (they are bookkeeping)', () => {
+    const junk = { LastVerifiedAt: 42, PowerStartAt: 'yesterday', PowerStopAt: null, ScheduleStartAt: ['x'], IdleSince: '' };
+    expect(record({ ...base, ...junk })).toEqual(record({ ...base }));
   });
 });
 
