@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../lambda/adapters/package-root.js';
 
 /**
  * The product's Lambda functions as pre-built assets: `npm run build` bundles each handler with esbuild into
@@ -72,18 +72,7 @@ export const ASSET_VARIANTS: readonly { readonly name: FunctionName; readonly bu
 
 const PACKAGE_NAME = 'dcv-session-resolver';
 
-/** This package's root: the nearest folder up from this module whose package.json is ours (sources or dist/). */
-export function packageRoot(from: string = moduleDir()): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir;
-    if (dirname(dir) === dir) throw new Error(`${PACKAGE_NAME}: cannot find its package.json above ${from}`);
-  }
-}
-
-function moduleDir(): string {
-  return dirname(fileURLToPath(import.meta.url));
-}
+export { packageRoot };
 
 /** The folder of one built function; refuses clearly when the package was not built. */
 export function functionAssetDir(name: FunctionName, bundleAwsSdk: boolean): string {

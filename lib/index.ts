@@ -9,6 +9,7 @@ export { SessionDiscovery, type SessionDiscoveryProps } from './session-discover
 export { ResolverObservability, type ResolverObservabilityProps } from './resolver-observability.js';
 export { DcvFunction, type DcvFunctionProps } from './dcv-function.js';
 export { FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from './function-assets.js';
+export { HostSignalsDocument, HOST_SIGNALS_TIMEOUT_SECONDS } from './host-signals-document.js';
 export {
   ACCESS_MODES,
   AccessSettingsError,

@@ -23,8 +23,12 @@ import type { HostSignal, HostSignalsReader, SignalUnknownCause } from '../core/
  * split in halves until each refusal is pinned on its instance. The common case costs nothing extra.
  */
 export interface SsmHostSignalsOptions {
-  /** The script, as AWS-RunShellScript `commands` lines (run by the agent with sh). */
-  readonly commands: readonly string[];
+  /**
+   * What runs on the hosts: the stack's own Command document (its name or ARN; it holds the script and
+   * declares no parameters, so whoever may send it can run nothing else), or the script's lines sent with
+   * AWS-RunShellScript (the CLI, under an operator's own credentials).
+   */
+  readonly command: { readonly documentName: string } | { readonly commands: readonly string[] };
   /** The agent kills the script after this. @default 20 */
   readonly executionTimeoutSeconds?: number;
   /** SendCommand TimeoutSeconds (delivery; SSM's minimum is 30). @default 30 */
@@ -42,7 +46,7 @@ export interface SsmHostSignalsOptions {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-const DOCUMENT = 'AWS-RunShellScript';
+const RUN_SHELL_DOCUMENT = 'AWS-RunShellScript';
 // The agent's markers in ListCommandInvocations' Output (agent/contracts TruncateOutput).
 const OUTPUT_TRUNCATED = '\n---Output truncated---';
 const ERROR_TITLE = '\n----------ERROR-------\n';
@@ -101,7 +105,10 @@ export class SsmHostSignalsReader implements HostSignalsReader {
     private readonly client: SSMClient,
     private readonly options: SsmHostSignalsOptions,
   ) {
-    if (options.commands.length === 0) throw new Error('SsmHostSignalsReader: commands must not be empty');
+    const command = options.command;
+    if ('commands' in command ? command.commands.length === 0 : command.documentName.length === 0) {
+      throw new Error('SsmHostSignalsReader: the command (document name or script lines) must not be empty');
+    }
     this.executionTimeout = options.executionTimeoutSeconds ?? 20;
     this.deliveryTimeout = Math.max(30, options.deliveryTimeoutSeconds ?? 30);
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
@@ -216,13 +223,19 @@ export class SsmHostSignalsReader implements HostSignalsReader {
     }
   }
 
+  private documentAndParameters(): { DocumentName: string; Parameters?: Record<string, string[]> } {
+    const command = this.options.command;
+    // A document's own step sets its timeout (timeoutSeconds); AWS-RunShellScript takes it as a parameter.
+    if ('documentName' in command) return { DocumentName: command.documentName };
+    return { DocumentName: RUN_SHELL_DOCUMENT, Parameters: { commands: [...command.commands], executionTimeout: [String(this.executionTimeout)] } };
+  }
+
   private async send(ids: string[], deadline: number): Promise<Sent> {
     const out = await this.retrying(deadline, () =>
       this.client.send(
         new SendCommandCommand({
-          DocumentName: DOCUMENT,
           InstanceIds: ids,
-          Parameters: { commands: [...this.options.commands], executionTimeout: [String(this.executionTimeout)] },
+          ...this.documentAndParameters(),
           TimeoutSeconds: this.deliveryTimeout,
           Comment: this.options.comment ?? 'dcv-resolver power: host signals',
         }),

@@ -38,6 +38,12 @@ export interface SsmServerOptions {
   readonly throttle?: (call: { readonly index: number; readonly operation: string }) => boolean;
   /** Clock for delivery timeouts. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Command documents of the account besides AWS-RunShellScript, by name, as their JSON content (schema 2.2):
+   * SendCommand with one runs its first aws:runShellScript step's runCommand, bounded by that step's
+   * timeoutSeconds, and refuses any Parameters (the document declares none).
+   */
+  readonly documents?: Readonly<Record<string, unknown>>;
 }
 
 type Status = 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
@@ -59,6 +65,7 @@ interface Invocation {
 
 interface Command {
   readonly id: string;
+  readonly documentName: string;
   readonly commands: string[];
   readonly executionTimeout: number;
   readonly deliveryTimeout: number;
@@ -94,6 +101,21 @@ export function truncateOutput(stdout: string, stderr: string, capacity: number)
   }
   if (stdout.length < available / 2) return stdout + title + stderr.slice(0, available - truncErr.length - stdout.length) + truncErr;
   return stdout.slice(0, available - truncOut.length - stderr.length) + truncOut + title + stderr;
+}
+
+/** AWS-RunShellScript's two parameters, checked as SSM does. */
+function runShellParameters(params: Record<string, unknown>): { commands: string[]; executionTimeout: number } {
+  const commands = params.commands;
+  if (!Array.isArray(commands) || commands.length === 0 || !commands.every((c) => typeof c === 'string'))
+    throw new SsmError('InvalidParameters', 'Parameter "commands" has null value or is empty');
+  let executionTimeout = 3600;
+  if (params.executionTimeout !== undefined) {
+    const value = Array.isArray(params.executionTimeout) ? params.executionTimeout[0] : undefined;
+    if (typeof value !== 'string' || !/^[1-9][0-9]{0,5}$/.test(value) || Number(value) > 172800)
+      throw new SsmError('InvalidParameters', `Parameter "executionTimeout" "${String(value)}" failed to satisfy constraint: allowed pattern`);
+    executionTimeout = Number(value);
+  }
+  return { commands: commands as string[], executionTimeout };
 }
 
 export class FakeSsm {
@@ -152,25 +174,28 @@ export class FakeSsm {
     rmSync(this.workDir, { recursive: true, force: true });
   }
 
+  /** A registered document's first shell step; it declares no parameters, so any given is refused. */
+  private documentSteps(name: string, params: Record<string, unknown>): { commands: string[]; executionTimeout: number } {
+    const content = this.options.documents?.[name] as { mainSteps?: { action?: string; inputs?: { runCommand?: unknown; timeoutSeconds?: unknown } }[] } | undefined;
+    if (!content) throw new SsmError('InvalidDocument', `Document ${name} does not exist in your account`);
+    const unknownParameter = Object.keys(params)[0];
+    if (unknownParameter !== undefined) throw new SsmError('InvalidParameters', `Document ${name} does not support parameters ${unknownParameter}`);
+    const step = (content.mainSteps ?? []).find((s) => s.action === PLUGIN);
+    const commands = step?.inputs?.runCommand;
+    if (!Array.isArray(commands) || !commands.every((c) => typeof c === 'string')) throw new SsmError('InvalidDocumentContent', `Document ${name} has no aws:runShellScript step`);
+    const timeout = Number(step!.inputs!.timeoutSeconds ?? 3600);
+    return { commands: commands as string[], executionTimeout: Number.isInteger(timeout) && timeout > 0 ? timeout : 3600 };
+  }
+
   private sendCommand(body: Record<string, unknown>): unknown {
     const name = body.DocumentName;
     if (typeof name !== 'string' || name.length === 0) throw new SsmError('ValidationException', "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: Member must not be null");
-    if (name !== RUN_SHELL) throw new SsmError('InvalidDocument', `Document ${name} does not exist in your account`);
     const ids = body.InstanceIds;
     if (!Array.isArray(ids) || ids.length === 0) throw new SsmError('InvalidParameters', 'InstanceIds or Targets must be specified');
     if (ids.length > 50)
       throw new SsmError('ValidationException', "1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50");
     const params = (body.Parameters ?? {}) as Record<string, unknown>;
-    const commands = params.commands;
-    if (!Array.isArray(commands) || commands.length === 0 || !commands.every((c) => typeof c === 'string'))
-      throw new SsmError('InvalidParameters', 'Parameter "commands" has null value or is empty');
-    let executionTimeout = 3600;
-    if (params.executionTimeout !== undefined) {
-      const value = Array.isArray(params.executionTimeout) ? params.executionTimeout[0] : undefined;
-      if (typeof value !== 'string' || !/^[1-9][0-9]{0,5}$/.test(value) || Number(value) > 172800)
-        throw new SsmError('InvalidParameters', `Parameter "executionTimeout" "${String(value)}" failed to satisfy constraint: allowed pattern`);
-      executionTimeout = Number(value);
-    }
+    const { commands, executionTimeout } = name === RUN_SHELL ? runShellParameters(params) : this.documentSteps(name, params);
     const deliveryTimeout = body.TimeoutSeconds === undefined ? 3600 : Number(body.TimeoutSeconds);
     if (!Number.isInteger(deliveryTimeout) || deliveryTimeout < 30 || deliveryTimeout > 2592000)
       throw new SsmError('ValidationException', "1 validation error detected: Value at 'timeoutSeconds' failed to satisfy constraint: Member must have value between 30 and 2592000");
@@ -184,7 +209,8 @@ export class FakeSsm {
     const requested = this.now();
     const command: Command = {
       id,
-      commands: commands as string[],
+      documentName: name,
+      commands,
       executionTimeout,
       deliveryTimeout,
       comment: typeof body.Comment === 'string' ? body.Comment : '',
@@ -201,7 +227,7 @@ export class FakeSsm {
     return {
       Command: {
         CommandId: id,
-        DocumentName: RUN_SHELL,
+        DocumentName: name,
         DocumentVersion: '$DEFAULT',
         Comment: command.comment,
         Parameters: params,
@@ -239,7 +265,7 @@ export class FakeSsm {
       CommandId: inv.commandId,
       InstanceId: inv.instanceId,
       Comment: command.comment,
-      DocumentName: RUN_SHELL,
+      DocumentName: command.documentName,
       DocumentVersion: '$DEFAULT',
       PluginName: PLUGIN,
       ResponseCode: inv.responseCode,
@@ -276,7 +302,7 @@ export class FakeSsm {
         InstanceId: inv.instanceId,
         InstanceName: '',
         Comment: command(inv).comment,
-        DocumentName: RUN_SHELL,
+        DocumentName: command(inv).documentName,
         DocumentVersion: '$DEFAULT',
         RequestedDateTime: inv.requested / 1000,
         Status: inv.status,

@@ -54,7 +54,7 @@ function client(): SSMClient {
 }
 
 function reader(options: Partial<SsmHostSignalsOptions> = {}): SsmHostSignalsReader {
-  return new SsmHostSignalsReader(client(), { commands: COMMANDS, pollIntervalMs: 50, ...options });
+  return new SsmHostSignalsReader(client(), { command: { commands: COMMANDS }, pollIntervalMs: 50, ...options });
 }
 
 const soon = () => Date.now() + 30_000;
@@ -153,7 +153,7 @@ describe('SsmHostSignalsReader', () => {
     const s = await start();
     const id = instanceIdOf(1);
     s.ssm.hosts.set(id, {});
-    const [signal] = await reader({ commands: ['[[ 1 == 1 ]] && echo bash'] }).read([id], soon());
+    const [signal] = await reader({ command: { commands: ['[[ 1 == 1 ]] && echo bash'] } }).read([id], soon());
     expect(signal).toMatchObject({ status: 'unknown', cause: 'failed', reason: expect.stringContaining('[[: not found') });
   });
 
@@ -175,7 +175,7 @@ describe('SsmHostSignalsReader', () => {
     const s = await start();
     const id = instanceIdOf(1);
     s.ssm.hosts.set(id, { binDir: fakeBin('i=0; while [ $i -lt 300 ]; do printf "%0100d" 0; i=$((i+1)); done') });
-    const [signal] = await reader({ commands: ['dcv'] }).read([id], soon());
+    const [signal] = await reader({ command: { commands: ['dcv'] } }).read([id], soon());
     expect(signal).toEqual({ instanceId: id, status: 'unknown', cause: 'truncated', reason: "its output reached SSM's 24000 characters and was cut" });
   });
 
@@ -191,7 +191,7 @@ describe('SsmHostSignalsReader', () => {
 
     // SSM's clock passes the 30 s delivery timeout between two polls.
     const delivered = new SsmHostSignalsReader(client(), {
-      commands: COMMANDS,
+      command: { commands: COMMANDS },
       pollIntervalMs: 10,
       sleep: async () => {
         skew += 31_000;
@@ -230,7 +230,7 @@ describe('SsmHostSignalsReader', () => {
     const saved = process.env.AWS_ENDPOINT_URL_SSM;
     process.env.AWS_ENDPOINT_URL_SSM = s.endpoint;
     try {
-      const r = new SsmHostSignalsReader(createSignalsSsmClient(), { commands: COMMANDS, pollIntervalMs: 50 });
+      const r = new SsmHostSignalsReader(createSignalsSsmClient(), { command: { commands: COMMANDS }, pollIntervalMs: 50 });
       expect(await r.read([id], soon())).toEqual([{ instanceId: id, status: 'ok', stdout: line(id) }]);
     } finally {
       if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_SSM;

@@ -71,6 +71,8 @@ const CDK_ENTRY_NAMES = [
   'DcvResolverStack',
   'DcvSessionResolver',
   'FUNCTION_BUNDLES',
+  'HOST_SIGNALS_TIMEOUT_SECONDS',
+  'HostSignalsDocument',
   'MISSING_ALLOW_LIST_MESSAGE',
   'PORTAL_MODES',
   'PROXY_DEFAULT_LISTEN',

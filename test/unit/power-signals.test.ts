@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hostActivity, parseDcvTimestamp, parseSignals } from '../../lambda/core/power/signals';
+import { described, listed, writeFakeDcvHost, type FakeDcvHost } from '../helpers/fake-dcv-host';
 
 const SCRIPT = fileURLToPath(new URL('../../host-scripts/dcv-idle-signals.sh', import.meta.url));
 const DASH = '/usr/bin/dash';
@@ -16,74 +17,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const NOW = Date.parse('2026-03-02T12:00:00Z');
 const STARTED = Date.parse('2026-03-02T08:00:00Z');
 
-/** `dcv describe-session ID -j` as DCV prints it (pretty JSON, more fields than we read). */
-function described(id: string, connections: number, created: string, lastDisconnection: string): string {
-  return `{
-  "id" : "${id}",
-  "owner" : "ubuntu",
-  "name" : "Desk, with a comma",
-  "type" : "console",
-  "x11-display" : ":0",
-  "num-of-connections" : ${connections},
-  "creation-time" : "${created}",
-  "last-disconnection-time" : "${lastDisconnection}",
-  "licensing-mode" : "EVALUATION",
-  "licenses" : [ { "product" : "dcv", "status" : "LICENSED", "check-timeout" : "2026-03-03T00:00:00Z", "expiration-date" : "2027-01-01T00:00:00Z" } ],
-  "storage-root" : "",
-  "display-layout" : [ { "width" : 1920, "height" : 1080, "x" : 0, "y" : 0 } ]
-}
-`;
-}
-
-function listed(ids: string[]): string {
-  return `[\n${ids.map((id) => `  {\n    "id" : "${id}",\n    "owner" : "ubuntu",\n    "name" : "n",\n    "type" : "console"\n  }`).join(',\n')}\n]\n`;
-}
-
-interface Host {
-  /** What `dcv list-sessions -j` prints, and its exit status; undefined: no dcv on PATH. */
-  readonly list?: { readonly out: string; readonly exit?: number };
-  readonly describe?: Record<string, { readonly out: string; readonly exit?: number }>;
-  /** What nvidia-smi prints and its exit status; undefined: no nvidia-smi. */
-  readonly gpu?: { readonly out: string; readonly exit?: number };
-}
-
 let hosts = 0;
 /** Runs the shipped script with dash, fake `dcv` and `nvidia-smi` first on PATH (printing fixture files). */
-async function signalsOf(host: Host): Promise<string> {
-  const dir = join(root, `host-${++hosts}`);
-  const bin = join(dir, 'bin');
-  const data = join(dir, 'data');
-  mkdirSync(bin, { recursive: true });
-  mkdirSync(data);
-  const fake = (name: string, body: string) => {
-    writeFileSync(join(bin, name), `#!/bin/sh\n${body}`);
-    chmodSync(join(bin, name), 0o755);
-  };
-  if (host.list) {
-    writeFileSync(join(data, 'list'), host.list.out);
-    writeFileSync(join(data, 'list.exit'), String(host.list.exit ?? 0));
-    for (const [id, answer] of Object.entries(host.describe ?? {})) {
-      writeFileSync(join(data, `describe-${id}`), answer.out);
-      writeFileSync(join(data, `describe-${id}.exit`), String(answer.exit ?? 0));
-    }
-    fake(
-      'dcv',
-      `D='${data}'
-case "$1 $3" in
-  "list-sessions ") [ "$2" = -j ] || exit 64; cat "$D/list"; exit "$(cat "$D/list.exit")" ;;
-  "describe-session -j") [ -f "$D/describe-$2" ] || { echo "no session $2" >&2; exit 1; }; cat "$D/describe-$2"; exit "$(cat "$D/describe-$2.exit")" ;;
-esac
-exit 64
-`,
-    );
-  }
-  if (host.gpu) {
-    writeFileSync(join(data, 'gpu'), host.gpu.out);
-    fake(
-      'nvidia-smi',
-      `[ "$*" = "--query-gpu=utilization.gpu --format=csv,noheader,nounits" ] || exit 64\ncat '${join(data, 'gpu')}'\nexit ${host.gpu.exit ?? 0}\n`,
-    );
-  }
+async function signalsOf(host: FakeDcvHost): Promise<string> {
+  const { bin } = writeFakeDcvHost(join(root, `host-${++hosts}`), host);
   const { stdout, stderr } = await run(DASH, [SCRIPT], { env: { PATH: `${bin}:/usr/bin:/bin` } });
   expect(stderr).toBe('');
   return stdout;
@@ -92,7 +29,7 @@ exit 64
 const activity = (text: string, extra: { lastVerifiedAt?: number } = {}) =>
   hostActivity({ output: { ok: true, text }, instanceStartedAt: STARTED, now: NOW, ...extra });
 
-const one = (connections: number, lastDisconnection: string, created = '2026-03-02T08:01:00.000001Z'): Host => ({
+const one = (connections: number, lastDisconnection: string, created = '2026-03-02T08:01:00.000001Z'): FakeDcvHost => ({
   list: { out: listed(['console']) },
   describe: { console: { out: described('console', connections, created, lastDisconnection) } },
 });
@@ -118,7 +55,7 @@ describe('the shipped script, run by dash against fake dcv and nvidia-smi', () =
   });
 
   it('connected: a client on any session → in use', async () => {
-    const host: Host = {
+    const host: FakeDcvHost = {
       list: { out: listed(['console', 'render']) },
       describe: {
         console: { out: described('console', 0, '2026-03-02T08:01:00Z', '2026-03-02T09:00:00.5Z') },
@@ -151,7 +88,7 @@ describe('the shipped script, run by dash against fake dcv and nvidia-smi', () =
     expect(activity(await signalsOf({ ...one(0, ''), gpu: { out: '9\n' } }))).toMatchObject({ state: 'idle' });
   });
 
-  it.each<[string, Host, string]>([
+  it.each<[string, FakeDcvHost, string]>([
     ['dcv missing', {}, 'the host reported: dcv-missing'],
     ['dcv failing (dcvserver down)', { list: { out: 'Could not connect to the server\n', exit: 1 } }, 'the host reported: list-sessions-failed:exit-1'],
     ['garbage from list-sessions', { list: { out: 'Error: something else\n' } }, 'the host reported: list-sessions-unreadable'],
