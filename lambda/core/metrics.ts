@@ -26,7 +26,7 @@ export interface MetricsSink extends Metrics {
 export const METRICS_NAMESPACE = 'DcvSessionResolver';
 
 /** The `service` dimension of each function (and of `serve`, which is the resolver). */
-export const MetricService = { resolver: 'resolver', discovery: 'discovery', portal: 'portal' } as const;
+export const MetricService = { resolver: 'resolver', discovery: 'discovery', portal: 'portal', power: 'power' } as const;
 
 export const MetricName = {
   /** POST …/resolveSession answers, dimension `Outcome` (ResolveOutcome). */
@@ -51,6 +51,23 @@ export const MetricName = {
   discoveryDuration: 'DiscoveryRunDuration',
   /** Tagged instances a full reconcile saw (event runs see a few and do not report it). */
   fleetSize: 'DiscoveryFleetSize',
+  /** One power pass ran (the scheduled function or `dcv-resolver power`). */
+  powerPasses: 'PowerPasses',
+  /** Wall time of one power pass (ms). */
+  powerPassDuration: 'PowerPassDuration',
+  /** Instances EC2 accepted to start / to stop. */
+  powerStarts: 'PowerStarts',
+  powerStops: 'PowerStops',
+  /** A start or stop EC2 refused or that failed, dimension `Outcome` (incorrect-state, insufficient-capacity, throttled, not-found, failed). */
+  powerFailures: 'PowerFailures',
+  /** Desktops whose start has not reached a usable desktop within the deadline (counted every pass while stuck). */
+  powerStartsStuck: 'PowerStartsStuck',
+  /** Desktops still `stopping` (or still running) past the stop deadline (counted every pass while stuck). */
+  powerStopsStuck: 'PowerStopsStuck',
+  /** Idle-stop candidates whose signals could not be read (never stopped), dimension `Cause`. */
+  powerSignalsUnknown: 'PowerSignalsUnknown',
+  /** Conditional writes lost to an operator's edit or another pass (nothing overwritten). */
+  powerConflicts: 'PowerConflicts',
 } as const;
 
 /** Every way a resolution can end; `internal-error` is an unexpected 500 (a bug, never a refusal). */
