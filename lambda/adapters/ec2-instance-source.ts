@@ -58,6 +58,8 @@ export function toInstanceInfo(instance: Instance): InstanceInfo | undefined {
     ...(instance.PublicIpAddress ? { publicIp: instance.PublicIpAddress } : {}),
     ...(instance.PublicDnsName ? { publicDns: instance.PublicDnsName } : {}),
     ...(ipv6 ? { ipv6 } : {}),
+    // EC2 sets Platform only for Windows; the power pass reads Linux hosts' signals only.
+    ...(instance.Platform ? { platform: String(instance.Platform).toLowerCase() } : {}),
     tags,
   };
 }
@@ -111,6 +113,11 @@ export class Ec2InstanceSource implements InstanceSource {
 
   listTagged(tagKey: string): AsyncIterable<InstanceInfo[]> {
     return this.pages([{ Name: 'tag-key', Values: [tagKey] }]);
+  }
+
+  /** Instances carrying any of `tagKeys` (one filter: EC2 ORs a filter's values). */
+  listWithAnyTag(tagKeys: readonly string[]): AsyncIterable<InstanceInfo[]> {
+    return this.pages([{ Name: 'tag-key', Values: [...tagKeys] }]);
   }
 
   async describe(instanceIds: readonly string[]): Promise<InstanceInfo[]> {

@@ -46,7 +46,7 @@ export const TagName = {
 } as const;
 
 /** Any of these makes an instance power-managed: its items are kept (with its state) while it is not running. */
-const POWER_TAGS = [TagName.autoStop, TagName.startOnConnect, TagName.schedule] as const;
+export const POWER_TAGS = [TagName.autoStop, TagName.startOnConnect, TagName.schedule] as const;
 
 /** States in which a power-managed instance keeps its items; shutting-down and terminated remove them as before. */
 export const KEPT_STATES: ReadonlySet<string> = new Set(['pending', 'stopping', 'stopped']);
@@ -66,6 +66,8 @@ export interface InstanceInfo {
   readonly publicIp?: string;
   readonly publicDns?: string;
   readonly ipv6?: string;
+  /** EC2's Platform, lower case (`windows`); absent for Linux. */
+  readonly platform?: string;
   readonly tags: Readonly<Record<string, string>>;
 }
 
