@@ -46,6 +46,13 @@ export const COMMANDS: Record<string, Command> = {
       return { usage: m.DISCOVER_USAGE, run: m.runDiscover };
     },
   },
+  power: {
+    summary: 'one power pass: start scheduled desktops, stop idle ones (what the stack runs every minute)',
+    load: async () => {
+      const m = await import('./power-command.js');
+      return { usage: m.POWER_USAGE, run: m.runPower };
+    },
+  },
   sessions: {
     summary: 'list, show, add, enable/disable, remove, import and export session items (table or file)',
     load: async () => {

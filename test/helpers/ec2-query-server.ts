@@ -71,7 +71,7 @@ export async function startEc2QueryServer(fleet: FakeFleet, power?: Ec2PowerMode
               (i) =>
                 `<item>${el('instanceId', i.InstanceId)}<instanceState>${el('code', i.State?.Code ?? 16)}${el('name', i.State?.Name)}</instanceState>` +
                 `${el('privateDnsName', i.PrivateDnsName)}${el('dnsName', i.PublicDnsName)}${el('privateIpAddress', i.PrivateIpAddress)}` +
-                `${el('ipAddress', i.PublicIpAddress)}${el('launchTime', i.LaunchTime?.toISOString())}` +
+                `${el('ipAddress', i.PublicIpAddress)}${el('launchTime', i.LaunchTime?.toISOString())}${el('platform', i.Platform)}` +
                 `<tagSet>${(i.Tags ?? []).map((t) => `<item>${el('key', t.Key)}${el('value', t.Value)}</item>`).join('')}</tagSet></item>`,
             )
             .join('');
