@@ -1,6 +1,4 @@
 import { loadavg } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { EC2Client, type DescribeInstancesCommandInput, type Instance } from '@aws-sdk/client-ec2';
 import type { DynamoApi, DynamoOperation } from '../lambda/adapters/dynamodb-api';
@@ -13,7 +11,7 @@ import { runFullReconcile, type FullReconcileReport } from '../lambda/discovery/
 import { createDiscoveryHandler } from '../lambda/handlers/discovery-handler';
 import { recreateAsDiscoveryTable } from '../test/helpers/discovery-table';
 import { lambdaContext } from '../test/helpers/function-url-event';
-import { applyOfflineAwsEnv, cpuSeconds, progress, report, spread, startDynaliteChild, type Spread } from './lib';
+import { applyOfflineAwsEnv, cpuSeconds, progress, report, spread, startDynaliteChild, withPeakMemory, type Spread } from './lib';
 
 /**
  * 4. Discovery at fleet scale: a full reconcile of N tagged instances into an empty dynalite table, then
@@ -86,31 +84,6 @@ function fakeEc2(size: number, states: Map<number, string>): { client: EC2Client
     { step: 'initialize', name: 'benchFakeDescribeInstances', priority: 'high' },
   );
   return { client, calls: () => calls };
-}
-
-// A full collection before each measured run, so one run's garbage is not counted in the next one's peak.
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
-
-/** Peak heap and RSS while `work` runs, sampled every 100 ms (process.memoryUsage() is not free). */
-async function withPeakMemory<T>(work: () => Promise<T>): Promise<{ value: T; peakHeapMiB: number; peakRssMiB: number }> {
-  collectGarbage();
-  let heap = 0;
-  let rss = 0;
-  const sample = () => {
-    const m = process.memoryUsage();
-    heap = Math.max(heap, m.heapUsed);
-    rss = Math.max(rss, m.rss);
-  };
-  sample();
-  const timer = setInterval(sample, 100);
-  try {
-    const value = await work();
-    sample();
-    return { value, peakHeapMiB: Number((heap / 2 ** 20).toFixed(0)), peakRssMiB: Number((rss / 2 ** 20).toFixed(0)) };
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 /** DynamoDB requests by operation, counted at the client seam (what is sent; the client's own retries not included). */

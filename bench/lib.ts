@@ -3,6 +3,8 @@ import { existsSync, openSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** Shared plumbing for the benchmark modules: statistics, machine facts, child processes. */
 
@@ -246,3 +248,29 @@ export function timeProcess(
     });
   });
 }
+
+// A full collection before each measured run, so one run's garbage is not counted in the next one's peak.
+setFlagsFromString('--expose-gc');
+export const collectGarbage = runInNewContext('gc') as () => void;
+
+/** Peak heap and RSS while `work` runs, sampled every 100 ms (process.memoryUsage() is not free). */
+export async function withPeakMemory<T>(work: () => Promise<T>): Promise<{ value: T; peakHeapMiB: number; peakRssMiB: number }> {
+  collectGarbage();
+  let heap = 0;
+  let rss = 0;
+  const sample = () => {
+    const m = process.memoryUsage();
+    heap = Math.max(heap, m.heapUsed);
+    rss = Math.max(rss, m.rss);
+  };
+  sample();
+  const timer = setInterval(sample, 100);
+  try {
+    const value = await work();
+    sample();
+    return { value, peakHeapMiB: Number((heap / 2 ** 20).toFixed(0)), peakRssMiB: Number((rss / 2 ** 20).toFixed(0)) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+

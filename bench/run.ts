@@ -5,13 +5,13 @@ import { parseArgs } from 'node:util';
 import { fmt, machine, ROOT, runBenchChild, type Spread } from './lib';
 
 /**
- * `npm run bench [-- --only handler,server,verify,portal,coldstart,cli,discovery] [--quick] [--discovery-100k] [--out FILE]`
+ * `npm run bench [-- --only handler,server,verify,portal,coldstart,cli,discovery,power] [--quick] [--discovery-100k] [--out FILE]`
  *
  * Each measurement runs in its own child process; loopback only; every load is bounded in count and
  * time. A full run writes bench/results.json. Numbers are reported, never gated on: the exit code is
  * non-zero only when a benchmark could not run or an answer was wrong.
  */
-const CASES = ['handler', 'server', 'verify', 'portal', 'coldstart', 'cli', 'discovery'] as const;
+const CASES = ['handler', 'server', 'verify', 'portal', 'coldstart', 'cli', 'discovery', 'power'] as const;
 type CaseName = (typeof CASES)[number];
 
 const { values } = parseArgs({
@@ -53,6 +53,8 @@ const PLAN: Record<CaseName, [string, string[], number]> = {
     [`${quick ? '1000:1,10000:1' : '1000:3,10000:3,50000:1'}${values['discovery-100k'] ? ',100000:1' : ''}`, '300'],
     values['discovery-100k'] ? 2_400_000 : 600_000,
   ],
+  // [desktops:repeats]: one real pass each, stand-ins and dynalite in their own processes.
+  power: ['power.ts', [quick ? '1000:1,10000:1' : '1000:3,10000:3'], 600_000],
 };
 
 const started = new Date();
@@ -133,6 +135,16 @@ if (r.discovery?.runs) {
   }
 }
 
+if (r.power?.runs) {
+  const big = r.power.runs.find((x: Any) => x.desktops === 10_000);
+  if (big) {
+    targets.push({ target: 'power pass over 10,000 desktops < 20 s wall', value: `${big.seconds.median} s`, met: big.seconds.median < 20 });
+    targets.push({ target: 'power pass over 10,000 desktops < 256 MiB heap', value: `${big.peakHeapMiB} MiB`, met: big.peakHeapMiB < 256 });
+    // SSM by batches of 50 (plus the refused batches' lookups and resends), never one command per host.
+    targets.push({ target: 'power pass: SSM requests < desktops / 10', value: `${big.requests.ssm} for 10,000`, met: big.requests.ssm < 1000 });
+  }
+}
+
 // ---- report -----------------------------------------------------------------------------------------
 const lines: string[] = [];
 const row = (...cells: string[]) => lines.push(`| ${cells.join(' | ')} |`);
@@ -196,6 +208,25 @@ if (r.discovery?.events?.length) {
   row('---:', '---', '---:', '---:', '---:', '---', '---:');
   for (const e of r.discovery.events) {
     row(String(e.instances), e.case, String(e.invocations), String(e.events), e.seconds.toFixed(2), Object.entries(e.requests).map(([k, v]) => `${k} ${v}`).join(', '), String(e.ec2Calls));
+  }
+}
+if (r.power?.runs) {
+  lines.push('', 'Power pass, one real pass (loopback EC2 and SSM in a child process, dynalite in another; 1 in 10 idle and stopped, 1 in 20 unmanaged)', '');
+  row('desktops', 'seconds', 'CPU s', 'peak heap MiB', 'peak RSS MiB', 'EC2 requests', 'SSM requests', 'DynamoDB requests', 'stopped', 'unknown');
+  row('---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:');
+  for (const x of r.power.runs) {
+    row(
+      String(x.desktops),
+      `${fmt(x.seconds, 2)} (×${x.seconds.n})`,
+      fmt(x.cpuSeconds, 2),
+      String(x.peakHeapMiB),
+      String(x.peakRssMiB),
+      String(x.requests.ec2),
+      String(x.requests.ssm),
+      String(x.requests.dynamodb),
+      String(x.stops),
+      String(x.signalsUnknown),
+    );
   }
 }
 if (targets.length) {

@@ -27,6 +27,11 @@ export interface SsmHost {
   /** A managed node whose agent is not connected: commands stay Pending until the delivery timeout. */
   readonly pingStatus?: 'Online' | 'ConnectionLost' | 'Inactive';
   readonly platformType?: 'Linux' | 'Windows';
+  /**
+   * Answer every command at once with this stdout (Success), running nothing: for benchmarks at fleet
+   * scale, where 10,000 shell processes would measure this machine, not the pass.
+   */
+  readonly stdout?: string;
 }
 
 export interface SsmServerOptions {
@@ -401,6 +406,11 @@ export class FakeSsm {
   private run(inv: Invocation): void {
     const command = this.commands.get(inv.commandId)!;
     const host = this.hosts.get(inv.instanceId)!;
+    if (host.stdout !== undefined) {
+      inv.started = inv.ended = this.now();
+      Object.assign(inv, { status: 'Success', details: 'Success', responseCode: 0, stdout: host.stdout });
+      return;
+    }
     // The agent writes the commands to an orchestration folder's _script.sh and runs it with sh.
     const script = join(mkdtempSync(join(this.workDir, `${inv.instanceId}-`)), '_script.sh');
     writeFileSync(script, command.commands.join('\n') + '\n', { mode: 0o700 });

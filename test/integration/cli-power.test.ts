@@ -94,7 +94,8 @@ beforeAll(async () => {
   put(7, { 'dcv:schedule': 'Mon-Sun 00:00-24:00 UTC' }, 'stopped');
   host(7, 'scheduled', [['console', 0, iso(now), '']]);
   put(8, { 'dcv:auto-stop': '30' });
-  fleet.update(id.windows, (i) => ({ ...i, Platform: 'windows' }));
+  // EC2 answers `windows` (the SDK's type spells it `Windows`).
+  fleet.update(id.windows, (i) => ({ ...i, Platform: 'windows' as 'Windows' }));
   put(9, { 'dcv:schedule': 'Mon-Sun 00:00-24:00 UTC' }, 'stopped');
   power.insufficientCapacity.add(id.noCapacity);
 
