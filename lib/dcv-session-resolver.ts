@@ -178,6 +178,18 @@ export class DcvSessionResolver extends Construct {
       this.resolver.addToRolePolicy(
         new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [this.tokensTable.tableArn] }),
       );
+      // The verifier records a yes on desktops on demand (LastVerifiedAt, for the power pass's idle rule):
+      // one conditional UpdateItem that may touch that attribute and the key only.
+      this.resolver.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['dynamodb:UpdateItem'],
+          resources: [this.table.tableArn],
+          conditions: {
+            'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['SessionId', 'LastVerifiedAt'] },
+            StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+          },
+        }),
+      );
     }
 
     // Function URL in the chosen access mode, its env (allow-list, prefix) and the URLs callers use.

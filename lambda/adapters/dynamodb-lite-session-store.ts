@@ -1,5 +1,6 @@
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { RawItem } from '../core/session-record.js';
+import type { VerificationMarker } from '../core/tokens/verify-token.js';
 import type { SessionStore } from '../core/session-store.js';
 import type { DynamoApi } from './dynamodb-api.js';
 
@@ -49,7 +50,7 @@ export function toAttributes(item: RawItem): Record<string, AttributeValue> {
   return out;
 }
 
-export class DynamoApiSessionStore implements SessionStore {
+export class DynamoApiSessionStore implements SessionStore, VerificationMarker {
   constructor(
     protected readonly api: DynamoApi,
     protected readonly tableName: string,
@@ -63,6 +64,26 @@ export class DynamoApiSessionStore implements SessionStore {
       ConsistentRead: true,
     });
     return result.Item ? fromItem(result.Item) : undefined;
+  }
+
+  /**
+   * One conditional UpdateItem of LastVerifiedAt only (the function's policy allows nothing else): on an
+   * existing item, and only when its value is older than `notBeforeIso`, so concurrent verifiers write
+   * at most about once a minute. A failed condition is the expected no-op.
+   */
+  async markVerified(sessionId: string, atIso: string, notBeforeIso: string): Promise<void> {
+    try {
+      await this.api.call('UpdateItem', {
+        TableName: this.tableName,
+        Key: { SessionId: { S: sessionId } },
+        UpdateExpression: 'SET #v = :at',
+        ConditionExpression: 'attribute_exists(#k) AND (attribute_not_exists(#v) OR #v < :before)',
+        ExpressionAttributeNames: { '#k': 'SessionId', '#v': 'LastVerifiedAt' },
+        ExpressionAttributeValues: { ':at': { S: atIso }, ':before': { S: notBeforeIso } },
+      });
+    } catch (error) {
+      if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+    }
   }
 
   close(): void {

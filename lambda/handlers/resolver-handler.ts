@@ -13,7 +13,7 @@ import { createRouter, type HttpRequest, type Router } from '../core/http-router
 import { SessionResolver } from '../core/resolve.js';
 import type { SessionStore } from '../core/session-store.js';
 import type { TokenStore } from '../core/tokens/token-store.js';
-import { TokenVerifier } from '../core/tokens/verify-token.js';
+import { TokenVerifier, type VerificationMarker } from '../core/tokens/verify-token.js';
 import type { PortalHandler } from '../core/portal/portal-app.js';
 import { isRestApiEvent, requestFromRestEvent, restApiResult } from './rest-api-event.js';
 
@@ -118,7 +118,9 @@ export function createResolverRouter(deps: ResolverHandlerDeps): Router {
   const store = deps.metrics ? timedStore(deps.store, deps.metrics) : deps.store;
   const resolver = new SessionResolver({ store, log, now: deps.now });
   const gateway = deps.gatewayRoutes ?? true;
-  const verifier = deps.tokens && gateway ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now }) : undefined;
+  // A store that can record LastVerifiedAt (DynamoDB) gets a yes recorded for desktops on demand.
+  const marker = 'markVerified' in deps.store ? (deps.store as SessionStore & VerificationMarker) : undefined;
+  const verifier = deps.tokens && gateway ? new TokenVerifier({ tokens: deps.tokens, sessions: resolver, log, now: deps.now, marker }) : undefined;
   if (deps.portal && !deps.tokens) throw new Error('the portal needs a token store (it issues the connect tokens)');
   const portal = deps.portal && deps.tokens ? deps.portal({ resolver, tokens: deps.tokens, log, now: deps.now }) : undefined;
   return createRouter({

@@ -125,6 +125,7 @@ describe('network mode (allow-list and prefix)', () => {
       actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^Tokens/), 'Arn'] }],
     });
+    expect(resolver.statements).toContainEqual({ actions: ['dynamodb:UpdateItem'], resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^Sessions/), 'Arn'] }] });
     expect(resolver.statements).toContainEqual({
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       resources: [{ 'Fn::GetAtt': [expect.stringMatching(/^ResolverLogs/), 'Arn'] }],

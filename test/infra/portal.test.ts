@@ -220,6 +220,8 @@ describe("portal 'cognito'", () => {
     expect(grants).toEqual([
       { Action: 'dynamodb:GetItem', Resource: tableArn, Condition: undefined },
       { Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], Resource: tokensArn, Condition: undefined },
+      // LastVerifiedAt (desktops on demand): that attribute and the key, nothing else.
+      { Action: 'dynamodb:UpdateItem', Resource: tableArn, Condition: { 'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['SessionId', 'LastVerifiedAt'] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' } } },
     ]);
     const actions = resolverStatements(stack, template).flatMap((s) => [s.Action].flat());
     for (const action of ['dynamodb:Scan', 'dynamodb:PutItem', 'secretsmanager:GetSecretValue']) expect(actions).not.toContain(action);

@@ -149,7 +149,7 @@ describe('the resolver function', () => {
     expect(resources[logGroupId]).toMatchObject({ Type: 'AWS::Logs::LogGroup', Properties: { RetentionInDays: 30 } });
   });
 
-  it('may read sessions (GetItem) and read and take a use of a token (GetItem, UpdateItem), nothing more', () => {
+  it('may read sessions (GetItem), record LastVerifiedAt on one (UpdateItem of that attribute), read and take a use of a token (GetItem, UpdateItem), nothing more', () => {
     const roleId = resolverProps().Role['Fn::GetAtt'][0] as string;
     expect(resources[roleId]!.Properties.ManagedPolicyArns ?? []).toEqual([]);
     const statements = ofType('AWS::IAM::Policy')
@@ -158,13 +158,20 @@ describe('the resolver function', () => {
     const asList = (v: unknown) => [v].flat();
 
     const dynamo = statements.filter((s) => asList(s.Action).some((a) => String(a).startsWith('dynamodb:')));
-    expect(dynamo).toHaveLength(2);
+    expect(dynamo).toHaveLength(3);
     // Table ARNs only: not the session table's indexes (discovery's), which the resolver never reads.
     expect(dynamo).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: { 'Fn::GetAtt': [tableId(), 'Arn'] } });
     expect(dynamo).toContainEqual({
       Effect: 'Allow',
       Action: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       Resource: { 'Fn::GetAtt': [tokensTableId(), 'Arn'] },
+    });
+    // The verifier records LastVerifiedAt for the power pass: one attribute (and the key) of a session item.
+    expect(dynamo).toContainEqual({
+      Effect: 'Allow',
+      Action: 'dynamodb:UpdateItem',
+      Resource: { 'Fn::GetAtt': [tableId(), 'Arn'] },
+      Condition: { 'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['SessionId', 'LastVerifiedAt'] }, StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' } },
     });
 
     // Everything else the role may do is writing its own logs; nothing on '*'.

@@ -269,3 +269,21 @@ describe('fromAttributeValue (lenient, never throws)', () => {
     expect(fromItem({ SessionId: { S: 'a' }, HttpPort: { N: '1' }, Enabled: { BOOL: true } })).toEqual({ SessionId: 'a', HttpPort: 1, Enabled: true });
   });
 });
+
+describe('markVerified (LastVerifiedAt for the power pass)', () => {
+  it('sets LastVerifiedAt on an existing item only when older than the cutoff, and touches nothing else', async () => {
+    const store = new DynamoDbSessionStore(client, TABLE);
+    await client.send(new PutItemCommand({ TableName: TABLE, Item: { SessionId: { S: 'mark-me' }, DcvServerEndpoint: { S: '10.0.0.7' }, AutoStopMinutes: { N: '30' } } }));
+    const read = async () => (await store.get('mark-me')) as Record<string, unknown>;
+    await store.markVerified('mark-me', '2026-12-07T12:00:00.000Z', '2026-12-07T11:59:00.000Z');
+    expect(await read()).toEqual({ SessionId: 'mark-me', DcvServerEndpoint: '10.0.0.7', AutoStopMinutes: 30, LastVerifiedAt: '2026-12-07T12:00:00.000Z' });
+    // Another verifier 20 s later: the value is newer than its cutoff, so nothing is written (and no error).
+    await store.markVerified('mark-me', '2026-12-07T12:00:20.000Z', '2026-12-07T11:59:20.000Z');
+    expect((await read()).LastVerifiedAt).toBe('2026-12-07T12:00:00.000Z');
+    await store.markVerified('mark-me', '2026-12-07T12:01:30.000Z', '2026-12-07T12:00:30.000Z');
+    expect((await read()).LastVerifiedAt).toBe('2026-12-07T12:01:30.000Z');
+    // Never creates an item.
+    await store.markVerified('never-existed', '2026-12-07T12:00:00.000Z', '2026-12-07T11:59:00.000Z');
+    expect(await store.get('never-existed')).toBeUndefined();
+  });
+});

@@ -405,3 +405,56 @@ describe('metrics', () => {
     }
   });
 });
+
+describe('LastVerifiedAt: a yes on a desktop on demand is recorded, at most once a minute, never at the cost of the yes', () => {
+  const ON_DEMAND: RawItem[] = [
+    { SessionId: 'gpu-1', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console', AutoStopMinutes: 30 },
+    { SessionId: 'plain', DcvServerEndpoint: '10.0.1.15', TargetSessionId: 'console' },
+  ];
+
+  function withMarker(fail = false) {
+    let now = T0;
+    const marks: [string, string, string][] = [];
+    const tokens = new MemoryTokenStore();
+    const log = new RecordingLog();
+    const resolver = new SessionResolver({ store: new MemorySessionStore(ON_DEMAND), log, now: () => now });
+    const marker = {
+      async markVerified(sessionId: string, at: string, notBefore: string) {
+        marks.push([sessionId, at, notBefore]);
+        if (fail) throw Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
+      },
+    };
+    const verifier = new TokenVerifier({ tokens, sessions: resolver, log, now: () => now, marker });
+    const issue = (sessionId: string) => issueToken({ tokens, sessions: resolver, now: () => now }, { sessionId, user: 'alice', maxUses: 10 });
+    return { marks, log, verifier, issue, advance: (ms: number) => (now += ms) };
+  }
+
+  it('marks the session on a yes, then not again within a minute, then again', async () => {
+    const { marks, verifier, issue, advance } = withMarker();
+    const { token } = await issue('gpu-1');
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+    expect(marks).toEqual([['gpu-1', new Date(T0).toISOString(), new Date(T0 - 60_000).toISOString()]]);
+    advance(30_000);
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+    expect(marks).toHaveLength(1);
+    advance(31_000);
+    await verifier.verify(asks(token));
+    expect(marks.map((m) => m[1])).toEqual([new Date(T0).toISOString(), new Date(T0 + 61_000).toISOString()]);
+  });
+
+  it('never marks a session that is not on demand, nor on a refusal', async () => {
+    const { marks, verifier, issue } = withMarker();
+    const plain = await issue('plain');
+    expect((await verifier.verify(asks(plain.token))).result).toBe('yes');
+    const onDemand = await issue('gpu-1');
+    expect((await verifier.verify(asks(onDemand.token, { serverSessionId: 'other' }))).result).toBe('no');
+    expect(marks).toEqual([]);
+  });
+
+  it('a failing marker is a warning; the answer is still yes', async () => {
+    const { verifier, issue, log } = withMarker(true);
+    const { token } = await issue('gpu-1');
+    expect((await verifier.verify(asks(token))).result).toBe('yes');
+    expect(log.entries).toContainEqual(expect.objectContaining({ level: 'warn', message: 'LastVerifiedAt not recorded', fields: expect.objectContaining({ sessionId: 'gpu-1' }) }));
+  });
+});

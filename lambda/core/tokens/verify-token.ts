@@ -39,11 +39,26 @@ export type VerifyResult =
     }
   | { readonly result: 'no'; readonly reason: VerifyRefusal; readonly message: string; readonly tokenId?: string };
 
+/**
+ * Records on a session item that a token was just verified for it (`LastVerifiedAt`): a connection is
+ * starting, so the power pass must not idle-stop its host in the meantime. Best effort by design.
+ */
+export interface VerificationMarker {
+  /** Sets LastVerifiedAt to `atIso` unless it is already newer than `notBeforeIso`; never creates an item. */
+  markVerified(sessionId: string, atIso: string, notBeforeIso: string): Promise<void>;
+}
+
+/** At most one LastVerifiedAt write per session per minute, whatever the connection rate. */
+export const MARK_VERIFIED_INTERVAL_MS = 60_000;
+const MAX_MARKED_REMEMBERED = 10_000;
+
 export interface TokenVerifierOptions {
   readonly tokens: TokenStore;
   readonly sessions: SessionResolver;
   readonly log: Log;
   readonly now?: () => number;
+  /** Where a yes is recorded for desktops on demand (items with AutoStopMinutes or Schedule). */
+  readonly marker?: VerificationMarker;
 }
 
 /**
@@ -62,12 +77,16 @@ export class TokenVerifier {
   private readonly sessions: SessionResolver;
   private readonly log: Log;
   private readonly now: () => number;
+  private readonly marker?: VerificationMarker;
+  /** Session id → when this process last marked it (bounded). */
+  private readonly marked = new Map<string, number>();
 
   constructor(options: TokenVerifierOptions) {
     this.tokens = options.tokens;
     this.sessions = options.sessions;
     this.log = options.log;
     this.now = options.now ?? Date.now;
+    this.marker = options.marker;
   }
 
   async verify(request: VerifyRequest, logFields: Record<string, unknown> = {}): Promise<VerifyResult> {
@@ -122,7 +141,23 @@ export class TokenVerifier {
     }
     // Lost a race (another connection took the last use) or changed since the read.
     if (!outcome.ok) return no(outcome.reason, consumeMessage(outcome.reason, grant), tokenId);
+    if (record.autoStopMinutes !== undefined || record.schedule !== undefined) await this.markVerified(record.sessionId, logFields);
     return { result: 'yes', user: grant.user, dcvUser, tokenId, sessionId: grant.sessionId, usesLeft: outcome.usesLeft };
+  }
+
+  /** Never fails the verification: a lost marker only means the pass relies on DCV's own connection count. */
+  private async markVerified(sessionId: string, logFields: Record<string, unknown>): Promise<void> {
+    if (!this.marker) return;
+    const now = this.now();
+    const last = this.marked.get(sessionId);
+    if (last !== undefined && now - last < MARK_VERIFIED_INTERVAL_MS) return;
+    if (this.marked.size >= MAX_MARKED_REMEMBERED) this.marked.clear();
+    this.marked.set(sessionId, now);
+    try {
+      await this.marker.markVerified(sessionId, new Date(now).toISOString(), new Date(now - MARK_VERIFIED_INTERVAL_MS).toISOString());
+    } catch (cause) {
+      this.log.warn('LastVerifiedAt not recorded', { ...logFields, sessionId, cause: describeError(cause) });
+    }
   }
 
   private async read(hash: string, logFields: Record<string, unknown>): Promise<TokenState | undefined> {
