@@ -195,6 +195,29 @@ describe('the shipped functions of the default stack', () => {
     expect(line).toMatchObject({ result: 'yes', user: 'alice@example.com', dcvUser: 'ubuntu', tokenId: issued.tokenId });
   });
 
+  it('verifier: a yes on a desktop on demand records LastVerifiedAt on its item (the power pass counts it as activity)', async () => {
+    world.fleet.put(fleetInstance(4, { tags: { 'dcv:session-id': 'desk-4=console', 'dcv:auto-stop': '30' }, privateIp: '10.0.0.14' }));
+    await fire(scheduledEvent(deliveries.find((d) => d.scheduleExpression)!));
+    expect((await item('desk-4'))?.AutoStopMinutes).toEqual({ N: '30' });
+    const client = world.dynamo.client();
+    const issued = await issueToken(
+      { tokens: new DynamoDbTokenStore(sdkDynamoApi(client), tokensTable), sessions: new SessionResolver({ store: new DynamoDbSessionStore(client, sessionsTable), log: silentLog }) },
+      { sessionId: 'desk-4', user: 'alice', maxUses: 1 },
+    );
+    const before = Date.now();
+    const answer = await resolver.invoke({
+      ...functionUrlEvent({ method: 'POST', path: '/verifyToken/10.0.0.14', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      body: Buffer.from(verifyForm({ sessionId: 'console', authenticationToken: issued.token, clientAddress: '203.0.113.5' })).toString('base64'),
+      isBase64Encoded: true,
+    });
+    expect(parseAuthXml((answer.result as { body: string }).body)).toEqual({ result: 'yes', username: 'alice' });
+    const marked = Date.parse((await item('desk-4'))?.LastVerifiedAt?.S ?? '');
+    expect(marked).toBeGreaterThanOrEqual(before - 1000);
+    expect(marked).toBeLessThanOrEqual(Date.now());
+    // (The role check below covers this UpdateItem: the resolver may write that attribute only.)
+    expect(answer.logs).not.toContain('LastVerifiedAt not recorded');
+  });
+
   it('discovery: a stop through the event queue removes the item; an unusable message alone is reported failed', async () => {
     world.fleet.setState(TAGGED, 'stopped');
     await fire(stateChangeEvent(TAGGED, 'stopped'));
