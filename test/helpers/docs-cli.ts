@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DISCOVER_OPTIONS } from '../../lambda/cli/discover-command';
+import { POWER_OPTIONS } from '../../lambda/cli/power-command';
 import { DOCTOR_OPTIONS } from '../../lambda/cli/doctor-command';
 import { GATEWAY_CONFIG_OPTIONS } from '../../lambda/cli/gateway-config-command';
 import { PROXY_OPTIONS } from '../../lambda/cli/proxy-command';
@@ -33,6 +34,7 @@ export const CLI_GRAMMAR: Grammar = {
     },
   },
   discover: { options: DISCOVER_OPTIONS, positionals: false },
+  power: { options: POWER_OPTIONS, positionals: false },
   // sessions parses positionals for every subcommand and counts them afterwards (ID, FILE).
   sessions: { subcommands: Object.fromEntries(Object.entries(SUB_FLAGS).map(([sub, flags]) => [sub, { options: { ...STORE_FLAGS, ...flags }, positionals: true }])) },
   resolve: { options: RESOLVE_OPTIONS, positionals: false },
