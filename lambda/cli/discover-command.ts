@@ -1,5 +1,4 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table.js';
 import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
 import { createDiscoveryEc2Client } from '../adapters/ec2-instance-source.js';
@@ -8,6 +7,7 @@ import type { DiscoveryProgress, DiscoveryResult } from '../core/discovery/run-d
 import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../core/discovery/tag-parser.js';
 import { silentLog } from '../core/log.js';
 import { runFullReconcile } from '../discovery/discovery-runner.js';
+import { checkTable } from './check-table.js';
 import { CliError } from './cli-error.js';
 
 export const DISCOVER_USAGE = `Usage: dcv-resolver discover --table NAME [options]
@@ -60,18 +60,6 @@ export function parseDiscoverArgs(argv: string[]): DiscoverOptions {
     throw new CliError(`--tag-prefix: ${(error as Error).message}`, 2);
   }
   return { table: values.table.trim(), tagPrefix, dryRun: values['dry-run'], json: values.json };
-}
-
-async function checkTable(client: DynamoDBClient, table: string): Promise<void> {
-  try {
-    await client.send(new DescribeTableCommand({ TableName: table }));
-  } catch (error) {
-    const region = await client.config.region().catch(() => 'unknown');
-    if ((error as Error).name === 'ResourceNotFoundException') {
-      throw new CliError(`table '${table}' does not exist in region ${region}`);
-    }
-    throw new CliError(`cannot reach DynamoDB table '${table}' in region ${region}: ${(error as Error).message}`);
-  }
 }
 
 /** One line per page and per 500 writes; on a terminal, one line rewritten in place. */

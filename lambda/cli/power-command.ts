@@ -1,5 +1,4 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
 import { createDiscoveryDynamoClient } from '../adapters/dynamodb-discovery-table.js';
 import { createPowerEc2Client } from '../adapters/ec2-power-api.js';
@@ -8,6 +7,7 @@ import { createSignalsSsmClient } from '../adapters/ssm-host-signals.js';
 import { DEFAULT_TAG_PREFIX, validateTagPrefix } from '../core/discovery/tag-parser.js';
 import type { Log } from '../core/log.js';
 import { runPowerPass, type PowerPassResult } from '../power/power-runner.js';
+import { checkTable } from './check-table.js';
 import { CliError } from './cli-error.js';
 
 export const POWER_USAGE = `Usage: dcv-resolver power --table NAME [options]
@@ -86,16 +86,6 @@ export function parsePowerArgs(argv: string[]): PowerOptions {
     ...(document ? { document } : {}),
     timeoutSeconds,
   };
-}
-
-async function checkTable(client: DynamoDBClient, table: string): Promise<void> {
-  try {
-    await client.send(new DescribeTableCommand({ TableName: table }));
-  } catch (error) {
-    const region = await client.config.region().catch(() => 'unknown');
-    if ((error as Error).name === 'ResourceNotFoundException') throw new CliError(`table '${table}' does not exist in region ${region}`);
-    throw new CliError(`cannot reach DynamoDB table '${table}' in region ${region}: ${(error as Error).message}`);
-  }
 }
 
 /** Warnings and errors on stderr, one line each (info lines too with --json off: they say what happened). */

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { coalesceWrites } from '../adapters/coalesced-writes.js';
 import { sdkDynamoApi } from '../adapters/dynamodb-api.js';
 import { createResolveDynamoClient, DynamoDbSessionStore } from '../adapters/dynamodb-session-store.js';
@@ -28,6 +27,7 @@ import { parseGatewayUrl } from '../core/tokens/connect-links.js';
 import type { TokenStore } from '../core/tokens/token-store.js';
 import { createResolverRouter, type PortalShared } from '../handlers/resolver-handler.js';
 import { CliError } from './cli-error.js';
+import { checkTable } from './check-table.js';
 import { stopOnSignal } from './stop-on-signal.js';
 
 export const SERVE_USAGE = `Usage: dcv-resolver serve (--sessions FILE | --table NAME) [options]
@@ -264,23 +264,6 @@ function cidrsOption(name: string, given: string[] | undefined): CidrSet | undef
     return CidrSet.parse(given.flatMap(splitList));
   } catch (error) {
     throw new CliError(`--${name}: ${(error as Error).message}`, 2);
-  }
-}
-
-/** Fails fast with a clear message when the table is missing or unreachable. */
-export async function checkTable(client: DynamoDBClient, table: string, expectedKey = 'SessionId'): Promise<void> {
-  try {
-    const result = await client.send(new DescribeTableCommand({ TableName: table }));
-    const key = result.Table?.KeySchema?.find((k) => k.KeyType === 'HASH')?.AttributeName;
-    if (key !== expectedKey) throw new CliError(`table '${table}' has partition key '${key}', expected '${expectedKey}'`);
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    const name = (error as Error).name;
-    const region = await client.config.region().catch(() => 'unknown');
-    if (name === 'ResourceNotFoundException') {
-      throw new CliError(`table '${table}' does not exist in region ${region}`);
-    }
-    throw new CliError(`cannot reach DynamoDB table '${table}' in region ${region}: ${(error as Error).message}`);
   }
 }
 
