@@ -9,6 +9,11 @@ import { LambdaLog } from '../adapters/lambda-log.js';
 import { openIdConnectClient } from '../adapters/openid-connect.js';
 import { loadPortalSecret } from '../adapters/portal-secret.js';
 import { MetricService } from '../core/metrics.js';
+import { AwsDesktopStart } from '../adapters/desktop-start-aws.js';
+import { createPowerEc2Client } from '../adapters/ec2-power-api.js';
+import { createSignalsSsmClient } from '../adapters/ssm-host-signals.js';
+import { readDiscoveryFunctionConfig } from '../discovery/discovery-config.js';
+import type { DesktopStartPort } from '../core/portal/desktop-start.js';
 import { createPortal, deferredPortal } from '../core/portal/portal-app.js';
 import { createResolverHandler, type PortalShared } from './resolver-handler.js';
 
@@ -20,6 +25,26 @@ const config = readPortalLambdaConfig(process.env);
 const log = new LambdaLog();
 const metrics = new EmfMetrics({ service: MetricService.portal });
 const dynamo = createLiteDynamoApi();
+const desktopStart = startAndOpen();
+
+/**
+ * Start and open only when the stack names the host-signals document (POWER_SIGNALS_DOCUMENT): the
+ * function may then start instances and send that one document; without it the list has no Start button.
+ */
+function startAndOpen(): DesktopStartPort | undefined {
+  const documentName = process.env.POWER_SIGNALS_DOCUMENT;
+  if (documentName === undefined || documentName === '') return undefined;
+  const { tagPrefix } = readDiscoveryFunctionConfig(process.env);
+  return new AwsDesktopStart({
+    ec2: createPowerEc2Client(),
+    ssm: createSignalsSsmClient(),
+    dynamodb: dynamo,
+    tableName: config.tableName,
+    signals: { documentName },
+    tagPrefix,
+    log,
+  });
+}
 
 /** Built on the first request: a secret that cannot be read then answers 503 and is tried again next time. */
 function portal(shared: PortalShared) {
@@ -39,6 +64,7 @@ function portal(shared: PortalShared) {
       groupsClaim: settings.groupsClaim,
       userClaims: settings.userClaims,
       leaseSeconds: settings.leaseSeconds,
+      ...(desktopStart ? { desktopStart } : {}),
     });
   }, log);
 }
