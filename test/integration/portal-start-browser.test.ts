@@ -163,8 +163,8 @@ describe('Start and open in chromium against serve --table (dynalite, loopback E
 
     // The host boots: running, but DCV has no session yet.
     power.complete(id.alice);
-    // A string, not a function: the tests compile without the DOM's types.
-    await page.waitForFunction("document.querySelector('[role=status]')?.textContent?.includes('waiting for the DCV server')", undefined, { timeout: 20_000 });
+    // A locator, not waitForFunction: the page's CSP allows no script, not even the test's.
+    await page.locator('[role=status]', { hasText: 'waiting for the DCV server' }).waitFor({ timeout: 20_000 });
     // The page called discovery for the instance: the item resolves (running) without any EventBridge.
     expect(await item('alice-desk')).toMatchObject({ InstanceState: 'running' });
     await expect(page.getByRole('status').textContent()).resolves.toContain('DCV lists no session yet');
