@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { CliError } from '../../lambda/cli/cli-error';
+import { parseServeArgs } from '../../lambda/cli/serve-command';
 import type { HttpRequest, HttpResponse, Router } from '../../lambda/core/http-router';
 import type { DcvAnswer, DesktopStartPort, StartAnchor } from '../../lambda/core/portal/desktop-start';
 import { createPortal } from '../../lambda/core/portal/portal-app';
@@ -314,5 +316,28 @@ describe('GET /portal/starting/<id>', () => {
     const { progress, store } = await started();
     store.put({ ...(await store.get('desk-a'))!, AllowedUsers: ['someone@example.com'] });
     expect((await progress()).statusCode).toBe(404);
+  });
+});
+
+describe('serve --signals-document', () => {
+  const PORTAL = ['--oidc-issuer', 'https://login.example.com', '--oidc-client-id', 'dcv-portal', '--gateway', 'https://gw.example.com'];
+  it('is taken with --table and the portal; absent by default (the shipped script with AWS-RunShellScript)', () => {
+    expect(parseServeArgs(['--table', 'Desks', ...PORTAL, '--signals-document', 'Stack-HostSignals']).signalsDocument).toBe('Stack-HostSignals');
+    expect(parseServeArgs(['--table', 'Desks', ...PORTAL])).not.toHaveProperty('signalsDocument');
+  });
+  it('is refused without --table or without the portal, and when empty (exit status 2)', () => {
+    for (const argv of [
+      ['--sessions', 'sessions.example.json', '--tokens-dir', '/tmp/t', ...PORTAL, '--signals-document', 'D'],
+      ['--table', 'Desks', '--signals-document', 'D'],
+      ['--table', 'Desks', ...PORTAL, '--signals-document', ' '],
+    ]) {
+      expect(() => parseServeArgs(argv), argv.join(' ')).toThrow(CliError);
+      try {
+        parseServeArgs(argv);
+      } catch (error) {
+        expect((error as CliError).exitCode).toBe(2);
+        expect((error as Error).message).toMatch(/--signals-document/);
+      }
+    }
   });
 });
