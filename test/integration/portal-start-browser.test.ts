@@ -34,6 +34,7 @@ const id = {
   plain: instanceIdOf(2),
   bob: instanceIdOf(3),
   twoTabs: instanceIdOf(4),
+  noCapacity: instanceIdOf(5),
 };
 
 let browser: Browser;
@@ -83,6 +84,8 @@ beforeAll(async () => {
   put(2, { 'dcv:session-id': 'alice-plain', 'dcv:auto-stop': '30', 'dcv:allowed-users': 'alice@example.com' });
   put(3, { 'dcv:session-id': 'bob-desk', 'dcv:start-on-connect': 'true', 'dcv:allowed-users': 'bob@example.com' });
   put(4, { 'dcv:session-id': 'alice-second', 'dcv:start-on-connect': 'true', 'dcv:allowed-users': 'alice@example.com' });
+  put(5, { 'dcv:session-id': 'alice-gpu', 'dcv:start-on-connect': 'true', 'dcv:allowed-users': 'alice@example.com' });
+  power.insufficientCapacity.add(id.noCapacity);
   // Alice's host: DCV runs but lists no session yet (the console session is created later in the boot).
   aliceHost = writeFakeDcvHost(join(root, 'alice'), dcvSessions([]));
   ssm.ssm.hosts.set(id.alice, { binDir: aliceHost.bin });
@@ -148,7 +151,7 @@ describe('Start and open in chromium against serve --table (dynalite, loopback E
       if (location?.startsWith(gatewayOrigin)) links.push(location);
     });
     await signIn(page, 'alice');
-    expect(await page.locator('main li h2').allTextContents()).toEqual(['alice-desk', 'alice-plain', 'alice-second']);
+    expect(await page.locator('main li h2').allTextContents()).toEqual(['alice-desk', 'alice-gpu', 'alice-plain', 'alice-second']);
     await expect(stateOf(page, 'alice-desk')).resolves.toBe('Stopped');
     await expect(page.getByRole('button', { name: 'Start and open alice-desk' }).count()).resolves.toBe(1);
     // No StartOnConnect: Stopped, no Start button.
@@ -217,6 +220,23 @@ describe('Start and open in chromium against serve --table (dynalite, loopback E
     } finally {
       await second.close();
     }
+  }, 60_000);
+
+  it('EC2 has no capacity: the page says so plainly, and the claim is given back', async () => {
+    const { page } = alice;
+    await page.goto(portal);
+    await page.getByRole('button', { name: 'Start and open alice-gpu' }).click();
+    await page.getByRole('heading', { name: 'Desktop not started' }).waitFor();
+    await expect(page.getByRole('alert').textContent()).resolves.toContain('AWS has no capacity for this desktop’s instance type in its zone right now');
+    // EC2 answers this refusal with HTTP 500, which the SDK retries (the power client's maxAttempts 3): one
+    // click's request, up to three calls, all before the page answered; nothing after.
+    const calls = startsOf(id.noCapacity);
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThanOrEqual(3);
+    await page.waitForTimeout(2_500);
+    expect(startsOf(id.noCapacity)).toBe(calls);
+    expect(power.state(id.noCapacity)).toBe('stopped');
+    expect((await item('alice-gpu')).PowerStartAt).toBeUndefined();
   }, 60_000);
 
   it('a desktop Alice is not allowed on, one without StartOnConnect, no CSRF value: 404, 404, 403, and nothing is started', async () => {
