@@ -19,6 +19,11 @@ import { ConfigError } from '../core/config-errors.js';
 import { CidrSet } from '../core/ip.js';
 import { MetricService } from '../core/metrics.js';
 import { createPortal } from '../core/portal/portal-app.js';
+import type { DesktopStartPort } from '../core/portal/desktop-start.js';
+import { AwsDesktopStart } from '../adapters/desktop-start-aws.js';
+import { createPowerEc2Client } from '../adapters/ec2-power-api.js';
+import { createSignalsSsmClient } from '../adapters/ssm-host-signals.js';
+import { loadHostSignalsScript } from '../adapters/host-signals-script.js';
 import { userClaimsProblem } from '../core/portal/portal-user.js';
 import type { LeaseStore, SessionCatalog } from '../core/portal/session-catalog.js';
 import { MIN_KEY_LENGTH } from '../core/portal/signed-cookie.js';
@@ -68,12 +73,18 @@ DCV servers' POST /verifyToken[/<server>] (their [security] auth-token-verifier)
   --portal-allow-source CIDRS
                          only answer users' browsers from these CIDRs on /portal (comma-separated,
                          repeatable; default: anyone); --allow-source does not apply there
+  --signals-document NAME
+                         with --table and the portal: Start and open asks a starting host's DCV
+                         through this SSM Command document (the stack's HostSignalsDocumentName)
+                         instead of sending the shipped script with AWS-RunShellScript
   --log-level LEVEL      DEBUG, INFO (default), WARN, ERROR
   --metrics              also write CloudWatch embedded-metric-format lines to stdout, every
                          10 s (the Lambda function's metrics, for a CloudWatch agent to pick up)
 
 The portal signs its cookies with DCV_PORTAL_COOKIE_KEY (32+ characters) when set, else with a key
 made at start (sign-ins then end when the process does; several processes need the same key).
+With --table the portal also offers Start and open for desktops tagged dcv:start-on-connect=true
+(EC2 and SSM with the standard SDK configuration: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_SSM).
 `;
 
 export interface ServeOptions {
@@ -96,6 +107,8 @@ export interface ServeOptions {
   readonly portal?: ServePortalOptions;
   /** EMF metric lines on stdout, next to the log lines. */
   readonly metrics?: boolean;
+  /** Start and open's SSM Command document; absent: the shipped script with AWS-RunShellScript. */
+  readonly signalsDocument?: string;
 }
 
 /** How often `serve --metrics` writes its aggregated EMF lines (CloudWatch's finest standard resolution is 1 min). */
@@ -200,6 +213,7 @@ export const SERVE_OPTIONS = {
   gateway: { type: 'string' },
   'portal-url': { type: 'string' },
   'portal-allow-source': { type: 'string', multiple: true },
+  'signals-document': { type: 'string' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 export function parseServeArgs(argv: string[]): ServeOptions {
@@ -238,6 +252,11 @@ export function parseServeArgs(argv: string[]): ServeOptions {
   if (pathPrefix === 'portal' && values['oidc-issuer']) {
     throw new CliError("--path-prefix cannot be 'portal' with the portal on: /portal/… are the portal's pages", 2);
   }
+  const signalsDocument = values['signals-document'];
+  if (signalsDocument !== undefined) {
+    if (!values.table || !values['oidc-issuer']) throw new CliError('--signals-document is for Start and open: give --table NAME and the portal options too', 2);
+    if (signalsDocument.trim() === '') throw new CliError('--signals-document NAME must not be empty', 2);
+  }
   return {
     sessions: values.sessions,
     table: values.table,
@@ -254,6 +273,7 @@ export function parseServeArgs(argv: string[]): ServeOptions {
     tls: tlsOptions(values['tls-cert'], values['tls-key'], values['client-ca']),
     metrics: values.metrics,
     portal: portalOptions(values),
+    ...(signalsDocument === undefined ? {} : { signalsDocument }),
   };
 }
 
@@ -272,6 +292,8 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
   let store: SessionStore;
   let source: string;
   let catalog: (SessionCatalog & LeaseStore) | undefined;
+  let desktopStart: DesktopStartPort | undefined;
+  const closeStart: (() => void)[] = [];
   if (options.sessions) {
     let fileStore: FileSessionStore;
     try {
@@ -287,7 +309,21 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     const client = createResolveDynamoClient();
     await checkTable(client, options.table!);
     store = new DynamoDbSessionStore(client, options.table!);
-    if (options.portal) catalog = new DynamoSessionCatalog(sdkDynamoApi(client), options.table!, { log: logger });
+    if (options.portal) {
+      catalog = new DynamoSessionCatalog(sdkDynamoApi(client), options.table!, { log: logger });
+      // Start and open needs EC2 and SSM, which only a table of discovered desktops has (a file has none).
+      const ec2 = createPowerEc2Client();
+      const ssm = createSignalsSsmClient();
+      closeStart.push(() => ec2.destroy(), () => ssm.destroy());
+      desktopStart = new AwsDesktopStart({
+        ec2,
+        ssm,
+        dynamodb: sdkDynamoApi(client),
+        tableName: options.table!,
+        signals: options.signalsDocument ? { documentName: options.signalsDocument } : { commands: loadHostSignalsScript() },
+        log: logger,
+      });
+    }
     source = `table ${options.table}`;
   }
   let tokens: TokenStore | undefined;
@@ -306,7 +342,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     portalAllowedSources: options.portalAllowSources,
     tokens,
     metrics,
-    portal: options.portal && catalog ? servePortal(options.portal, catalog, logger) : undefined,
+    portal: options.portal && catalog ? servePortal(options.portal, catalog, logger, desktopStart) : undefined,
   });
   let running: RunningServer;
   try {
@@ -337,6 +373,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     verifier: tokens ? 'on' : 'off',
     metrics: metrics ? 'on' : 'off',
     portal: options.portal ? 'on' : 'off',
+    ...(options.portal ? { startAndOpen: desktopStart ? 'on' : 'off' } : {}),
   });
   return {
     ...running,
@@ -345,6 +382,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
       await running.close();
       // The last requests' metrics, written before exit.
       batches?.stop();
+      closeStart.forEach((close) => close());
       await store.close?.();
       await tokens?.close?.();
     },
@@ -352,7 +390,7 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
 }
 
 /** The portal over this server's stores; the cookie key from DCV_PORTAL_COOKIE_KEY or made now. */
-function servePortal(portal: ServePortalOptions, catalog: SessionCatalog & LeaseStore, log: JsonLineLog) {
+function servePortal(portal: ServePortalOptions, catalog: SessionCatalog & LeaseStore, log: JsonLineLog, desktopStart?: DesktopStartPort) {
   const fromEnv = process.env.DCV_PORTAL_COOKIE_KEY;
   if (fromEnv !== undefined && fromEnv.length < MIN_KEY_LENGTH) {
     throw new CliError(`DCV_PORTAL_COOKIE_KEY must be at least ${MIN_KEY_LENGTH} characters`, 2);
@@ -376,6 +414,7 @@ function servePortal(portal: ServePortalOptions, catalog: SessionCatalog & Lease
       userClaims: portal.userClaims,
       publicUrl: portal.publicUrl,
       log,
+      ...(desktopStart ? { desktopStart } : {}),
     });
 }
 

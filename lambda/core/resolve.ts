@@ -124,6 +124,14 @@ export class SessionResolver {
   }
 
   /**
+   * The record as stored whatever its state (disabled, expired, host stopped), or undefined when absent or
+   * malformed: the portal's Start and open reads a desktop that does not resolve yet.
+   */
+  async findRecord(sessionId: string, logFields: Record<string, unknown> = {}): Promise<SessionRecord | undefined> {
+    return this.lookup(sessionId, logFields);
+  }
+
+  /**
    * A pool lease copies its member's destination when it is taken, and nothing updates it after: the
    * member's own item (kept with InstanceState by discovery, or deleted with its instance, whose address
    * may then be another machine's) says whether that destination still holds. One more read, for leases

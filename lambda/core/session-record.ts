@@ -116,6 +116,12 @@ export interface SessionRecord {
   readonly startOnConnect?: boolean;
   /** The schedule as stored (validated); evaluate it with core/power/schedule.ts. */
   readonly schedule?: string;
+  /**
+   * Power runtime state, kept only when it reads as an instant (ISO text): bookkeeping written by the
+   * portal and the power pass, so a junk value is dropped, never a reason to refuse the item.
+   */
+  readonly powerStartAt?: string;
+  readonly idleSince?: string;
 }
 
 /** True when the item names an instance state other than running: the host is stopped, stopping or starting. */
@@ -281,6 +287,11 @@ const principal: Rule<string> = (value) => {
   return problem ? new Invalid(problem) : v;
 };
 
+/** A runtime attribute's value when it is ISO-like text naming an instant; anything else reads as absent. */
+function instantText(value: unknown): string | undefined {
+  return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value) && Number.isFinite(Date.parse(value)) ? value : undefined;
+}
+
 /** Thrown inside parseSessionRecord only, to stop at the first attribute that does not validate. */
 class Rejected {
   constructor(readonly reason: string) {}
@@ -338,6 +349,8 @@ export function parseSessionRecord(item: RawItem): ParseResult {
     const autoStop = optional(Attr.AutoStopMinutes, autoStopMinutes);
     const startOnConnect = optional(Attr.StartOnConnect, boolean);
     const scheduleText = optional(Attr.Schedule, schedule);
+    const powerStartAt = instantText(v[Attr.PowerStartAt]);
+    const idleSince = instantText(v[Attr.IdleSince]);
     return {
       ok: true,
       record: {
@@ -362,6 +375,8 @@ export function parseSessionRecord(item: RawItem): ParseResult {
         ...(autoStop === undefined ? {} : { autoStopMinutes: autoStop }),
         ...(startOnConnect === undefined ? {} : { startOnConnect }),
         ...(scheduleText === undefined ? {} : { schedule: scheduleText }),
+        ...(powerStartAt === undefined ? {} : { powerStartAt }),
+        ...(idleSince === undefined ? {} : { idleSince }),
       },
     };
   } catch (error) {

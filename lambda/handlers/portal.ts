@@ -9,6 +9,8 @@ import { LambdaLog } from '../adapters/lambda-log.js';
 import { openIdConnectClient } from '../adapters/openid-connect.js';
 import { loadPortalSecret } from '../adapters/portal-secret.js';
 import { MetricService } from '../core/metrics.js';
+import { readDiscoveryFunctionConfig } from '../discovery/discovery-config.js';
+import type { DesktopStartPort } from '../core/portal/desktop-start.js';
 import { createPortal, deferredPortal } from '../core/portal/portal-app.js';
 import { createResolverHandler, type PortalShared } from './resolver-handler.js';
 
@@ -20,6 +22,32 @@ const config = readPortalLambdaConfig(process.env);
 const log = new LambdaLog();
 const metrics = new EmfMetrics({ service: MetricService.portal });
 const dynamo = createLiteDynamoApi();
+/**
+ * Start and open only when the stack names the host-signals document (POWER_SIGNALS_DOCUMENT): the
+ * function may then start instances and send that one document; without it the list has no Start button.
+ * Checked at cold start; the EC2 and SSM clients are loaded with the portal (first request), and only then.
+ */
+const startConfig = process.env.POWER_SIGNALS_DOCUMENT
+  ? { documentName: process.env.POWER_SIGNALS_DOCUMENT, tagPrefix: readDiscoveryFunctionConfig(process.env).tagPrefix }
+  : undefined;
+
+async function startAndOpen(): Promise<DesktopStartPort | undefined> {
+  if (!startConfig) return undefined;
+  const [{ AwsDesktopStart }, { createPowerEc2Client }, { createSignalsSsmClient }] = await Promise.all([
+    import('../adapters/desktop-start-aws.js'),
+    import('../adapters/ec2-power-api.js'),
+    import('../adapters/ssm-host-signals.js'),
+  ]);
+  return new AwsDesktopStart({
+    ec2: createPowerEc2Client(),
+    ssm: createSignalsSsmClient(),
+    dynamodb: dynamo,
+    tableName: config.tableName,
+    signals: { documentName: startConfig.documentName },
+    tagPrefix: startConfig.tagPrefix,
+    log,
+  });
+}
 
 /** Built on the first request: a secret that cannot be read then answers 503 and is tried again next time. */
 function portal(shared: PortalShared) {
@@ -29,6 +57,7 @@ function portal(shared: PortalShared) {
     const clientId = settings.clientId ?? secret.clientId;
     if (!clientId) throw new Error(`no OpenID client id: set PORTAL_CLIENT_ID or "clientId" in secret ${settings.secretId}`);
     const catalog = new DynamoSessionCatalog(dynamo, config.tableName, { log });
+    const desktopStart = await startAndOpen();
     return createPortal({
       ...shared,
       oidc: openIdConnectClient({ issuer: settings.issuer, clientId, scopes: settings.scopes }),
@@ -39,6 +68,7 @@ function portal(shared: PortalShared) {
       groupsClaim: settings.groupsClaim,
       userClaims: settings.userClaims,
       leaseSeconds: settings.leaseSeconds,
+      ...(desktopStart ? { desktopStart } : {}),
     });
   }, log);
 }

@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HttpError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError } from '../errors.js';
 import type { HttpRequest, HttpResponse } from '../http-router.js';
 import { beforeDeadline, OutOfTimeError } from '../deadline.js';
@@ -10,7 +10,24 @@ import { issueToken } from '../tokens/issue-token.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { codeChallengeOf, newSignInTransaction, OidcError, OidcUnavailableError, type OidcClient, type SignIn } from './oidc.js';
 import { placeInPool, portalEntries, type PoolEntry, type SessionEntry } from './pool-placement.js';
-import { errorPage, listPage, nativeLinkPage, signedOutPage, type PoolView, type SessionView } from './portal-pages.js';
+import { errorPage, listPage, nativeLinkPage, signedOutPage, startingPage, type PoolView, type SessionView } from './portal-pages.js';
+import {
+  anchorsOf,
+  DCV_CHECK_MS,
+  downLabel,
+  planProgress,
+  planStartRequest,
+  readiness,
+  releaseStartClaim,
+  startable,
+  startRefusal,
+  stopNote,
+  timedOut,
+  type DesktopStartPort,
+  type StartAnchor,
+} from './desktop-start.js';
+import type { PowerWrite } from '../power/power-plan.js';
+import type { SessionRecord } from '../session-record.js';
 import {
   DEFAULT_GROUPS_CLAIM,
   portalUserFromClaims,
@@ -27,6 +44,11 @@ import { CookieSealer, CookieTooLargeError, readCookie, setCookie } from './sign
 
 /** How long a portal sign-in lasts before the identity provider is asked again. */
 export const DEFAULT_SESSION_SECONDS = 8 * 60 * 60;
+/** How long a Start and open ticket lets its browser watch the start (the page gives up after 10 minutes). */
+const START_TICKET_SECONDS = 15 * 60;
+const START_COOKIE_PREFIX = 'dcv_portal_start_';
+/** How often the progress page reloads itself (a meta refresh: the pages run no scripts). */
+const START_REFRESH_SECONDS = 2;
 /** How long a user has to finish signing in at the provider. */
 const SIGN_IN_SECONDS = 10 * 60;
 const SESSION_COOKIE = 'dcv_portal';
@@ -65,6 +87,12 @@ export interface PortalOptions {
    * @default the request's own scheme and Host, and the path prefix it came in on
    */
   readonly publicUrl?: string;
+  /**
+   * Start and open for desktops with `StartOnConnect` (EC2, the table, the host's DCV through SSM). Absent
+   * (`serve --sessions`, a portal function without POWER_SIGNALS_DOCUMENT): no Start button, and
+   * /portal/start is a 404.
+   */
+  readonly desktopStart?: DesktopStartPort;
   /** A request's time for its calls when the request has no `deadline` (`serve`). @default DEFAULT_PORTAL_BUDGET_MS */
   readonly budgetMs?: number;
   readonly now?: () => number;
@@ -152,7 +180,16 @@ export function createPortal(options: PortalOptions): PortalHandler {
         case '/portal/logout':
           allow(input.request, ['POST']);
           return logout(input, base, paths);
+        case '/portal/start':
+          if (!options.desktopStart) throw new PortalError(404, 'Not found', 'There is no such page.');
+          allow(input.request, ['POST']);
+          return await startDesktop(options.desktopStart, input, base, paths);
         default:
+          if (options.desktopStart && input.path.startsWith(STARTING_PREFIX)) {
+            // GET only: a refresh may start the instance or mint a token, which a HEAD must not do.
+            allow(input.request, ['GET']);
+            return await starting(options.desktopStart, input, base, paths, deadline);
+          }
           throw new PortalError(404, 'Not found', 'There is no such page.');
       }
     } catch (error) {
@@ -169,21 +206,21 @@ export function createPortal(options: PortalOptions): PortalHandler {
       log.error('session store failed', { requestId: input.request.requestId, cause: describeError(error) });
       throw new ServiceUnavailableError('The list of desktops cannot be read just now. Try again in a minute.');
     });
-    const entries = portalEntries(
-      catalog.map((e) => e.record),
-      session.user,
-      nowSeconds,
-    );
+    const records = catalog.map((e) => e.record);
+    const entries = portalEntries(records, session.user, nowSeconds);
+    const anchors = anchorsOf(records);
+    const view = (entry: SessionEntry) => sessionView(entry, anchors, now(), options.desktopStart !== undefined);
     input.fields.portal = 'list';
     input.fields.user = session.user.displayName;
     return html(
       200,
       listPage({
         user: session.user.displayName,
-        sessions: entries.sessions.map(sessionView),
+        sessions: entries.sessions.map(view),
         pools: entries.pools.map(poolView),
         csrf: session.csrf,
         connectPath: paths.connect,
+        startPath: paths.start,
         logoutPath: paths.logout,
       }),
     );
@@ -294,25 +331,14 @@ export function createPortal(options: PortalOptions): PortalHandler {
       const record = await options.resolver.findUsable(sessionId, { requestId: input.request.requestId }).catch((error: unknown) => {
         throw error instanceof NotFoundError ? notYours(sessionId) : error;
       });
-      // Pool members and leases are reached through their pool, never by id.
-      const allowedName = record.pool === undefined && record.source !== 'lease' ? allowedAs(record, user) : undefined;
-      if (allowedName === undefined) throw notYours(sessionId);
+      const name = tokenUserFor(record, user);
+      if (name === undefined) throw notYours(sessionId);
       target = record.sessionId;
-      tokenUser = allowedName.startsWith('group:') ? user.displayName : allowedName;
+      tokenUser = name;
     } else {
       throw new PortalError(400, 'Cannot connect', 'The form must name one session or one pool.');
     }
-    // Without `sessions`: the record was resolved and its lists checked just above (or the lease was just
-    // written), so issueToken does not read it a second time (a second GetItem, and on an eventually
-    // consistent store a fresh lease could read as absent). The verifier checks both again at every use.
-    const issued = await issueToken(
-      { tokens: options.tokens, now },
-      { sessionId: target, user: tokenUser, groups: user.groups, gatewayUrl: options.gatewayUrl },
-    ).catch((error: unknown) => {
-      if (error instanceof HttpError) throw error;
-      log.error('token store failed', { requestId: input.request.requestId, cause: describeError(error) });
-      throw new ServiceUnavailableError('A link cannot be issued just now. Try again in a minute.');
-    });
+    const issued = await issue(input, target, tokenUser, user);
     input.fields.sessionId = target;
     input.fields.tokenId = issued.tokenId;
     input.fields.client = client;
@@ -322,6 +348,195 @@ export function createPortal(options: PortalOptions): PortalHandler {
       return html(200, nativeLinkPage(pool !== null ? `pool ${pool}` : target, issued.nativeUrl!, until, paths.home));
     }
     return redirect(303, issued.url!);
+  }
+
+  /**
+   * A token for a record whose lists were just checked. Without `sessions`: the record was resolved (or
+   * the lease was just written), so issueToken does not read it a second time (a second GetItem, and on an
+   * eventually consistent store a fresh lease could read as absent). The verifier checks both again at
+   * every use.
+   */
+  async function issue(input: PortalRequest, target: string, tokenUser: string, user: PortalUser) {
+    return issueToken(
+      { tokens: options.tokens, now },
+      { sessionId: target, user: tokenUser, groups: user.groups, gatewayUrl: options.gatewayUrl },
+    ).catch((error: unknown) => {
+      if (error instanceof HttpError) throw error;
+      log.error('token store failed', { requestId: input.request.requestId, cause: describeError(error) });
+      throw new ServiceUnavailableError('A link cannot be issued just now. Try again in a minute.');
+    });
+  }
+
+  /**
+   * A desktop this user may start: present (read even though it does not resolve), enabled, not expired,
+   * on their lists as Connect checks them, from discovery with its instance, `StartOnConnect`, and not a
+   * pool member or lease. Anything else is Connect's 404: a user learns nothing about others' desktops.
+   */
+  async function startableRecord(sessionId: string, user: PortalUser, input: PortalRequest): Promise<{ record: SessionRecord; tokenUser: string }> {
+    const record = await options.resolver.findRecord(sessionId, { requestId: input.request.requestId });
+    if (!record || !record.enabled || (record.expiresAt !== undefined && now() / 1000 >= record.expiresAt) || !startable(record)) throw notYours(sessionId);
+    const tokenUser = tokenUserFor(record, user);
+    if (tokenUser === undefined) throw notYours(sessionId);
+    return { record, tokenUser };
+  }
+
+  /** EC2's state and the anchor, or the portal's 503 (logged) when either cannot be read. */
+  async function readInstance(port: DesktopStartPort, instanceId: string, input: PortalRequest): Promise<{ state: string | undefined; anchor: StartAnchor | undefined }> {
+    try {
+      const [state, anchor] = await Promise.all([port.instanceState(instanceId), port.anchor(instanceId)]);
+      return { state, anchor };
+    } catch (error) {
+      log.error('portal start: EC2 or the table failed', { requestId: input.request.requestId, instanceId, cause: describeError(error) });
+      throw new ServiceUnavailableError('The desktop’s state cannot be read just now. Try again in a minute.');
+    }
+  }
+
+  /** Claim, then StartInstances if the claim was ours; an EC2 refusal gives the claim back and is said plainly. */
+  async function claimAndStart(port: DesktopStartPort, claim: PowerWrite, start: boolean, input: PortalRequest): Promise<'started' | 'claimed' | 'lost'> {
+    const instanceId = claim.instanceId;
+    let outcome;
+    try {
+      if ((await port.writeClaim(claim)) === 'conflict') return 'lost';
+      if (!start) return 'claimed';
+      outcome = await port.start(instanceId);
+    } catch (error) {
+      log.error('portal start: claim or StartInstances failed', { requestId: input.request.requestId, instanceId, cause: describeError(error) });
+      await giveBack(port, claim, input);
+      throw new ServiceUnavailableError('The desktop cannot be started just now. Try again in a minute.');
+    }
+    const refusal = startRefusal(outcome);
+    if (refusal === undefined) return 'started';
+    log.warn('portal start refused by EC2', { requestId: input.request.requestId, instanceId, outcome: outcome.outcome, message: 'message' in outcome ? outcome.message : undefined });
+    input.fields.reason = outcome.outcome;
+    await giveBack(port, claim, input);
+    throw new PortalError(503, 'Desktop not started', refusal);
+  }
+
+  /** Removes our claim if it is still the value we wrote; a failure only leaves it for the power pass to expire. */
+  async function giveBack(port: DesktopStartPort, claim: PowerWrite, input: PortalRequest): Promise<void> {
+    await port.writeClaim(releaseStartClaim(claim)).catch((error: unknown) => {
+      log.warn('portal start: claim not released', { requestId: input.request.requestId, instanceId: claim.instanceId, cause: describeError(error) });
+    });
+  }
+
+  /** POST /portal/start: Start and open. Claims and starts as needed, then sends the browser to the progress page. */
+  async function startDesktop(port: DesktopStartPort, input: PortalRequest, base: PortalBase, paths: PortalPaths): Promise<HttpResponse> {
+    input.fields.portal = 'start';
+    const { session, form } = checkedPost(input, base);
+    const { user } = session;
+    input.fields.user = user.displayName;
+    const sessionId = form.get('session');
+    if (sessionId === null || form.get('pool') !== null) throw new PortalError(400, 'Cannot start', 'The form must name one desktop.');
+    const { record } = await startableRecord(sessionId, user, input);
+    const instanceId = record.instanceId!;
+    input.fields.sessionId = sessionId;
+    input.fields.instanceId = instanceId;
+    const nowMs = now();
+    const { state, anchor } = await readInstance(port, instanceId, input);
+    const plan = planStartRequest({ instanceId, state, anchor, now: nowMs });
+    if (plan.kind === 'refuse') throw new PortalError(409, 'Desktop not started', `This desktop cannot be started: ${plan.reason}.`);
+    const action = plan.kind === 'claim' ? await claimAndStart(port, plan.claim, plan.start, input) : 'joined';
+    input.fields.start = action;
+    log.info('portal start', { requestId: input.request.requestId, user: user.displayName, sessionId, instanceId, state, action });
+    const name = startCookieName(sessionId);
+    const ticket = sealer.seal(name, { sessionId, subject: user.subject, startedAt: nowMs }, nowMs / 1000 + START_TICKET_SECONDS);
+    return redirect(303, paths.starting(sessionId), [setCookie(name, ticket, { path: base.cookiePath, maxAge: START_TICKET_SECONDS })]);
+  }
+
+  /**
+   * GET /portal/starting/<id>: where the start is, refreshed every 2 s; the gateway link only once the item
+   * resolves and the host's DCV lists the target session. Needs the ticket Start and open set for this
+   * user and desktop; without it, back to the list.
+   */
+  async function starting(port: DesktopStartPort, input: PortalRequest, base: PortalBase, paths: PortalPaths, deadline: number): Promise<HttpResponse> {
+    input.fields.portal = 'starting';
+    const session = readSession(input.request);
+    let sessionId: string;
+    try {
+      sessionId = decodeURIComponent(input.path.slice(STARTING_PREFIX.length));
+    } catch {
+      return redirect(303, paths.home);
+    }
+    if (!session) return redirect(303, paths.home);
+    const { user } = session;
+    input.fields.user = user.displayName;
+    const name = startCookieName(sessionId);
+    const ticket = sealer.open(name, readCookie(input.request.headers?.cookie, name), now() / 1000);
+    if (!ticket || ticket.sessionId !== sessionId || ticket.subject !== user.subject || typeof ticket.startedAt !== 'number') return redirect(303, paths.home);
+    const clearTicket = setCookie(name, '', { path: base.cookiePath, maxAge: 0 });
+    // The lists are checked again at every refresh: a user removed meanwhile gets nothing.
+    const { record, tokenUser } = await startableRecord(sessionId, user, input);
+    const instanceId = record.instanceId!;
+    input.fields.sessionId = sessionId;
+    input.fields.instanceId = instanceId;
+    const nowMs = now();
+    const { state, anchor } = await readInstance(port, instanceId, input);
+    const plan = planProgress({ instanceId, state, anchor, now: nowMs });
+    let message: string;
+    if (plan.kind === 'failed') {
+      input.fields.reason = plan.reason;
+      return { ...html(409, errorPage('Desktop not started', `This desktop cannot be started: ${plan.reason}.`, paths.home)), cookies: [clearTicket] };
+    } else if (plan.kind === 'start') {
+      const action = await claimAndStart(port, plan.claim, true, input);
+      log.info('portal start', { requestId: input.request.requestId, user: user.displayName, sessionId, instanceId, state, action });
+      message = 'Starting the instance (EC2: stopped)';
+    } else if (plan.kind === 'wait') {
+      message = plan.message;
+    } else {
+      const ready = await hostReadiness(port, record, input, deadline);
+      if (ready.ready) {
+        // Usable: the claim has served (the power pass would remove it too, once it sees DCV answer).
+        if (anchor?.powerStartAt !== undefined) await giveBack(port, { sessionId: anchor.sessionId, instanceId, attribute: 'PowerStartAt', value: anchor.powerStartAt }, input);
+        const issued = await issue(input, ready.record.sessionId, tokenUser, user);
+        input.fields.tokenId = issued.tokenId;
+        log.info('portal connect', { requestId: input.request.requestId, user: user.displayName, sessionId, tokenId: issued.tokenId, client: 'web', startedMs: nowMs - ticket.startedAt });
+        return redirect(303, issued.url!, [clearTicket]);
+      }
+      message = ready.message;
+    }
+    input.fields.waiting = message;
+    if (timedOut(ticket.startedAt, nowMs)) {
+      log.warn('portal start: desktop not ready in time', { requestId: input.request.requestId, sessionId, instanceId, reason: message });
+      return {
+        ...html(504, errorPage('Desktop not ready', `The desktop did not become ready within 10 minutes. Last state: ${message}. Try again, or ask your administrator.`, paths.home)),
+        cookies: [clearTicket],
+      };
+    }
+    const seconds = Math.max(0, Math.round((nowMs - ticket.startedAt) / 1000));
+    return html(200, startingPage({ sessionId, message, seconds, refreshSeconds: START_REFRESH_SECONDS, backPath: paths.home }));
+  }
+
+  /** Running: the item must resolve (discovery refreshes it when it does not yet) and the host's DCV list the target. */
+  async function hostReadiness(
+    port: DesktopStartPort,
+    record: SessionRecord,
+    input: PortalRequest,
+    deadline: number,
+  ): Promise<{ ready: true; record: SessionRecord } | { ready: false; message: string }> {
+    const usable = () =>
+      options.resolver.findUsable(record.sessionId, { requestId: input.request.requestId }).then(
+        (found) => ({ found }),
+        (error: unknown) => {
+          if (error instanceof NotFoundError) return { why: error.message };
+          throw error;
+        },
+      );
+    let check: { found?: SessionRecord; why?: string } = await usable();
+    if (!check.found) {
+      // EC2 says running but the item does not resolve yet: discovery for this instance now (serve has no
+      // EventBridge, and on AWS the event may still be on its way).
+      try {
+        await port.refresh(record.instanceId!);
+        check = await usable();
+      } catch (error) {
+        log.warn('portal start: discovery refresh failed', { requestId: input.request.requestId, instanceId: record.instanceId, cause: describeError(error) });
+      }
+    }
+    if (!check.found) return readiness({ resolves: false, resolveReason: check.why, target: record.targetSessionId }) as { ready: false; message: string };
+    const until = Math.min(Date.now() + DCV_CHECK_MS, deadline - 1000);
+    const dcv = await port.dcvSessions(record.instanceId!, until).catch((error: unknown) => ({ ok: false as const, reason: error instanceof Error ? error.message : String(error) }));
+    const verdict = readiness({ resolves: true, target: check.found.targetSessionId, dcv });
+    return verdict.ready ? { ready: true, record: check.found } : verdict;
   }
 
   function logout(input: PortalRequest, base: PortalBase, paths: PortalPaths): HttpResponse {
@@ -397,6 +612,20 @@ function titleOf(status: number): string {
   return 'Cannot do that';
 }
 
+/** Pool members and leases are reached through their pool, never by id; a group's member gets a token in their own name. */
+function tokenUserFor(record: SessionRecord, user: PortalUser): string | undefined {
+  const allowedName = record.pool === undefined && record.source !== 'lease' ? allowedAs(record, user) : undefined;
+  if (allowedName === undefined) return undefined;
+  return allowedName.startsWith('group:') ? user.displayName : allowedName;
+}
+
+const STARTING_PREFIX = '/portal/starting/';
+
+/** One ticket cookie per desktop (two tabs starting two desktops keep both); a digest keeps the name a token. */
+function startCookieName(sessionId: string): string {
+  return START_COOKIE_PREFIX + createHash('sha256').update(sessionId).digest('base64url').slice(0, 16);
+}
+
 function notYours(sessionId: string): PortalError {
   // The same answer for unknown, disabled and not-yours: a user learns nothing about others' sessions.
   return new PortalError(404, 'Not available', `There is no desktop '${sessionId.slice(0, 100)}' you can open right now.`);
@@ -417,6 +646,8 @@ interface PortalPaths {
   readonly login: string;
   readonly connect: string;
   readonly logout: string;
+  readonly start: string;
+  starting(sessionId: string): string;
 }
 
 function portalPaths(basePath: string): PortalPaths {
@@ -425,6 +656,8 @@ function portalPaths(basePath: string): PortalPaths {
     login: `${basePath}/portal/login`,
     connect: `${basePath}/portal/connect`,
     logout: `${basePath}/portal/logout`,
+    start: `${basePath}/portal/start`,
+    starting: (sessionId) => `${basePath}${STARTING_PREFIX}${encodeURIComponent(sessionId)}`,
   };
 }
 
@@ -457,13 +690,18 @@ export function readableTime(epochSeconds: number): string {
   return `${new Date(epochSeconds * 1000).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
-function sessionView(entry: SessionEntry): SessionView {
+function sessionView(entry: SessionEntry, anchors: ReadonlyMap<string, SessionRecord>, nowMs: number, canStart: boolean): SessionView {
   const { record, state } = entry;
+  const anchor = record.instanceId === undefined ? undefined : anchors.get(record.instanceId);
   if (state === 'disabled') return { sessionId: entry.sessionId, state: 'Disabled by your administrator', usable: false };
   if (state === 'expired') return { sessionId: entry.sessionId, state: 'Expired', usable: false };
-  if (state === 'stopped') return { sessionId: entry.sessionId, state: 'Stopped', usable: false };
+  if (state === 'stopped') {
+    const startButton = canStart && startable(record);
+    return { sessionId: entry.sessionId, state: startButton ? downLabel(record, anchor, nowMs) : 'Stopped', usable: false, startable: startButton };
+  }
   const until = record.expiresAt === undefined ? '' : ` until ${readableTime(record.expiresAt)}`;
-  return { sessionId: entry.sessionId, state: `Available${until}`, usable: true };
+  const note = record.source === 'ec2' ? stopNote(record, anchor, nowMs) : undefined;
+  return { sessionId: entry.sessionId, state: `Available${until}`, usable: true, ...(note ? { note } : {}) };
 }
 
 function poolView(entry: PoolEntry): PoolView {

@@ -9,6 +9,10 @@ export interface SessionView {
   /** "Available", "Disabled", "Expired", "Available until …". */
   readonly state: string;
   readonly usable: boolean;
+  /** Not running, and this portal may start it (StartOnConnect): a Start and open button. */
+  readonly startable?: boolean;
+  /** Running: when it stops if nobody uses it (desktops on demand). */
+  readonly note?: string;
 }
 
 export interface PoolView {
@@ -75,6 +79,8 @@ export interface ListPageInput {
   readonly csrf: string;
   /** Absolute paths of the form targets. */
   readonly connectPath: string;
+  /** Start and open's form target (used only by startable desktops). */
+  readonly startPath?: string;
   readonly logoutPath: string;
 }
 
@@ -87,13 +93,20 @@ function connectForm(input: ListPageInput, field: 'session' | 'pool', value: str
 </form>`;
 }
 
+function startForm(input: ListPageInput, sessionId: string): string {
+  return `<form method="post" action="${escapeHtml(input.startPath ?? '')}" class="actions"><input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}"><input type="hidden" name="session" value="${escapeHtml(sessionId)}">
+<button type="submit" aria-label="Start and open ${escapeHtml(sessionId)}">Start and open</button>
+</form>`;
+}
+
 export function listPage(input: ListPageInput): string {
   const items: string[] = [];
   for (const s of input.sessions) {
+    const actions = s.startable && input.startPath ? startForm(input, s.sessionId) : connectForm(input, 'session', s.sessionId, s.sessionId, s.usable);
     items.push(`<li>
 <h2>${escapeHtml(s.sessionId)}</h2>
 <p class="state">${escapeHtml(s.state)}</p>
-${connectForm(input, 'session', s.sessionId, s.sessionId, s.usable)}
+${s.note ? `<p class="note">${escapeHtml(s.note)}</p>\n` : ''}${actions}
 </li>`);
   }
   for (const p of input.pools) {
@@ -135,6 +148,34 @@ export function nativeLinkPage(label: string, nativeUrl: string, expiresAt: stri
 <p><a href="${escapeHtml(backPath)}">Back to your desktops</a></p>
 </main>`,
   );
+}
+
+export interface StartingPageInput {
+  readonly sessionId: string;
+  /** Where the start is, e.g. "Instance running, waiting for the DCV server". */
+  readonly message: string;
+  /** Since Start and open was clicked. */
+  readonly seconds: number;
+  readonly refreshSeconds: number;
+  readonly backPath: string;
+}
+
+/**
+ * The progress page of Start and open. It reloads itself with a meta refresh (no script: the CSP allows
+ * none, and a refresh is not one); each load asks again and, once the desktop is ready, answers with the
+ * redirect to the gateway instead of this page.
+ */
+export function startingPage(input: StartingPageInput): string {
+  const refresh = `<meta http-equiv="refresh" content="${input.refreshSeconds}">`;
+  return page(
+    `Starting ${input.sessionId}`,
+    `<main>
+<h1>Starting ${escapeHtml(input.sessionId)}</h1>
+<p role="status" class="progress">${escapeHtml(input.message)}</p>
+<p>${input.seconds} s since you asked. This page checks again every ${input.refreshSeconds} seconds and opens the desktop as soon as it is ready; a stopped desktop usually takes one to three minutes.</p>
+<p><a href="${escapeHtml(input.backPath)}">Back to your desktops</a></p>
+</main>`,
+  ).replace('<meta charset="utf-8">', `<meta charset="utf-8">\n${refresh}`);
 }
 
 export function errorPage(title: string, message: string, backPath: string): string {
