@@ -35,6 +35,13 @@ export interface AwsDesktopStartOptions {
   readonly instanceIndex?: string;
   /** SSM result polling: a person is waiting, and there is one host. @default 250 */
   readonly pollIntervalMs?: number;
+  /**
+   * Who brings the items up to date once the instance runs: this adapter, by running discovery for the one
+   * instance (`serve --table`, which has no EventBridge), or the stack's discovery function (its EC2
+   * state-change events, and its scheduled full run as the backstop), so the portal's role needs no right
+   * to write items. @default 'in-process'
+   */
+  readonly itemRefresh?: 'in-process' | 'stack-discovery';
 }
 
 type Wire = Record<string, { S?: string } | undefined>;
@@ -117,6 +124,7 @@ export class AwsDesktopStart implements DesktopStartPort {
   }
 
   async refresh(instanceId: string): Promise<void> {
+    if (this.options.itemRefresh === 'stack-discovery') return;
     const result = await this.discovery.reconcileInstances([instanceId], 'portal-start');
     if (result.failed.length > 0) throw new Error(`discovery could not update the desktop's items: ${result.failed[0]!.reason}`);
   }

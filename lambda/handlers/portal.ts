@@ -45,6 +45,9 @@ async function startAndOpen(): Promise<DesktopStartPort | undefined> {
     tableName: config.tableName,
     signals: { documentName: startConfig.documentName },
     tagPrefix: startConfig.tagPrefix,
+    // The stack's discovery updates the items (state-change events, and its schedule as the backstop):
+    // the portal's role may not write session items.
+    itemRefresh: 'stack-discovery',
     log,
   });
 }

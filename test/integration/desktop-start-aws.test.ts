@@ -70,6 +70,23 @@ describe('AwsDesktopStart', () => {
     expect(await item('other')).toBeUndefined();
   });
 
+  it("refresh with itemRefresh 'stack-discovery' (the portal function) writes nothing: the stack's discovery does", async () => {
+    const writes: string[] = [];
+    const api = sdkDynamoApi(dynamo.client());
+    const inStack = new AwsDesktopStart({
+      ec2: new EC2Client({ endpoint: ec2.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 }),
+      ssm: new SSMClient({ endpoint: ssm.endpoint, region: 'us-east-1', credentials, maxAttempts: 1 }),
+      dynamodb: { call: (operation, input) => (writes.push(operation), api.call(operation, input)) },
+      tableName: TABLE,
+      signals: { documentName: 'HostSignals' },
+      itemRefresh: 'stack-discovery',
+      log: new RecordingLog(),
+    });
+    await inStack.refresh(I2);
+    expect(writes).toEqual([]);
+    expect(await item('other')).toBeUndefined();
+  });
+
   it('instanceState: EC2’s state; undefined for an instance EC2 does not return', async () => {
     expect(await port.instanceState(I1)).toBe('stopped');
     expect(await port.instanceState(I2)).toBe('running');
