@@ -7,6 +7,8 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { DEFAULT_TAG_PREFIX, TagName, validateTagPrefix } from '../lambda/core/discovery/tag-parser.js';
+import type { RuntimeAttribute } from '../lambda/core/power/power-plan.js';
+import { Attr } from '../lambda/core/session-record.js';
 import { DcvFunction } from './dcv-function.js';
 import type { HostSignalsDocument } from './host-signals-document.js';
 
@@ -22,6 +24,10 @@ export interface DesktopPowerProps {
   /** Deploy the bundle that carries its own AWS SDK (false: the one that uses the runtime's). @default true */
   readonly bundleAwsSdk?: boolean;
 }
+
+/** What the pass's UpdateItems name: the key, the InstanceId they are conditional on, the runtime attribute. */
+const RUNTIME_ATTRIBUTES: Record<RuntimeAttribute, true> = { PowerStartAt: true, PowerStopAt: true, ScheduleStartAt: true, IdleSince: true };
+export const POWER_WRITE_ATTRIBUTES: readonly string[] = [Attr.SessionId, Attr.InstanceId, ...Object.keys(RUNTIME_ATTRIBUTES)];
 
 /** A pass runs every minute and must end before the next one is due. */
 export const POWER_TIMEOUT = Duration.seconds(60);
@@ -88,10 +94,20 @@ export class DesktopPower extends Construct {
       }),
     );
 
-    // The table itself, not its indexes (Table.grant would add '/index/*'). UpdateItem is not narrowed with
-    // dynamodb:Attributes: the shipped tests' IAM check cannot evaluate that key, and a wrong guess at which
-    // names AWS puts in it (key, condition, update) would fail every write in an account, not in a test.
-    role(new PolicyStatement({ actions: ['dynamodb:Scan', 'dynamodb:UpdateItem'], resources: [props.table.tableArn] }));
+    // The table itself, not its indexes (Table.grant would add '/index/*'). The pass reads with Scan and
+    // writes one runtime attribute per UpdateItem, conditional on the item's InstanceId: as with the verifier's
+    // LastVerifiedAt, the role may touch those attributes and the key only, and get nothing back.
+    role(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: [props.table.tableArn] }));
+    role(
+      new PolicyStatement({
+        actions: ['dynamodb:UpdateItem'],
+        resources: [props.table.tableArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': POWER_WRITE_ATTRIBUTES },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+        },
+      }),
+    );
 
     this.schedule = new Rule(this, 'EveryMinute', {
       description: 'Desktops on demand: one power pass a minute',

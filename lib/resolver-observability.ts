@@ -20,17 +20,19 @@ import { METRICS_NAMESPACE, MetricName, MetricService, RESOLVE_OUTCOMES, VERIFY_
 import type { PowerOutcomeKind } from '../lambda/core/power/power-ports.js';
 
 /**
- * Every `Outcome` a PowerFailures count carries (the EC2 answers other than accepted). A record, so a new
- * outcome in power-ports.ts fails the type check here until the alarm sums it too.
+ * Every `Outcome` a PowerFailures count carries: the EC2 answers other than accepted, and `not-started` (EC2
+ * accepted a start that never happened). A record, so a new EC2 outcome in power-ports.ts fails the type check
+ * here until the alarm sums it too.
  */
-const POWER_FAILURE_OUTCOME_SET: Record<Exclude<PowerOutcomeKind, 'accepted'>, true> = {
+const POWER_FAILURE_OUTCOME_SET: Record<Exclude<PowerOutcomeKind, 'accepted'> | 'not-started', true> = {
   'incorrect-state': true,
   'insufficient-capacity': true,
   throttled: true,
   'not-found': true,
   failed: true,
+  'not-started': true,
 };
-export const POWER_FAILURE_OUTCOMES = Object.keys(POWER_FAILURE_OUTCOME_SET) as readonly Exclude<PowerOutcomeKind, 'accepted'>[];
+export const POWER_FAILURE_OUTCOMES = Object.keys(POWER_FAILURE_OUTCOME_SET) as readonly (keyof typeof POWER_FAILURE_OUTCOME_SET)[];
 
 /** What to watch: the resolver function, and discovery with its dead-letter queue when the stack has them. */
 export interface ResolverObservabilityProps {

@@ -150,7 +150,19 @@ describe('DesktopPower construct', () => {
         Action: ['ssm:ListCommandInvocations', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation'],
         Resource: '*',
       },
-      { Effect: 'Allow', Action: ['dynamodb:Scan', 'dynamodb:UpdateItem'], Resource: { 'Fn::GetAtt': [ids.table, 'Arn'] } },
+      { Effect: 'Allow', Action: 'dynamodb:Scan', Resource: { 'Fn::GetAtt': [ids.table, 'Arn'] } },
+      // One runtime attribute per write, conditional on InstanceId; the key; nothing returned.
+      {
+        Effect: 'Allow',
+        Action: 'dynamodb:UpdateItem',
+        Resource: { 'Fn::GetAtt': [ids.table, 'Arn'] },
+        Condition: {
+          'ForAllValues:StringEquals': {
+            'dynamodb:Attributes': ['SessionId', 'InstanceId', 'PowerStartAt', 'PowerStopAt', 'ScheduleStartAt', 'IdleSince'],
+          },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+        },
+      },
     ].map((s) => (s.Resource === INSTANCES ? { ...s, Resource: instances } : s));
     // The instance ARN is the account's and region's, nothing wider.
     expect(JSON.stringify(instances)).toContain(`:ec2:${REGION}:${ACCOUNT}:instance/*`);
@@ -253,9 +265,10 @@ describe('DesktopPower in DcvSessionResolver', () => {
         return dims.Outcome;
       })
       .sort();
-    expect(outcomes).toEqual(['failed', 'incorrect-state', 'insufficient-capacity', 'not-found', 'throttled']);
+    // The runner's EC2 outcomes, and not-started (accepted, yet the instance never left stopped).
+    expect(outcomes).toEqual(['failed', 'incorrect-state', 'insufficient-capacity', 'not-found', 'not-started', 'throttled']);
     const expression = failures!.find((x) => x.Expression)!.Expression as string;
-    expect(expression.match(/FILL\(/g)).toHaveLength(5);
+    expect(expression.match(/FILL\(/g)).toHaveLength(6);
   });
 
   it('no power alarms without observability', () => {
