@@ -31,13 +31,18 @@ export const POWER_WRITE_ATTRIBUTES: readonly string[] = [Attr.SessionId, Attr.I
 
 /** A pass runs every minute and must end before the next one is due. */
 export const POWER_TIMEOUT = Duration.seconds(60);
+/**
+ * The bench's target for a pass (bench/power.ts, `npm run bench -- --only power`) is under 256 MiB of heap
+ * over 10,000 desktops; 512 MB holds that with Node's own memory beside it. Most of a pass is waiting on SSM.
+ */
 export const POWER_MEMORY_MB = 512;
 
 /**
- * Desktops on demand (docs/on-demand.md): a function that runs one power pass every minute. It stops an
- * instance tagged `<prefix>auto-stop` once nobody has been connected for that long (read on the host with
- * the stack's HostSignalsDocument), and starts and stops instances tagged `<prefix>schedule` at their windows;
- * the portal's start-on-connect is recorded in the table and carried out here.
+ * Desktops on demand (docs/on-demand.md): a function that runs one power pass (lambda/power/power-runner.ts)
+ * every minute. It stops an instance tagged `<prefix>auto-stop` once nobody has been connected for that long
+ * (read on the host with the stack's HostSignalsDocument), and starts and stops instances tagged
+ * `<prefix>schedule` at their windows. Its role may also start `<prefix>start-on-connect` instances, which
+ * the portal's Start and open will ask of it.
  *
  * Its role can start and stop only instances carrying one of those tags, send only that document (and only
  * to such instances), and scan and update only the session table. Reserved concurrency 1: a pass never
