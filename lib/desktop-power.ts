@@ -51,12 +51,15 @@ export const POWER_MEMORY_MB = 512;
 export class DesktopPower extends Construct {
   readonly function: DcvFunction;
   readonly schedule: Rule;
+  /** The document the function sends (the same one `dcv-resolver power --document` takes). */
+  readonly hostSignalsDocument: HostSignalsDocument;
 
   constructor(scope: Construct, id: string, props: DesktopPowerProps) {
     super(scope, id);
     const tagPrefix = validateTagPrefix(props.tagPrefix ?? DEFAULT_TAG_PREFIX);
     const tag = (name: string) => `${tagPrefix}${name}`;
     const document = props.hostSignalsDocument;
+    this.hostSignalsDocument = document;
 
     this.function = new DcvFunction(this, 'Function', {
       bundle: 'power',

@@ -6,6 +6,7 @@ import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
 import { AttributeType, Table } from 'aws-cdk-lib/aws-dynamodb';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DcvResolverStack } from '../../lib/dcv-resolver-stack';
 import { DcvSessionResolver, type DcvSessionResolverProps } from '../../lib/dcv-session-resolver';
 import { DesktopPower } from '../../lib/desktop-power';
 import { FUNCTION_BUNDLES, functionAssetDir } from '../../lib/function-assets';
@@ -291,6 +292,17 @@ describe('DesktopPower in DcvSessionResolver', () => {
     expect(resolver.observability!.alarms.powerErrors).toBeUndefined();
     // Discovery itself is unaffected by desktopPower: false.
     if (props.discovery === undefined) expect(resolver.discovery).toBeDefined();
+  });
+
+  it('the shipped stack outputs the document name (what `dcv-resolver power --document` takes), only with the pass', () => {
+    const template = (props: DcvSessionResolverProps) => {
+      const { app } = newStack('Unused');
+      return Template.fromStack(new DcvResolverStack(app, 'Shipped', { allowAnySource: true, ...props }));
+    };
+    const on = template({});
+    const docId = Object.keys(on.findResources('AWS::SSM::Document'))[0]!;
+    on.hasOutput('HostSignalsDocumentName', { Value: { Ref: docId } });
+    expect(template({ desktopPower: false }).findOutputs('HostSignalsDocumentName')).toEqual({});
   });
 
   it('refuses desktopPower: true without discovery (nothing would write the items it acts on)', () => {
