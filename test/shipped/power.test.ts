@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
@@ -9,7 +9,7 @@ import { dcvSessions, writeFakeDcvHost } from '../helpers/fake-dcv-host';
 import { emfLines } from '../helpers/emf';
 import { instanceArn, tableArn, type AwsCall } from './harness/aws-recorder';
 import { denied } from './harness/iam-check';
-import type { RunningFunction } from './harness/lambda-runtime-api';
+import { RIC_ENTRY, type RunningFunction } from './harness/lambda-runtime-api';
 import { synthesize, type Synthesized } from './harness/synthesized';
 import { ruleDeliveries, scheduledEvent, type RuleDelivery } from './harness/wiring';
 import { startWorld, type World } from './harness/world';
@@ -90,6 +90,8 @@ describe('the shipped power function', () => {
     const document = Object.values(synth.documentNames);
     expect(document).toHaveLength(1);
     expect(synth.template.Resources[powerId]!.Properties.Environment.Variables.SIGNALS_DOCUMENT).toEqual({ Ref: Object.keys(synth.documentNames)[0] });
+    // AWS's own runtime interface client where .lambda-ric/ has it built (the harness's bootstrap elsewhere).
+    expect(power.runtimeClient).toBe(existsSync(RIC_ENTRY) ? 'aws-lambda-ric' : 'bootstrap.mjs');
   });
 
   it('a scheduled pass stops the idle tagged host only; the connected and the untagged ones keep running', async () => {
