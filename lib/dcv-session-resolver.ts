@@ -85,7 +85,8 @@ export interface DcvSessionResolverProps extends AccessProps, PortalProps {
   readonly desktopPower?: boolean;
   /**
    * Alarms (5xx, errors, store errors, throttles, concurrency at the reserved limit, discovery failures,
-   * dead letters) and a CloudWatch dashboard: lib/resolver-observability.ts.
+   * dead letters, the power pass's errors, failed starts/stops and stuck desktops) and a CloudWatch
+   * dashboard: lib/resolver-observability.ts.
    * @default true
    */
   readonly observability?: boolean;
