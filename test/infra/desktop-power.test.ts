@@ -11,6 +11,7 @@ import { DcvSessionResolver, type DcvSessionResolverProps } from '../../lib/dcv-
 import { DesktopPower } from '../../lib/desktop-power';
 import { FUNCTION_BUNDLES, functionAssetDir } from '../../lib/function-assets';
 import { HostSignalsDocument } from '../../lib/host-signals-document';
+import { readStackContext } from '../../lib/stack-context';
 import { nagFindings } from '../helpers/nag-findings';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -303,6 +304,14 @@ describe('DesktopPower in DcvSessionResolver', () => {
     const docId = Object.keys(on.findResources('AWS::SSM::Document'))[0]!;
     on.hasOutput('HostSignalsDocumentName', { Value: { Ref: docId } });
     expect(template({ desktopPower: false }).findOutputs('HostSignalsDocumentName')).toEqual({});
+  });
+
+  it('the CDK context key desktopPower (-c desktopPower=false), checked like the other switches', () => {
+    const access = { allowAnySource: 'true' };
+    expect(readStackContext((k) => ({ ...access, desktopPower: 'false' })[k])).toMatchObject({ desktopPower: false });
+    expect(readStackContext((k) => (access as Record<string, unknown>)[k]).desktopPower).toBeUndefined();
+    expect(() => readStackContext((k) => ({ ...access, desktopPower: 'off' })[k])).toThrow(/context 'desktopPower' must be true or false/);
+    expect(readFileSync(new URL('../../bin/app.ts', import.meta.url), 'utf8')).toContain('desktopPower: settings.desktopPower');
   });
 
   it('refuses desktopPower: true without discovery (nothing would write the items it acts on)', () => {
