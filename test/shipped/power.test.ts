@@ -172,4 +172,17 @@ describe('the shipped power function', () => {
       ),
     ).toEqual([]);
   });
+
+  it('a pass that cannot list EC2 fails the invocation (Lambda counts an error: the PowerErrors alarm), and stops nothing', async () => {
+    const stops = world.power.calls.length;
+    world.fleet.failure = () => Object.assign(new Error('You are not authorized to perform this operation.'), { name: 'UnauthorizedOperation' });
+    try {
+      const answer = await power.invoke(scheduledEvent(schedule));
+      expect(answer.error, answer.logs).toBeDefined();
+      expect(`${answer.error!.errorType}: ${answer.error!.errorMessage}`).toMatch(/not authorized|UnauthorizedOperation/);
+    } finally {
+      world.fleet.failure = undefined;
+    }
+    expect(world.power.calls).toHaveLength(stops);
+  }, 60_000);
 });
