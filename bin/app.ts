@@ -34,6 +34,7 @@ new DcvResolverStack(app, settings.stackName, {
   discovery: settings.discovery,
   tagPrefix: settings.tagPrefix,
   discoverySchedule: settings.discoveryScheduleMinutes ? Duration.minutes(settings.discoveryScheduleMinutes) : undefined,
+  desktopPower: settings.desktopPower,
   alarmTopicArn: settings.alarmTopicArn,
   portal: settings.portal,
   gatewayUrl: settings.gatewayUrl,

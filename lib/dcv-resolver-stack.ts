@@ -55,6 +55,12 @@ export class DcvResolverStack extends Stack {
     if (resolver.discovery) {
       new CfnOutput(this, 'DiscoveryDeadLetterQueueUrl', { value: resolver.discovery.deadLetterQueue.queueUrl });
     }
+    if (resolver.power) {
+      new CfnOutput(this, 'HostSignalsDocumentName', {
+        value: resolver.power.hostSignalsDocument.documentName,
+        description: "The SSM document the power pass sends: 'dcv-resolver power --document' takes it",
+      });
+    }
     if (resolver.portal) addPortalOutputs(this, resolver.portal);
   }
 }

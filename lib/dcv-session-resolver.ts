@@ -10,6 +10,8 @@ import { resolvePortalSettings, type PortalProps, type PortalSettings } from './
 import type { PrivateResolverApi } from './private-api.js';
 import { exposeResolver } from './resolver-access.js';
 import { ResolverPortal } from './resolver-portal.js';
+import { DesktopPower } from './desktop-power.js';
+import { HostSignalsDocument } from './host-signals-document.js';
 import { SessionDiscovery } from './session-discovery.js';
 import { ResolverObservability } from './resolver-observability.js';
 
@@ -74,8 +76,17 @@ export interface DcvSessionResolverProps extends AccessProps, PortalProps {
    */
   readonly discoverySchedule?: Duration;
   /**
+   * Desktops on demand (DesktopPower, docs/on-demand.md): a function that, every minute, stops instances
+   * tagged `<prefix>auto-stop` once idle and starts and stops instances tagged `<prefix>schedule`, with the
+   * SSM document that reads a host's idle signals. It acts only on instances carrying one of the power tags,
+   * and reads what discovery writes, so it needs discovery: `true` with `discovery: false` is refused.
+   * @default - on whenever `discovery` is on
+   */
+  readonly desktopPower?: boolean;
+  /**
    * Alarms (5xx, errors, store errors, throttles, concurrency at the reserved limit, discovery failures,
-   * dead letters) and a CloudWatch dashboard: lib/resolver-observability.ts.
+   * dead letters, the power pass's errors, failed starts/stops and stuck desktops) and a CloudWatch
+   * dashboard: lib/resolver-observability.ts.
    * @default true
    */
   readonly observability?: boolean;
@@ -120,6 +131,8 @@ export class DcvSessionResolver extends Construct {
   readonly dcvServerVerifierUrl?: string;
   /** EC2 tag discovery; absent when `discovery` is false. */
   readonly discovery?: SessionDiscovery;
+  /** The power pass and its host-signals document; absent when `desktopPower` (or `discovery`) is off. */
+  readonly power?: DesktopPower;
   /** The self-service portal: its own function and Function URL, secret, user pool (cognito); absent when `portal` is off. */
   readonly portal?: ResolverPortal;
   /** The validated portal settings; absent when `portal` is off. */
@@ -137,6 +150,10 @@ export class DcvSessionResolver extends Construct {
     if (undecidedOpen) Annotations.of(Stack.of(this)).addError(MISSING_ALLOW_LIST_MESSAGE);
     // Checked before anything is built, like the access settings; throws PortalSettingsError naming the prop.
     this.portalSettings = resolvePortalSettings(props, { verifier: props.verifier });
+    const discovery = props.discovery ?? true;
+    if (props.desktopPower === true && !discovery) {
+      throw new Error('desktopPower: true needs discovery (the power pass acts on the items discovery writes from instance tags); turn discovery on or leave desktopPower unset');
+    }
 
     this.table = new Table(this, 'Sessions', {
       tableName: props.tableName,
@@ -212,11 +229,21 @@ export class DcvSessionResolver extends Construct {
       });
     }
 
-    if (props.discovery ?? true) {
+    if (discovery) {
       this.discovery = new SessionDiscovery(this, 'Discovery', {
         table: this.table,
         tagPrefix: props.tagPrefix,
         schedule: props.discoverySchedule,
+        logRetention: props.logRetention,
+        bundleAwsSdk: props.bundleAwsSdk,
+      });
+    }
+
+    if (discovery && (props.desktopPower ?? true)) {
+      this.power = new DesktopPower(this, 'Power', {
+        table: this.table,
+        tagPrefix: props.tagPrefix,
+        hostSignalsDocument: new HostSignalsDocument(this, 'HostSignals'),
         logRetention: props.logRetention,
         bundleAwsSdk: props.bundleAwsSdk,
       });
@@ -227,6 +254,7 @@ export class DcvSessionResolver extends Construct {
         resolver: this.resolver,
         discovery: this.discovery?.function,
         discoveryDeadLetterQueue: this.discovery?.deadLetterQueue,
+        power: this.power?.function,
         reservedConcurrency: this.access.reservedConcurrency,
         alarmTopicArn: props.alarmTopicArn,
       });

@@ -8,7 +8,7 @@ import { packageRoot } from '../lambda/adapters/package-root.js';
  * `Code.fromAsset`. So a consumer's synth needs no esbuild, no Docker and no lockfile, and what deploys is
  * exactly the bundle this package's tests ran (test/shipped/), never a rebuild against other dependency versions.
  */
-export type FunctionName = 'resolver' | 'portal' | 'discovery';
+export type FunctionName = 'resolver' | 'portal' | 'discovery' | 'power';
 
 export interface FunctionBundle {
   /** The handler's source, relative to the package root (the build's entry point). */
@@ -28,6 +28,8 @@ export const FUNCTION_BUNDLES: Readonly<Record<FunctionName, FunctionBundle>> = 
   // Its first request always reads the secret, so the Secrets Manager client is bundled (pinned, one file).
   portal: { entry: 'lambda/handlers/portal.ts', sourceMap: false, runtimeSdkModules: [] },
   discovery: { entry: 'lambda/handlers/discovery.ts', sourceMap: true, runtimeSdkModules: [] },
+  // The power pass (desktops on demand): scheduled every minute, so start-up cost matters little.
+  power: { entry: 'lambda/handlers/power.ts', sourceMap: true, runtimeSdkModules: [] },
 };
 
 /** The handler every asset exports (index.mjs, export `handler`). */

@@ -6,6 +6,7 @@
 export { DcvSessionResolver, type DcvSessionResolverProps } from './dcv-session-resolver.js';
 export { DcvResolverStack, type DcvResolverStackProps } from './dcv-resolver-stack.js';
 export { SessionDiscovery, type SessionDiscoveryProps } from './session-discovery.js';
+export { DesktopPower, type DesktopPowerProps } from './desktop-power.js';
 export { ResolverObservability, type ResolverObservabilityProps } from './resolver-observability.js';
 export { DcvFunction, type DcvFunctionProps } from './dcv-function.js';
 export { FUNCTION_BUNDLES, functionAssetDir, type FunctionName } from './function-assets.js';

@@ -19,6 +19,8 @@ export interface StackContext extends AccessSettings, PortalProps {
   readonly discovery?: boolean;
   readonly tagPrefix?: string;
   readonly discoveryScheduleMinutes?: number;
+  /** The power pass (desktops on demand) on/off; default on whenever discovery is. */
+  readonly desktopPower?: boolean;
   /** SNS topic the alarms notify (lib/resolver-observability.ts). */
   readonly alarmTopicArn?: string;
 }
@@ -128,6 +130,7 @@ export function readStackContext(lookup: Lookup): StackContext {
     discovery: contextBool(lookup, 'discovery'),
     tagPrefix: contextTagPrefix(lookup, 'tagPrefix'),
     discoveryScheduleMinutes: contextInt(lookup, 'discoveryScheduleMinutes', 1, 1440),
+    desktopPower: contextBool(lookup, 'desktopPower'),
     alarmTopicArn: contextTopicArn(lookup, 'alarmTopicArn'),
   };
 }

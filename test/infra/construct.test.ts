@@ -107,13 +107,16 @@ describe('DcvSessionResolver in an existing stack', () => {
   it('discovery: false leaves out the discovery function, its rules and queues', () => {
     const { resolver, template } = appStack({ ...OPEN, discovery: false });
     expect(resolver.discovery).toBeUndefined();
+    // The power pass needs discovery's items: it goes too.
+    expect(resolver.power).toBeUndefined();
     template.resourceCountIs('AWS::Lambda::Function', 1);
     template.resourceCountIs('AWS::Events::Rule', 0);
     template.resourceCountIs('AWS::SQS::Queue', 0);
     // With discovery on (the default) the same props add it, on this construct's table.
     const on = appStack(OPEN);
     expect(on.resolver.discovery).toBeDefined();
-    on.template.resourceCountIs('AWS::Events::Rule', 3);
+    // Discovery's three rules and the power pass's schedule.
+    on.template.resourceCountIs('AWS::Events::Rule', 4);
     on.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ TAG_PREFIX: 'dcv:', TABLE_NAME: { Ref: Match.stringLikeRegexp('^DcvResolverSessions') } }) },
     });

@@ -212,7 +212,8 @@ describe('DcvResolverStack wiring and context', () => {
       Environment: { Variables: Match.objectLike({ TAG_PREFIX: 'team:', TABLE_NAME: { Ref: Match.stringLikeRegexp('^Sessions') } }) },
     });
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(10 minutes)' });
-    template.resourceCountIs('AWS::Events::Rule', 3);
+    // Discovery's three, and the power pass's one-minute schedule (on with discovery).
+    template.resourceCountIs('AWS::Events::Rule', 4);
     template.hasOutput('DiscoveryDeadLetterQueueUrl', {});
   });
 

@@ -213,11 +213,11 @@ describe('wired into the shipped stack and the construct', () => {
     return { stack, template: Template.fromStack(stack) };
   }
 
-  it('by default: the seven alarms, each notifying alarmTopicArn, and one dashboard', () => {
+  it('by default: the eleven alarms (the power pass adds four), each notifying alarmTopicArn, and one dashboard', () => {
     const { stack, template } = shipped({ alarmTopicArn: TOPIC });
     expect(stack.sessionResolver.observability).toBeDefined();
     const all = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    expect(all).toHaveLength(7);
+    expect(all).toHaveLength(11);
     for (const a of all) expect(a.Properties.AlarmActions).toEqual([TOPIC]);
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     // The concurrency alarm watches the reserved limit the stack set (default 10).

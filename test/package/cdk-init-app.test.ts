@@ -109,12 +109,13 @@ describe('a fresh cdk init app with the package installed from its tarball', () 
       Resources: Record<string, { Type: string; Properties: { Code?: { S3Key?: string }; Description?: string } }>;
     };
     const functions = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(2);
+    expect(functions).toHaveLength(3);
     const shipped = (name: FunctionName) => readFileSync(join(REPO_ROOT, 'assets', assetVariant(name, true), 'index.mjs'));
     const deployed = functions.map((f) => readFileSync(join(app, 'cdk.out', `asset.${f.Properties.Code!.S3Key!.replace(/\.zip$/, '')}`, 'index.mjs')));
     const names = Object.keys(FUNCTION_BUNDLES) as FunctionName[];
-    // The example turns no portal on: the resolver and discovery, each byte for byte the package's bundle.
-    expect(deployed.map((code) => names.find((n) => shipped(n).equals(code))).sort()).toEqual(['discovery', 'resolver']);
+    // The example turns no portal on: the resolver, discovery and the power pass (on with discovery), each byte
+    // for byte the package's bundle.
+    expect(deployed.map((code) => names.find((n) => shipped(n).equals(code))).sort()).toEqual(['discovery', 'power', 'resolver']);
   });
 
   it('passes its own jest test (CommonJS require of the package)', async () => {

@@ -72,8 +72,8 @@ async function fire(event: Record<string, unknown>) {
 }
 
 describe('the shipped functions of the default stack', () => {
-  it('are exactly the resolver and discovery, each an ESM bundle at the handler the template names', () => {
-    expect([...synth.functions].sort()).toEqual([discoveryId, resolverId].sort());
+  it('are exactly the resolver, discovery and the power pass (test/shipped/power.test.ts), each an ESM bundle at the handler the template names', () => {
+    expect([...synth.functions].sort()).toEqual([discoveryId, resolverId, synth.functionId('PowerFunction')].sort());
     for (const id of synth.functions) {
       const props = synth.template.Resources[id]!.Properties;
       expect(props.Handler).toBe('index.handler');

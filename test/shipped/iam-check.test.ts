@@ -71,6 +71,17 @@ describe('the template policy check', () => {
     expect(refused).toHaveLength(4);
   });
 
+  it('evaluates dynamodb:Attributes and dynamodb:ReturnValues: the verifier may write LastVerifiedAt on a session, nothing else', async () => {
+    const update = (attributes: string[], returnValues?: string): AwsCall => ({
+      ...call('dynamodb:UpdateItem', [tableArn(sessions)], [{ SessionId: { S: 'desk-1' } }]),
+      attributes,
+      ...(returnValues ? { returnValues } : {}),
+    });
+    expect(await denied(synth, resolver, [update(['SessionId', 'LastVerifiedAt'])])).toEqual([]);
+    expect(await denied(synth, resolver, [update(['SessionId', 'LastVerifiedAt', 'DcvServerEndpoint'])])).toHaveLength(1);
+    expect(await denied(synth, resolver, [update(['SessionId', 'LastVerifiedAt'], 'ALL_OLD')])).toHaveLength(1);
+  });
+
   it('says so when the evaluator cannot read a call (an action AWS does not have)', async () => {
     const [finding] = await denied(synth, resolver, [call('dynamodb:GetItems', [tableArn(sessions)])]);
     expect(finding).toMatch(/^dynamodb:GetItems on .*: not evaluable/);

@@ -90,8 +90,8 @@ describe('the shipped portal and resolver (oidc, allow-list and prefix)', () => 
     certs?.remove();
   });
 
-  it('the template has the resolver, the portal and discovery; only the portal carries the PORTAL_* environment', () => {
-    expect([...synth.functions].sort()).toEqual([synth.functionId('DiscoveryFunction'), portalId, resolverId].sort());
+  it('the template has the resolver, the portal, discovery and the power pass; only the portal carries the PORTAL_* environment', () => {
+    expect([...synth.functions].sort()).toEqual([synth.functionId('DiscoveryFunction'), synth.functionId('PowerFunction'), portalId, resolverId].sort());
     const env = templateEnvironment(synth, portalId);
     expect(env).toMatchObject({ PORTAL_ISSUER: idp.issuer, PORTAL_CLIENT_ID: idp.clientId, PORTAL_GATEWAY_URL: GATEWAY });
     expect(env).not.toHaveProperty('PATH_PREFIX');

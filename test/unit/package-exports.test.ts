@@ -70,6 +70,7 @@ const CDK_ENTRY_NAMES = [
   'DcvFunction',
   'DcvResolverStack',
   'DcvSessionResolver',
+  'DesktopPower',
   'FUNCTION_BUNDLES',
   'HOST_SIGNALS_TIMEOUT_SECONDS',
   'HostSignalsDocument',

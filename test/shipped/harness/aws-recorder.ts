@@ -4,19 +4,27 @@ import { ACCOUNT, REGION } from './synthesized';
 
 /**
  * A loopback recorder in front of a test's AWS stand-ins (dynalite, the EC2 Query API server, a Secrets
- * Manager stub): it notes who called what (the access key in the SigV4 Authorization header, the operation,
+ * Manager stub, the SSM server): it notes who called what (the access key in the SigV4 Authorization header, the operation,
  * the resources and, for DynamoDB, the item keys), then forwards the request unchanged and streams the answer
  * back. Each function gets its own access key, so the calls can be checked against that function's policy.
  */
 export interface AwsCall {
   readonly accessKeyId: string;
-  readonly service: 'dynamodb' | 'ec2' | 'secretsmanager';
+  readonly service: 'dynamodb' | 'ec2' | 'secretsmanager' | 'ssm';
   /** IAM action, e.g. 'dynamodb:GetItem'. */
   readonly action: string;
   /** ARNs the call touches ('*' for actions without resource-level permissions). */
   readonly resources: readonly string[];
   /** DynamoDB: the Key / Item attributes sent (for dynamodb:LeadingKeys conditions). */
   readonly keys?: readonly Record<string, { S?: string; N?: string }>[];
+  /**
+   * DynamoDB UpdateItem: every attribute name the request names (key, and each ExpressionAttributeNames
+   * value: update and condition alike), a superset of what AWS puts in dynamodb:Attributes, so a policy
+   * limited by it is checked no more loosely than AWS would.
+   */
+  readonly attributes?: readonly string[];
+  /** DynamoDB: ReturnValues when the request sets it (dynamodb:ReturnValues). */
+  readonly returnValues?: string;
 }
 
 export interface AwsRecorder {
@@ -41,7 +49,40 @@ function dynamoCall(target: string, body: string): Omit<AwsCall, 'accessKeyId'> 
   for (const request of Object.values((input.RequestItems ?? {}) as Record<string, { Keys?: Record<string, { S?: string }>[] }>)) {
     keys.push(...(request.Keys ?? []));
   }
-  return { service: 'dynamodb', action: `dynamodb:${operation}`, resources, keys };
+  const names = (input.ExpressionAttributeNames ?? {}) as Record<string, string>;
+  const attributes = operation === 'UpdateItem' ? [...new Set([...Object.keys(input.Key ?? {}), ...Object.values(names)])] : undefined;
+  return {
+    service: 'dynamodb',
+    action: `dynamodb:${operation}`,
+    resources,
+    keys,
+    ...(attributes ? { attributes } : {}),
+    ...(typeof input.ReturnValues === 'string' ? { returnValues: input.ReturnValues } : {}),
+  };
+}
+
+export const instanceArn = (instanceId: string) => `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${instanceId}`;
+
+/** EC2 Query API: StartInstances/StopInstances act on `arn:…:instance/<id>` per InstanceId.N; the rest on '*'. */
+function ec2Call(body: string): Omit<AwsCall, 'accessKeyId'> {
+  const form = new URLSearchParams(body);
+  const action = form.get('Action') ?? 'unknown';
+  const ids = [...form.entries()].filter(([k]) => /^InstanceId\.\d+$/.test(k)).map(([, v]) => v);
+  const scoped = action === 'StartInstances' || action === 'StopInstances';
+  return { service: 'ec2', action: `ec2:${action}`, resources: scoped ? ids.map(instanceArn) : ['*'] };
+}
+
+/**
+ * SSM (JSON 1.1): SendCommand is authorized on its document and on each instance it names; an AWS-owned
+ * document (AWS-…) has no account in its ARN. The read calls support no resource-level permissions.
+ */
+function ssmCall(target: string, body: string): Omit<AwsCall, 'accessKeyId'> {
+  const operation = target.replace(/^AmazonSSM\./, '');
+  const input = body ? JSON.parse(body) : {};
+  if (operation !== 'SendCommand') return { service: 'ssm', action: `ssm:${operation}`, resources: ['*'] };
+  const name = String(input.DocumentName ?? '');
+  const document = name.startsWith('arn:') ? name : `arn:aws:ssm:${REGION}:${name.startsWith('AWS-') ? '' : ACCOUNT}:document/${name}`;
+  return { service: 'ssm', action: 'ssm:SendCommand', resources: [document, ...((input.InstanceIds ?? []) as string[]).map(instanceArn)] };
 }
 
 function secretArn(secretId: string): string {
@@ -55,8 +96,8 @@ function describe(service: AwsCall['service'], headers: Record<string, string | 
     const operation = String(headers['x-amz-target'] ?? '').replace(/^secretsmanager\./, '');
     return { service, action: `secretsmanager:${operation}`, resources: [secretArn(JSON.parse(body || '{}').SecretId ?? '')] };
   }
-  const action = new URLSearchParams(body).get('Action') ?? 'unknown';
-  return { service, action: `ec2:${action}`, resources: ['*'] };
+  if (service === 'ssm') return ssmCall(String(headers['x-amz-target'] ?? ''), body);
+  return ec2Call(body);
 }
 
 export async function startAwsRecorder(service: AwsCall['service'], upstream: string): Promise<AwsRecorder> {

@@ -12,7 +12,9 @@ import { ACCOUNT, resolveValue, type Synthesized } from './synthesized';
  *
  * The request context is what AWS would send: for DynamoDB item calls, `dynamodb:LeadingKeys` is the
  * partition key values the call names (the recorder keeps Key/Item), so a `lease:*` condition is evaluated
- * on the real key.
+ * on the real key; for UpdateItem, `dynamodb:Attributes` is every attribute name the request names and
+ * `dynamodb:ReturnValues` what it asks back. For EC2 start/stop and SSM SendCommand on an instance, the
+ * instance's tags (from `resourceTags`, the fake fleet's) as the tag condition keys AWS documents.
  */
 interface Statement {
   readonly Effect: 'Allow' | 'Deny';
@@ -44,14 +46,29 @@ function hashKeyOf(synth: Synthesized, tableName: string): string | undefined {
   return schema.find((k) => k.KeyType === 'HASH')?.AttributeName;
 }
 
+/** An instance's tags by its ARN (the fleet's), for the tag condition keys of calls that act on instances. */
+export type ResourceTags = (arn: string) => Readonly<Record<string, string>> | undefined;
+
 /** The condition keys AWS puts in this request's context (those this stack's policies can test). */
-function contextOf(synth: Synthesized, call: AwsCall, resource: string): Record<string, string | string[]> {
-  if (call.service !== 'dynamodb' || !call.keys?.length) return {};
+function contextOf(synth: Synthesized, call: AwsCall, resource: string, resourceTags?: ResourceTags): Record<string, string | string[]> {
+  if (call.service === 'ec2' || call.service === 'ssm') {
+    // EC2 actions on an instance carry its tags as aws:ResourceTag (and ec2:ResourceTag); SendCommand on an
+    // instance carries them as aws:ResourceTag and ssm:resourceTag (AWS's service reference, the instance resource).
+    if (!/:instance\//.test(resource)) return {};
+    const tags = resourceTags?.(resource) ?? {};
+    const service = call.service === 'ec2' ? 'ec2:ResourceTag' : 'ssm:resourceTag';
+    return Object.fromEntries(Object.entries(tags).flatMap(([k, v]) => [[`aws:ResourceTag/${k}`, v], [`${service}/${k}`, v]]));
+  }
+  if (call.service !== 'dynamodb') return {};
+  const context: Record<string, string | string[]> = {};
+  if (call.attributes) context['dynamodb:Attributes'] = [...call.attributes];
+  if (call.returnValues) context['dynamodb:ReturnValues'] = call.returnValues;
+  if (!call.keys?.length) return context;
   const table = /:table\/([^/]+)/.exec(resource)?.[1];
   const hashKey = table && hashKeyOf(synth, table);
-  if (!hashKey) return {};
+  if (!hashKey) return context;
   const values = call.keys.map((k) => k[hashKey]?.S ?? k[hashKey]?.N).filter((v): v is string => v !== undefined);
-  return values.length > 0 ? { 'dynamodb:LeadingKeys': [...new Set(values)] } : {};
+  return values.length > 0 ? { ...context, 'dynamodb:LeadingKeys': [...new Set(values)] } : context;
 }
 
 /** The role's identity policy as IAM reads it: one document, every CloudFormation reference resolved. */
@@ -66,7 +83,7 @@ export function rolePolicy(synth: Synthesized, functionId: string) {
 }
 
 /** Calls (action on resource) the function's role would refuse, with the evaluator's reason when it could not decide. */
-export async function denied(synth: Synthesized, functionId: string, calls: readonly AwsCall[]): Promise<string[]> {
+export async function denied(synth: Synthesized, functionId: string, calls: readonly AwsCall[], resourceTags?: ResourceTags): Promise<string[]> {
   const policy = rolePolicy(synth, functionId);
   const out: string[] = [];
   for (const call of calls) {
@@ -77,7 +94,7 @@ export async function denied(synth: Synthesized, functionId: string, calls: read
             principal: `arn:aws:iam::${ACCOUNT}:role/${synth.stackName}-${functionId}-role`,
             action: call.action,
             resource: { resource, accountId: ACCOUNT },
-            contextVariables: contextOf(synth, call, resource),
+            contextVariables: contextOf(synth, call, resource, resourceTags),
           },
           identityPolicies: [{ name: `${functionId}-policy`, policy }],
           serviceControlPolicies: [],

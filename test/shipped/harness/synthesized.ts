@@ -23,6 +23,8 @@ export interface Synthesized {
   readonly functions: readonly string[];
   /** The table name each AWS::DynamoDB::Table gets in these tests (its TableName, or `<logical id>-shipped`). */
   readonly tableNames: Readonly<Record<string, string>>;
+  /** The name each AWS::SSM::Document gets in these tests (its Name, or `<stack>-<logical id>`, as CloudFormation generates one). */
+  readonly documentNames: Readonly<Record<string, string>>;
   /** The asset folder in the cloud assembly that the function's Code names. */
   assetDir(functionId: string): string;
   /** The one function whose id starts with `prefix`. */
@@ -45,12 +47,17 @@ export function synthesize(stackName: string, props: DcvResolverStackProps): Syn
   for (const [id, r] of Object.entries(template.Resources)) {
     if (r.Type === 'AWS::DynamoDB::Table') tableNames[id] = (r.Properties?.TableName as string | undefined) ?? `${id}-shipped`;
   }
+  const documentNames: Record<string, string> = {};
+  for (const [id, r] of Object.entries(template.Resources)) {
+    if (r.Type === 'AWS::SSM::Document') documentNames[id] = (r.Properties?.Name as string | undefined) ?? `${stackName}-${id}`;
+  }
   return {
     outdir,
     stackName,
     template,
     functions,
     tableNames,
+    documentNames,
     assetDir(functionId) {
       const code = template.Resources[functionId]!.Properties.Code as { S3Key?: unknown };
       const key = typeof code.S3Key === 'string' ? code.S3Key : undefined;
@@ -71,11 +78,15 @@ function onlyOne(what: string, ids: readonly string[], prefix: string): string {
 }
 
 /**
- * CloudFormation intrinsics as they resolve in these tests: tables to their names and ARNs, pseudo
+ * CloudFormation intrinsics as they resolve in these tests: tables to their names and ARNs, SSM documents to
+ * their names, pseudo
  * parameters to the test account and region. Anything else is returned as a `{{unresolved …}}` marker,
  * so a test sees it rather than a silently wrong value.
  */
-export function resolveValue(synth: Pick<Synthesized, 'template' | 'tableNames' | 'stackName'>, value: unknown): string {
+export function resolveValue(
+  synth: Pick<Synthesized, 'template' | 'tableNames' | 'stackName'> & Partial<Pick<Synthesized, 'documentNames'>>,
+  value: unknown,
+): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   const v = value as Record<string, unknown>;
@@ -90,6 +101,7 @@ export function resolveValue(synth: Pick<Synthesized, 'template' | 'tableNames' 
     };
     if (ref in pseudo) return pseudo[ref]!;
     if (ref in synth.tableNames) return synth.tableNames[ref]!;
+    if (synth.documentNames && ref in synth.documentNames) return synth.documentNames[ref]!;
     return `{{unresolved Ref ${ref}}}`;
   }
   if ('Fn::GetAtt' in v) {

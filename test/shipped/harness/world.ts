@@ -2,21 +2,31 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { FakeFleet } from '../../helpers/ec2-fleet';
+import { Ec2PowerModel } from '../../helpers/ec2-power';
 import { startEc2QueryServer, type Ec2QueryServer } from '../../helpers/ec2-query-server';
 import { startDynalite, type LocalDynamo } from '../../helpers/dynalite';
 import { startSecretsManager } from '../../helpers/secrets-manager';
+import { startSsmServer, type FakeSsm } from '../../helpers/ssm-server';
 import { startAwsRecorder, type AwsCall, type AwsRecorder } from './aws-recorder';
+import type { ResourceTags } from './iam-check';
 import { startFunction, type RunningFunction } from './lambda-runtime-api';
 import { REGION, templateEnvironment, type Synthesized } from './synthesized';
 
 /**
  * Everything a synthesized stack's functions talk to, on loopback: dynalite with the template's own tables,
- * the EC2 Query API over a fake fleet, a Secrets Manager stand-in, each behind a call recorder; and the
+ * the EC2 Query API over a fake fleet (with start/stop), a Secrets Manager stand-in, Systems Manager with the
+ * template's own command documents, each behind a call recorder; and the
  * functions themselves, each started from its asset folder with the template's handler and environment.
  */
 export interface World {
   readonly dynamo: LocalDynamo;
   readonly fleet: FakeFleet;
+  /** StartInstances/StopInstances over the fleet, with EC2's state transitions. */
+  readonly power: Ec2PowerModel;
+  /** Systems Manager: the template's SSM documents registered under their test names (synth.documentNames). */
+  readonly ssm: FakeSsm;
+  /** An instance's tags by its ARN, from the fleet (for the IAM check's tag conditions). */
+  readonly instanceTags: ResourceTags;
   readonly calls: () => AwsCall[];
   /** Secrets Manager's answers: SecretId → SecretString. */
   readonly secrets: Map<string, string>;
@@ -59,21 +69,36 @@ export async function startWorld(synth: Synthesized, options: WorldOptions = {})
     await dynamo.client().send(new CreateTableCommand(createTableInput(name, synth.template.Resources[id]!.Properties)));
   }
   const fleet = new FakeFleet();
-  const ec2: Ec2QueryServer = await startEc2QueryServer(fleet);
+  const power = new Ec2PowerModel(fleet);
+  const ec2: Ec2QueryServer = await startEc2QueryServer(fleet, power);
   const secretsManager = await startSecretsManager();
+  // Each document as CloudFormation would create it: its content, under the name the functions are given.
+  const documents = Object.fromEntries(
+    Object.entries(synth.documentNames).map(([id, name]) => [name, synth.template.Resources[id]!.Properties.Content as unknown]),
+  );
+  const ssm = await startSsmServer({ documents });
   const recorders: AwsRecorder[] = [
     await startAwsRecorder('dynamodb', dynamo.endpoint),
     await startAwsRecorder('ec2', ec2.endpoint),
     await startAwsRecorder('secretsmanager', secretsManager.endpoint),
+    await startAwsRecorder('ssm', ssm.endpoint),
   ];
-  const [dynamoRec, ec2Rec, secretsRec] = recorders as [AwsRecorder, AwsRecorder, AwsRecorder];
+  const [dynamoRec, ec2Rec, secretsRec, ssmRec] = recorders as [AwsRecorder, AwsRecorder, AwsRecorder, AwsRecorder];
   const running: RunningFunction[] = [];
   const accessKeyOf = (functionId: string) => `AKIA${functionId.replace(/[^A-Za-z0-9]/g, '').toUpperCase()}`;
   const node = options.node ?? process.execPath;
 
+  const instanceTags: ResourceTags = (arn) => {
+    const instance = fleet.instances.get(arn.slice(arn.lastIndexOf('/') + 1));
+    return instance ? Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key!, t.Value ?? ''])) : undefined;
+  };
+
   return {
     dynamo,
     fleet,
+    power,
+    ssm: ssm.ssm,
+    instanceTags,
     secrets: secretsManager.secrets,
     calls: () => recorders.flatMap((r) => r.calls),
     accessKeyOf,
@@ -109,6 +134,7 @@ export async function startWorld(synth: Synthesized, options: WorldOptions = {})
           AWS_ENDPOINT_URL_DYNAMODB: dynamoRec.endpoint,
           AWS_ENDPOINT_URL_EC2: ec2Rec.endpoint,
           AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsRec.endpoint,
+          AWS_ENDPOINT_URL_SSM: ssmRec.endpoint,
           ...(options.trustedCaFile ? { NODE_EXTRA_CA_CERTS: options.trustedCaFile } : {}),
           // What the template sets, resolved.
           ...templateEnvironment(synth, functionId),
@@ -121,6 +147,7 @@ export async function startWorld(synth: Synthesized, options: WorldOptions = {})
       await Promise.all(running.map((f) => f.stop()));
       for (const r of recorders) await r.close();
       await ec2.close();
+      await ssm.close();
       await secretsManager.close();
       await dynamo.stop();
     },
