@@ -10,6 +10,7 @@ import { resolvePortalSettings, type PortalProps, type PortalSettings } from './
 import type { PrivateResolverApi } from './private-api.js';
 import { exposeResolver } from './resolver-access.js';
 import { ResolverPortal } from './resolver-portal.js';
+import { DEFAULT_TAG_PREFIX } from '../lambda/core/discovery/tag-parser.js';
 import { DesktopPower } from './desktop-power.js';
 import { HostSignalsDocument } from './host-signals-document.js';
 import { SessionDiscovery } from './session-discovery.js';
@@ -247,6 +248,8 @@ export class DcvSessionResolver extends Construct {
         logRetention: props.logRetention,
         bundleAwsSdk: props.bundleAwsSdk,
       });
+      // Start and open rides on the pass: the same document, and the pass sees a portal start through.
+      this.portal?.enableStartAndOpen({ table: this.table, tagPrefix: props.tagPrefix ?? DEFAULT_TAG_PREFIX, hostSignalsDocument: this.power.hostSignalsDocument });
     }
 
     if (props.observability ?? true) {

@@ -42,8 +42,8 @@ export const POWER_MEMORY_MB = 512;
  * Desktops on demand (docs/on-demand.md): a function that runs one power pass (lambda/power/power-runner.ts)
  * every minute. It stops an instance tagged `<prefix>auto-stop` once nobody has been connected for that long
  * (read on the host with the stack's HostSignalsDocument), and starts and stops instances tagged
- * `<prefix>schedule` at their windows. Its role may also start `<prefix>start-on-connect` instances, which
- * the portal's Start and open will ask of it.
+ * `<prefix>schedule` at their windows. (Start and open, for `<prefix>start-on-connect`, is the portal's: its
+ * own role may start those; this one may only read their hosts, to see a start through.)
  *
  * Its role can start and stop only instances carrying one of those tags, send only that document (and only
  * to such instances), and scan and update only the session table. Reserved concurrency 1: a pass never
@@ -86,10 +86,10 @@ export class DesktopPower extends Construct {
     role(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
     role(tagged(tag(TagName.autoStop), ['ec2:StopInstances'], 'aws:ResourceTag'));
     role(tagged(tag(TagName.schedule), ['ec2:StartInstances', 'ec2:StopInstances'], 'aws:ResourceTag'));
-    role(tagged(tag(TagName.startOnConnect), ['ec2:StartInstances'], 'aws:ResourceTag'));
 
     // SendCommand is authorized on the document and on each instance: only the stack's read-only document
-    // (never AWS-RunShellScript), only to power-managed instances. `ssm:resourceTag` is the key Run Command's
+    // (never AWS-RunShellScript), only to power-managed instances (start-on-connect ones too: the pass reads a
+    // desktop the portal started until DCV answers, then clears the claim). `ssm:resourceTag` is the key Run Command's
     // documentation uses for instance tags (AWS's service reference lists it for the instance resource).
     role(new PolicyStatement({ actions: ['ssm:SendCommand'], resources: [document.documentArn] }));
     for (const name of [TagName.autoStop, TagName.schedule, TagName.startOnConnect]) {

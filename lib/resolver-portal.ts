@@ -14,8 +14,13 @@ import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { FunctionUrlAuthType, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CfnSecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { TagName, validateTagPrefix } from '../lambda/core/discovery/tag-parser.js';
+import { INSTANCE_INDEX_NAME } from '../lambda/core/discovery/table-index.js';
+import { Attr } from '../lambda/core/session-record.js';
 import { DcvFunction } from './dcv-function.js';
+import type { HostSignalsDocument } from './host-signals-document.js';
 import { acknowledgePortalFindings } from './nag-acknowledgements.js';
 import { PortalSettingsError, type PortalSettings } from './portal-settings.js';
 
@@ -156,6 +161,61 @@ export class ResolverPortal extends Construct {
     fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [props.tokensTable.tableArn] }));
 
     acknowledgePortalFindings(this);
+  }
+
+  /**
+   * Start and open (docs/portal.md): the function may start instances tagged `<prefix>start-on-connect` and
+   * nothing else, read their state, ask their DCV through the stack's host-signals document (only that
+   * document, only on such instances), find an instance's items through the InstanceId index, and claim a
+   * start (`PowerStartAt`, the power pass's claim) with a conditional UpdateItem of that attribute only.
+   * It never writes session items otherwise: the stack's discovery brings them up to date once the instance
+   * runs.
+   */
+  enableStartAndOpen(props: { readonly table: Table; readonly tagPrefix: string; readonly hostSignalsDocument: HostSignalsDocument }): void {
+    const fn = this.function;
+    const tagKey = `${validateTagPrefix(props.tagPrefix)}${TagName.startOnConnect}`;
+    const document = props.hostSignalsDocument;
+    fn.addEnvironment('POWER_SIGNALS_DOCUMENT', document.documentName);
+    fn.addEnvironment('TAG_PREFIX', props.tagPrefix);
+    const instances = Stack.of(this).formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
+    // DescribeInstances and the Run Command result reads support no resource-level permissions.
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['ec2:StartInstances'], resources: [instances], conditions: { Null: { [`aws:ResourceTag/${tagKey}`]: 'false' } } }),
+    );
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['ssm:SendCommand'], resources: [document.documentArn] }));
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['ssm:SendCommand'], resources: [instances], conditions: { Null: { [`ssm:resourceTag/${tagKey}`]: 'false' } } }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ['ssm:ListCommandInvocations', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation'], resources: ['*'] }),
+    );
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${props.table.tableArn}/index/${INSTANCE_INDEX_NAME}`] }));
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['dynamodb:UpdateItem'],
+        resources: [props.table.tableArn],
+        conditions: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': [Attr.SessionId, Attr.InstanceId, Attr.PowerStartAt] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+        },
+      }),
+    );
+    NagSuppressions.addResourceSuppressions(
+      fn.role!,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'Start and open: ec2:DescribeInstances and the Run Command result reads (ListCommandInvocations, ' +
+            'GetCommandInvocation, DescribeInstanceInformation) have no resource-level permissions; StartInstances and ' +
+            'SendCommand name instance/* because the instances are not known at deploy time, each requiring the ' +
+            'start-on-connect tag; the InstanceId index is named exactly.',
+          appliesTo: ['Resource::*', { regex: '/^Resource::arn:<AWS::Partition>:ec2:.+:instance\\/\\*$/' }],
+        },
+      ],
+      true,
+    );
   }
 
   private cognitoSignIn(settings: PortalSettings): { pool: UserPool; client: UserPoolClient; domain: UserPoolDomain } {

@@ -142,7 +142,6 @@ describe('DesktopPower construct', () => {
       { Effect: 'Allow', Action: 'ec2:DescribeInstances', Resource: '*' },
       tagged('lab:auto-stop', ['ec2:StopInstances'], 'aws:ResourceTag'),
       tagged('lab:schedule', ['ec2:StartInstances', 'ec2:StopInstances'], 'aws:ResourceTag'),
-      tagged('lab:start-on-connect', ['ec2:StartInstances'], 'aws:ResourceTag'),
       { Effect: 'Allow', Action: 'ssm:SendCommand', Resource: documentArn },
       tagged('lab:auto-stop', ['ssm:SendCommand'], 'ssm:resourceTag'),
       tagged('lab:schedule', ['ssm:SendCommand'], 'ssm:resourceTag'),
@@ -175,7 +174,7 @@ describe('DesktopPower construct', () => {
   it('nothing broader: start/stop and SendCommand to instances only with a power tag; no other document; no index', () => {
     const statements = roleStatements(template, ids.function);
     const instanceStatements = statements.filter((s) => actionsOf(s).some((a) => ['ec2:StartInstances', 'ec2:StopInstances'].includes(a)));
-    expect(instanceStatements).toHaveLength(3);
+    expect(instanceStatements).toHaveLength(2);
     for (const s of [...instanceStatements, ...statements.filter((x) => actionsOf(x).includes('ssm:SendCommand') && x.Condition)]) {
       const nulls = Object.entries(s.Condition?.Null ?? {});
       expect(nulls).toHaveLength(1);
@@ -183,10 +182,10 @@ describe('DesktopPower construct', () => {
       expect(nulls[0]![1]).toBe('false');
       expect(Object.keys(s.Condition!)).toEqual(['Null']);
     }
-    // Start only for schedule and start-on-connect; stop only for auto-stop and schedule.
+    // Start only for schedule (start-on-connect starts are the portal's role); stop only for auto-stop and schedule.
     const keysFor = (action: string) =>
       instanceStatements.filter((s) => actionsOf(s).includes(action)).map((s) => Object.keys(s.Condition!.Null)[0]).sort();
-    expect(keysFor('ec2:StartInstances')).toEqual(['aws:ResourceTag/lab:schedule', 'aws:ResourceTag/lab:start-on-connect']);
+    expect(keysFor('ec2:StartInstances')).toEqual(['aws:ResourceTag/lab:schedule']);
     expect(keysFor('ec2:StopInstances')).toEqual(['aws:ResourceTag/lab:auto-stop', 'aws:ResourceTag/lab:schedule']);
     // SendCommand without a tag condition only on the stack's own document.
     const unconditioned = statements.filter((s) => actionsOf(s).includes('ssm:SendCommand') && !s.Condition);

@@ -263,6 +263,51 @@ describe("portal 'cognito'", () => {
     expect(sessionWrites.every((s) => s.Condition)).toBe(true);
   });
 
+  it('Start and open: POWER_SIGNALS_DOCUMENT, start and SendCommand only on start-on-connect instances, only the stack document, the claim attribute only', () => {
+    const env = portalEnv(stack, template);
+    const documentId = stack.getLogicalId(stack.sessionResolver.power!.hostSignalsDocument.node.defaultChild as never);
+    expect(env.POWER_SIGNALS_DOCUMENT).toEqual({ Ref: documentId });
+    expect(env.TAG_PREFIX).toBe('dcv:');
+    const statements = portalStatements(stack, template);
+    const tableArn = { 'Fn::GetAtt': [stack.getLogicalId(stack.table.node.defaultChild as never), 'Arn'] };
+    const byAction = (action: string) => statements.filter((st) => [st.Action].flat().includes(action));
+    // Start only on instances tagged start-on-connect; never stop.
+    expect(byAction('ec2:StartInstances')).toEqual([
+      expect.objectContaining({ Resource: expect.objectContaining({ 'Fn::Join': expect.anything() }), Condition: { Null: { 'aws:ResourceTag/dcv:start-on-connect': 'false' } } }),
+    ]);
+    expect(byAction('ec2:StopInstances')).toEqual([]);
+    // SendCommand: the stack's document, and instances tagged start-on-connect; never AWS-RunShellScript.
+    const send = byAction('ssm:SendCommand');
+    expect(send).toHaveLength(2);
+    expect(JSON.stringify(send.find((st) => !st.Condition)!.Resource)).toContain(`"Ref":"${documentId}"`);
+    expect(send.find((st) => st.Condition)!.Condition).toEqual({ Null: { 'ssm:resourceTag/dcv:start-on-connect': 'false' } });
+    expect(JSON.stringify(statements)).not.toContain('AWS-RunShellScript');
+    // The claim: PowerStartAt (and the key and InstanceId it is conditional on), nothing returned.
+    expect(byAction('dynamodb:UpdateItem')).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'dynamodb:UpdateItem',
+        Resource: tableArn,
+        Condition: {
+          'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['SessionId', 'InstanceId', 'PowerStartAt'] },
+          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
+        },
+      },
+    ]);
+    // An instance's items through the InstanceId index only; no item writes beyond leases.
+    expect(byAction('dynamodb:Query')).toEqual([
+      { Effect: 'Allow', Action: 'dynamodb:Query', Resource: { 'Fn::Join': ['', [tableArn, '/index/ByInstanceId']] } },
+    ]);
+    expect(byAction('dynamodb:DeleteItem')).toEqual([]);
+  });
+
+  it('Start and open is left out with the power pass (desktopPower: false): no EC2, SSM or claim rights', () => {
+    const off = synth({ ...COGNITO, desktopPower: false });
+    const statements = portalStatements(off.stack, off.template);
+    expect(JSON.stringify(statements)).not.toMatch(/"(ec2|ssm):|dynamodb:UpdateItem|dynamodb:Query/);
+    expect(portalEnv(off.stack, off.template).POWER_SIGNALS_DOCUMENT).toBeUndefined();
+  });
+
   it('deploys without a dependency cycle; handing the function the client id directly would make one', () => {
     expect(template.toJSON().Resources).toBeDefined(); // synthesized above, so no cycle
     // The check is real: the obvious wiring (client id in the environment) closes the loop

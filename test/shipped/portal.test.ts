@@ -2,6 +2,7 @@ import { PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fleetInstance, instanceIdOf } from '../helpers/ec2-fleet';
 import { functionUrlEvent } from '../helpers/function-url-event';
 import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc-provider';
 import { portalUserAgent, type PortalUserAgent } from '../helpers/portal-user-agent';
@@ -177,15 +178,68 @@ describe('the shipped portal and resolver (oidc, allow-list and prefix)', () => 
     expect((await invokeOk<Answer>(portal, functionUrlEvent({ method: 'POST', path: '/resolveSession', rawQueryString: 'sessionId=alice-desk&transport=HTTP' }))).statusCode).toBe(404);
   });
 
+  it('Start and open: the shipped portal claims and starts a stopped start-on-connect desktop of alice, and its progress page waits', async () => {
+    const id = instanceIdOf(71);
+    world.fleet.put(fleetInstance(71, { state: 'stopped', privateIp: '10.0.0.71', tags: { 'dcv:session-id': 'alice-gpu', 'dcv:start-on-connect': 'true' } }));
+    await world.dynamo.client().send(
+      new PutItemCommand({
+        TableName: synth.tableName('Sessions'),
+        Item: {
+          SessionId: { S: 'alice-gpu' },
+          DcvServerEndpoint: { S: '10.0.0.71' },
+          TargetSessionId: { S: 'console' },
+          AllowedUsers: { L: [{ S: 'alice@example.com' }] },
+          Source: { S: 'ec2' },
+          InstanceId: { S: id },
+          InstanceState: { S: 'stopped' },
+          StartOnConnect: { BOOL: true },
+        },
+      }),
+    );
+    const list = (await agent.call('GET', '/portal')) as Answer;
+    expect(list.body).toMatch(/alice-gpu[\s\S]*Start and open/);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(list.body)![1]!;
+    const start = await agent.call('POST', '/portal/start', { form: { csrf, session: 'alice-gpu' } });
+    expect(start.statusCode).toBe(303);
+    expect(String(start.headers!.Location)).toBe('/portal/starting/alice-gpu');
+    expect(world.power.state(id)).toBe('pending');
+    const claims = world.power.calls.filter((c) => c.action === 'StartInstances' && c.instanceIds.includes(id));
+    expect(claims).toHaveLength(1);
+    // The progress page: no link while the instance is not running (and the item not yet refreshed).
+    const progress = (await agent.call('GET', '/portal/starting/alice-gpu')) as Answer;
+    expect(progress.statusCode).toBe(200);
+    expect(progress.body).toContain('http-equiv="refresh"');
+    expect(progress.body).not.toContain(GATEWAY);
+  });
+
   it('every AWS call each function made is allowed by its own role, and each made only its own kind', async () => {
-    expect(actionsOf(world, portalId)).toEqual(new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem', 'dynamodb:GetItem']));
+    expect(actionsOf(world, portalId)).toEqual(
+      new Set([
+        'secretsmanager:GetSecretValue',
+        'dynamodb:Scan',
+        'dynamodb:PutItem',
+        'dynamodb:GetItem',
+        // Start and open: EC2's state, the anchor through the InstanceId index, the PowerStartAt claim, the start.
+        'ec2:DescribeInstances',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+        'ec2:StartInstances',
+      ]),
+    );
     expect(callsOf(world, portalId).some((c) => c.action === 'dynamodb:PutItem' && c.keys?.some((k) => k.SessionId?.S?.startsWith('lease:')))).toBe(true);
     expect(actionsOf(world, resolverId)).toEqual(new Set(['dynamodb:GetItem', 'dynamodb:UpdateItem']));
-    expect(await denied(synth, portalId, callsOf(world, portalId))).toEqual([]);
+    expect(await denied(synth, portalId, callsOf(world, portalId), world.instanceTags)).toEqual([]);
+    // Start and open's start is allowed by the start-on-connect tag only: the same call on an instance without it is refused.
+    const start = callsOf(world, portalId).find((c) => c.action === 'ec2:StartInstances')!;
+    world.fleet.put(fleetInstance(72, { state: 'stopped', tags: { 'dcv:session-id': 'untagged-gpu' } }));
+    const onUntagged = { ...start, resources: start.resources.map((r) => r.replace(instanceIdOf(71), instanceIdOf(72))) };
+    expect(await denied(synth, portalId, [onUntagged], world.instanceTags)).toEqual([`ec2:StartInstances on ${onUntagged.resources[0]}`]);
     expect(await denied(synth, resolverId, callsOf(world, resolverId))).toEqual([]);
     // The resolver's role could not have made the portal's calls (its one shared grant: GetItem on the sessions).
     const refused = await denied(synth, resolverId, callsOf(world, portalId).filter((c) => c.action !== 'dynamodb:GetItem'));
-    expect(new Set(refused.map((r) => r.split(' ')[0]))).toEqual(new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem']));
+    expect(new Set(refused.map((r) => r.split(' ')[0]))).toEqual(
+      new Set(['secretsmanager:GetSecretValue', 'dynamodb:Scan', 'dynamodb:PutItem', 'ec2:DescribeInstances', 'dynamodb:Query', 'dynamodb:UpdateItem', 'ec2:StartInstances']),
+    );
   });
 
   it('a provider whose UserInfo hangs: the portal 503 page within the invocation, logged as "UserInfo" (issue 21 item 7)', async () => {
