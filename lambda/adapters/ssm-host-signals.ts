@@ -7,6 +7,7 @@ import {
   type CommandInvocation,
 } from '@aws-sdk/client-ssm';
 import { boundedHttpHandler } from './sdk-http-handler.js';
+import { forEachBounded } from '../core/bounded-pool.js';
 import type { HostSignal, HostSignalsReader, SignalUnknownCause } from '../core/power/power-ports.js';
 
 /**
@@ -77,15 +78,6 @@ function excerpt(text: string, max = 300): string {
   return flat.length > max ? `${flat.slice(0, max)}…` : flat;
 }
 
-/** Runs `work` over `items` with at most `limit` in flight. */
-async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 interface Sent {
   readonly commandId: string;
   readonly waiting: Set<string>;
@@ -128,7 +120,7 @@ export class SsmHostSignalsReader implements HostSignalsReader {
 
     const batches: string[][] = [];
     for (let i = 0; i < ids.length; i += this.batchSize) batches.push(ids.slice(i, i + this.batchSize));
-    await pool(batches, this.concurrency, async (batch) => {
+    await forEachBounded(batches, this.concurrency, async (batch) => {
       await this.dispatch(batch, deadline, sent, unknown);
     });
 
@@ -138,7 +130,7 @@ export class SsmHostSignalsReader implements HostSignalsReader {
     for (;;) {
       const open = sent.filter((s) => s.waiting.size > 0);
       if (open.length === 0 || this.now() >= deadline) break;
-      await pool(open, this.concurrency, async (command) => {
+      await forEachBounded(open, this.concurrency, async (command) => {
         try {
           await this.collect(command, deadline, results, lastStatus);
           lastError.delete(command.commandId);

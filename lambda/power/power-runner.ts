@@ -5,6 +5,7 @@ import { DynamoDbPowerTable } from '../adapters/dynamodb-power-table.js';
 import { SdkEc2PowerApi, type Ec2PowerApiOptions } from '../adapters/ec2-power-api.js';
 import { Ec2InstanceSource } from '../adapters/ec2-instance-source.js';
 import { SsmHostSignalsReader, type SsmHostSignalsOptions } from '../adapters/ssm-host-signals.js';
+import { forEachBounded } from '../core/bounded-pool.js';
 import { DEFAULT_TAG_PREFIX, POWER_TAGS } from '../core/discovery/tag-parser.js';
 import { silentLog, type Log } from '../core/log.js';
 import { MetricName, NO_METRICS, type Metrics } from '../core/metrics.js';
@@ -85,14 +86,6 @@ const WRITE_CONCURRENCY = 16;
 const AFTER_FIRST_READ_MS = 20_000;
 /** Time kept after the confirming read for the stops and their writes. */
 const AFTER_CONFIRM_MS = 5_000;
-
-async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 /** Counts every HTTP request a client sends (retries included) until `stop()`. */
 function countRequests(client: EC2Client | SSMClient): { readonly count: () => number; stop(): void } {
@@ -187,7 +180,7 @@ export async function runPowerPass(clients: PowerPassClients, setup: PowerPassSe
   const apply = async (writes: readonly PowerWrite[]): Promise<Set<PowerWrite>> => {
     const won = new Set<PowerWrite>();
     if (dryRun) return won;
-    await pool(writes, WRITE_CONCURRENCY, async (w) => {
+    await forEachBounded(writes, WRITE_CONCURRENCY, async (w) => {
       try {
         const outcome = await table.write(w);
         if (outcome === 'written') {
