@@ -6,12 +6,12 @@ import {
   planProgress,
   planStartRequest,
   readiness,
-  releaseStartClaim,
   startable,
   startRefusal,
   stopNote,
   timedOut,
 } from '../../lambda/core/portal/desktop-start';
+import { releaseClaim } from '../../lambda/core/power/power-plan';
 import { parseSessionRecord, type RawItem, type SessionRecord } from '../../lambda/core/session-record';
 
 const T = Date.parse('2026-12-07T10:00:00Z');
@@ -66,7 +66,7 @@ describe('planStartRequest (POST /portal/start)', () => {
 
   it('a refused start gives back exactly the claim written', () => {
     const claim = { sessionId: 'desk-a', instanceId: ID, attribute: 'PowerStartAt' as const, value: iso(T) };
-    expect(releaseStartClaim(claim)).toEqual({ sessionId: 'desk-a', instanceId: ID, attribute: 'PowerStartAt', read: iso(T) });
+    expect(releaseClaim(claim)).toEqual({ sessionId: 'desk-a', instanceId: ID, attribute: 'PowerStartAt', read: iso(T) });
   });
 });
 

@@ -1,6 +1,6 @@
 import { Attr, type SessionRecord } from '../session-record.js';
 import type { PowerOutcome } from '../power/power-ports.js';
-import { SCHEDULED_AUTO_STOP_MINUTES, START_DEADLINE_MS, type PowerWrite } from '../power/power-plan.js';
+import { anchorOf, autoStopLimit, instantOf, isoInstant, START_DEADLINE_MS, type PowerWrite } from '../power/power-plan.js';
 import { inWindow, parseSchedule } from '../power/schedule.js';
 
 /**
@@ -48,32 +48,19 @@ export const CLAIM_IN_FLIGHT_MS = 15_000;
 /** How long the progress page keeps trying before it says the desktop did not become ready. */
 export const READY_DEADLINE_MS = START_DEADLINE_MS;
 
-const iso = (ms: number) => new Date(ms).toISOString();
-
-function instant(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const ms = Date.parse(text);
-  return Number.isFinite(ms) ? ms : undefined;
-}
-
 function claimWrite(instanceId: string, anchor: StartAnchor, now: number): PowerWrite {
   return {
     sessionId: anchor.sessionId,
     instanceId,
     attribute: Attr.PowerStartAt,
-    value: iso(now),
+    value: isoInstant(now),
     ...(anchor.powerStartAt === undefined ? {} : { read: anchor.powerStartAt }),
   };
 }
 
-/** The write that gives a claim back (EC2 refused the start, or the desktop is usable): only if still ours. */
-export function releaseStartClaim(claim: PowerWrite): PowerWrite {
-  return { sessionId: claim.sessionId, instanceId: claim.instanceId, attribute: Attr.PowerStartAt, ...(claim.value === undefined ? {} : { read: claim.value }) };
-}
-
-/** A claim that is set, reads as an instant and is not older than the start deadline. */
-export function freshClaim(anchor: StartAnchor | undefined, now: number): boolean {
-  const at = instant(anchor?.powerStartAt);
+/** A claim (PowerStartAt as stored) that is set, reads as an instant and is not older than the start deadline. */
+export function freshClaim(powerStartAt: string | undefined, now: number): boolean {
+  const at = instantOf(powerStartAt);
   return at !== undefined && now - at <= START_DEADLINE_MS;
 }
 
@@ -100,7 +87,7 @@ export function planStartRequest(input: { readonly instanceId: string; readonly 
   if (state !== 'stopped' && state !== 'stopping') return { kind: 'progress' };
   if (!anchor) return { kind: 'refuse', reason: 'the desktop is not registered (no discovered item for its instance)' };
   // Someone (another click, another tab, a schedule) holds a live claim: their start, not a second one.
-  if (freshClaim(anchor, now)) return { kind: 'progress' };
+  if (freshClaim(anchor.powerStartAt, now)) return { kind: 'progress' };
   // No claim, or a stale or unreadable one: replace it only if it is still what was read.
   return { kind: 'claim', claim: claimWrite(input.instanceId, anchor, now), start: state === 'stopped' };
 }
@@ -125,7 +112,7 @@ export function planProgress(input: { readonly instanceId: string; readonly stat
   if (state === 'stopping') return { kind: 'wait', message: `${STARTING_MESSAGE} (EC2: stopping; it is started once it has stopped)` };
   if (state === 'stopped') {
     if (!anchor) return { kind: 'failed', reason: 'the desktop is not registered (no discovered item for its instance)' };
-    const at = instant(anchor.powerStartAt);
+    const at = instantOf(anchor.powerStartAt);
     // The claim's writer is calling StartInstances right now: let it.
     if (at !== undefined && now - at >= 0 && now - at < CLAIM_IN_FLIGHT_MS) return { kind: 'wait', message: `${STARTING_MESSAGE} (EC2: stopped)` };
     // Stopped with an older claim (it was `stopping` when clicked) or none: start it, once, through the claim.
@@ -165,8 +152,7 @@ export function startable(record: SessionRecord): boolean {
 /** The list's state for a desktop whose host is not running. */
 export function downLabel(record: SessionRecord, anchor: SessionRecord | undefined, now: number): string {
   if (record.instanceState === 'pending') return 'Starting';
-  const claim = anchor?.powerStartAt ?? record.powerStartAt;
-  if (freshClaim(claim === undefined ? undefined : { sessionId: '', powerStartAt: claim }, now)) return 'Starting';
+  if (freshClaim(anchor?.powerStartAt ?? record.powerStartAt, now)) return 'Starting';
   if (record.instanceState === 'stopping') return 'Stopping';
   return 'Stopped';
 }
@@ -180,7 +166,7 @@ export function anchorsOf(records: readonly SessionRecord[]): Map<string, Sessio
   for (const record of records) {
     if (record.source !== 'ec2' || record.instanceId === undefined) continue;
     const held = anchors.get(record.instanceId);
-    if (!held || record.sessionId < held.sessionId) anchors.set(record.instanceId, record);
+    anchors.set(record.instanceId, held ? anchorOf([held, record])! : record);
   }
   return anchors;
 }
@@ -199,10 +185,10 @@ export function stopNote(record: SessionRecord, anchor: SessionRecord | undefine
   const scheduleText = settings.schedule ?? record.schedule;
   const parsed = scheduleText === undefined ? undefined : parseSchedule(scheduleText);
   const schedule = parsed?.ok ? parsed.schedule : undefined;
-  const minutes = settings.autoStopMinutes ?? record.autoStopMinutes ?? (schedule ? SCHEDULED_AUTO_STOP_MINUTES : undefined);
+  const minutes = autoStopLimit(settings.autoStopMinutes ?? record.autoStopMinutes, schedule !== undefined);
   if (minutes === undefined) return undefined;
   if (schedule && inWindow(schedule, now)) return 'Kept running during its schedule';
-  const idleSince = instant(anchor?.idleSince ?? record.idleSince);
+  const idleSince = instantOf(anchor?.idleSince ?? record.idleSince);
   if (idleSince === undefined) return `Stops after ${minutes} min with nobody connected`;
   const stopAt = idleSince + minutes * 60_000;
   if (stopAt <= now) return 'Stops within a few minutes if nobody connects';

@@ -18,7 +18,6 @@ import {
   planProgress,
   planStartRequest,
   readiness,
-  releaseStartClaim,
   startable,
   startRefusal,
   stopNote,
@@ -26,7 +25,7 @@ import {
   type DesktopStartPort,
   type StartAnchor,
 } from './desktop-start.js';
-import type { PowerWrite } from '../power/power-plan.js';
+import { releaseClaim, type PowerWrite } from '../power/power-plan.js';
 import type { SessionRecord } from '../session-record.js';
 import {
   DEFAULT_GROUPS_CLAIM,
@@ -414,7 +413,7 @@ export function createPortal(options: PortalOptions): PortalHandler {
 
   /** Removes our claim if it is still the value we wrote; a failure only leaves it for the power pass to expire. */
   async function giveBack(port: DesktopStartPort, claim: PowerWrite, input: PortalRequest): Promise<void> {
-    await port.writeClaim(releaseStartClaim(claim)).catch((error: unknown) => {
+    await port.writeClaim(releaseClaim(claim)).catch((error: unknown) => {
       log.warn('portal start: claim not released', { requestId: input.request.requestId, instanceId: claim.instanceId, cause: describeError(error) });
     });
   }

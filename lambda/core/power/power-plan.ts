@@ -100,12 +100,26 @@ export interface DesktopPlan {
   readonly read: readonly ReadPurpose[];
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** How runtime attributes store an instant: ISO 8601 UTC text. */
+export const isoInstant = (ms: number) => new Date(ms).toISOString();
 
-function instant(text: string | undefined): number | undefined {
+/** A runtime attribute's instant (epoch ms), or undefined when absent or not a date. */
+export function instantOf(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const ms = Date.parse(text);
   return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** The instance's anchor among its discovered items: the smallest SessionId (the pass and the portal agree on it). */
+export function anchorOf<T extends { readonly sessionId: string }>(items: readonly T[]): T | undefined {
+  let anchor: T | undefined;
+  for (const item of items) if (anchor === undefined || item.sessionId < anchor.sessionId) anchor = item;
+  return anchor;
+}
+
+/** Idle minutes before a stop outside the windows: AutoStopMinutes, else 15 with a schedule, else never. */
+export function autoStopLimit(autoStopMinutes: number | undefined, scheduled: boolean): number | undefined {
+  return autoStopMinutes ?? (scheduled ? SCHEDULED_AUTO_STOP_MINUTES : undefined);
 }
 
 function write(desktop: Desktop, attribute: RuntimeAttribute, value: string | undefined, read: string | undefined): PowerWrite {
@@ -124,16 +138,16 @@ function write(desktop: Desktop, attribute: RuntimeAttribute, value: string | un
  * (only a hand edit can put one there) makes the instance unmanaged this pass, with the reason.
  */
 export function desktopOf(instance: PowerInstance, items: readonly PowerItem[]): { ok: true; desktop: Desktop } | { ok: false; reason: string } {
-  if (items.length === 0) return { ok: false, reason: 'no discovered item in the table (not registered: check its session-id tag, or run discover)' };
-  const anchor = [...items].sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : 0))[0]!;
+  const anchor = anchorOf(items);
+  if (anchor === undefined) return { ok: false, reason: 'no discovered item in the table (not registered: check its session-id tag, or run discover)' };
   let schedule: Schedule | undefined;
   if (anchor.schedule !== undefined) {
     const parsed = parseSchedule(anchor.schedule);
     if (!parsed.ok) return { ok: false, reason: `item '${anchor.sessionId}': Schedule ${parsed.reason}` };
     schedule = parsed.schedule;
   }
-  const verified = items.map((i) => instant(i.lastVerifiedAt)).filter((ms): ms is number => ms !== undefined);
-  const autoStopMinutes = anchor.autoStopMinutes ?? (schedule ? SCHEDULED_AUTO_STOP_MINUTES : undefined);
+  const verified = items.map((i) => instantOf(i.lastVerifiedAt)).filter((ms): ms is number => ms !== undefined);
+  const autoStopMinutes = autoStopLimit(anchor.autoStopMinutes, schedule !== undefined);
   return {
     ok: true,
     desktop: {
@@ -173,7 +187,7 @@ export function planDesktop(desktop: Desktop, clock: PlanClock): DesktopPlan {
   const state = instance.state;
 
   // A stop the pass asked for.
-  const stopAt = instant(anchor.powerStopAt);
+  const stopAt = instantOf(anchor.powerStopAt);
   if (anchor.powerStopAt !== undefined) {
     if (state === 'stopped' || state === 'pending' || stopAt === undefined) {
       // Done (or overtaken by a start, or junk): the claim has served.
@@ -189,7 +203,7 @@ export function planDesktop(desktop: Desktop, clock: PlanClock): DesktopPlan {
   }
 
   // A start someone asked for (a schedule window, or the portal).
-  const startAt = instant(anchor.powerStartAt);
+  const startAt = instantOf(anchor.powerStartAt);
   if (anchor.powerStartAt !== undefined) {
     const age = startAt === undefined ? Infinity : now - startAt;
     const late = age > START_DEADLINE_MS;
@@ -216,13 +230,13 @@ export function planDesktop(desktop: Desktop, clock: PlanClock): DesktopPlan {
   if (desktop.schedule) {
     const windowStart = currentWindowStart(desktop.schedule, clock.scheduleAt);
     inside = windowStart !== undefined;
-    if (windowStart !== undefined && anchor.scheduleStartAt !== iso(windowStart)) {
-      const mark = write(desktop, Attr.ScheduleStartAt, iso(windowStart), anchor.scheduleStartAt);
+    if (windowStart !== undefined && anchor.scheduleStartAt !== isoInstant(windowStart)) {
+      const mark = write(desktop, Attr.ScheduleStartAt, isoInstant(windowStart), anchor.scheduleStartAt);
       // A claim present (even one this pass removes) means a start is already in hand: one start at a time.
       if (state === 'stopped' && anchor.powerStartAt === undefined) {
         start = {
-          reason: `schedule window opened at ${iso(windowStart)}`,
-          claim: write(desktop, Attr.PowerStartAt, iso(now), undefined),
+          reason: `schedule window opened at ${isoInstant(windowStart)}`,
+          claim: write(desktop, Attr.PowerStartAt, isoInstant(now), undefined),
           alsoWrite: [mark],
         };
       } else if (state === 'running' || state === 'pending') {
@@ -290,7 +304,7 @@ export function assessSignals(desktop: Desktop, purposes: readonly ReadPurpose[]
   const writes: PowerWrite[] = [];
   const events: PowerEvent[] = [];
   if (purposes.includes('start-check') && anchor.powerStartAt !== undefined) {
-    const startAt = instant(anchor.powerStartAt) ?? 0;
+    const startAt = instantOf(anchor.powerStartAt) ?? 0;
     if (dcvReady(answer)) {
       events.push({ instanceId: id, kind: 'started', message: `usable ${Math.round((now - startAt) / 1000)} s after the start was requested (DCV reports its sessions)` });
       writes.push(write(desktop, Attr.PowerStartAt, undefined, anchor.powerStartAt));
@@ -314,7 +328,7 @@ export function assessSignals(desktop: Desktop, purposes: readonly ReadPurpose[]
     if (anchor.idleSince !== undefined) writes.push(write(desktop, Attr.IdleSince, undefined, anchor.idleSince));
     return { writes, events, activity, stopCandidate: false };
   }
-  const since = iso(activity.since);
+  const since = isoInstant(activity.since);
   if (anchor.idleSince !== since) writes.push(write(desktop, Attr.IdleSince, since, anchor.idleSince));
   const stopCandidate = desktop.autoStopMinutes !== undefined && activity.idleMs >= desktop.autoStopMinutes * 60_000;
   return { writes, events, activity, stopCandidate };
@@ -330,7 +344,7 @@ export function confirmStop(desktop: Desktop, answer: SignalAnswer, now: number)
     stop: true,
     reason: `no DCV client for ${Math.floor(activity.idleMs / 60_000)} min (limit ${minutes}): ${activity.reason}`,
     // planDesktop asks for an idle read only when there is no stop claim.
-    claim: write(desktop, Attr.PowerStopAt, iso(now), undefined),
+    claim: write(desktop, Attr.PowerStopAt, isoInstant(now), undefined),
   };
 }
 
