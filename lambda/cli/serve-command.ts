@@ -20,10 +20,6 @@ import { CidrSet } from '../core/ip.js';
 import { MetricService } from '../core/metrics.js';
 import { createPortal } from '../core/portal/portal-app.js';
 import type { DesktopStartPort } from '../core/portal/desktop-start.js';
-import { AwsDesktopStart } from '../adapters/desktop-start-aws.js';
-import { createPowerEc2Client } from '../adapters/ec2-power-api.js';
-import { createSignalsSsmClient } from '../adapters/ssm-host-signals.js';
-import { loadHostSignalsScript } from '../adapters/host-signals-script.js';
 import { userClaimsProblem } from '../core/portal/portal-user.js';
 import type { LeaseStore, SessionCatalog } from '../core/portal/session-catalog.js';
 import { MIN_KEY_LENGTH } from '../core/portal/signed-cookie.js';
@@ -311,7 +307,14 @@ export async function startServe(options: ServeOptions): Promise<RunningServer &
     store = new DynamoDbSessionStore(client, options.table!);
     if (options.portal) {
       catalog = new DynamoSessionCatalog(sdkDynamoApi(client), options.table!, { log: logger });
-      // Start and open needs EC2 and SSM, which only a table of discovered desktops has (a file has none).
+      // Start and open needs EC2 and SSM, which only a table of discovered desktops has (a file has none);
+      // loaded here only, so `serve --sessions` and the table without the portal do not carry those clients.
+      const [{ AwsDesktopStart }, { createPowerEc2Client }, { createSignalsSsmClient }, { loadHostSignalsScript }] = await Promise.all([
+        import('../adapters/desktop-start-aws.js'),
+        import('../adapters/ec2-power-api.js'),
+        import('../adapters/ssm-host-signals.js'),
+        import('../adapters/host-signals-script.js'),
+      ]);
       const ec2 = createPowerEc2Client();
       const ssm = createSignalsSsmClient();
       closeStart.push(() => ec2.destroy(), () => ssm.destroy());
