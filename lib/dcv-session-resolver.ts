@@ -11,10 +11,12 @@ import type { PrivateResolverApi } from './private-api.js';
 import { exposeResolver } from './resolver-access.js';
 import { ResolverPortal } from './resolver-portal.js';
 import { DEFAULT_TAG_PREFIX } from '../lambda/core/discovery/tag-parser.js';
+import { Attr } from '../lambda/core/session-record.js';
 import { DesktopPower } from './desktop-power.js';
 import { HostSignalsDocument } from './host-signals-document.js';
 import { SessionDiscovery } from './session-discovery.js';
 import { ResolverObservability } from './resolver-observability.js';
+import { attributeUpdateGrant } from './attribute-update-grant.js';
 
 /**
  * Everything the resolver needs, under the same names as the shipped stack's props and its CDK context
@@ -198,16 +200,7 @@ export class DcvSessionResolver extends Construct {
       );
       // The verifier records a yes on desktops on demand (LastVerifiedAt, for the power pass's idle rule):
       // one conditional UpdateItem that may touch that attribute and the key only.
-      this.resolver.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['dynamodb:UpdateItem'],
-          resources: [this.table.tableArn],
-          conditions: {
-            'ForAllValues:StringEquals': { 'dynamodb:Attributes': ['SessionId', 'LastVerifiedAt'] },
-            StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
-          },
-        }),
-      );
+      this.resolver.addToRolePolicy(attributeUpdateGrant(this.table, [Attr.SessionId, Attr.LastVerifiedAt]));
     }
 
     // Function URL in the chosen access mode, its env (allow-list, prefix) and the URLs callers use.

@@ -11,6 +11,7 @@ import type { RuntimeAttribute } from '../lambda/core/power/power-plan.js';
 import { Attr } from '../lambda/core/session-record.js';
 import { DcvFunction } from './dcv-function.js';
 import type { HostSignalsDocument } from './host-signals-document.js';
+import { attributeUpdateGrant } from './attribute-update-grant.js';
 
 export interface DesktopPowerProps {
   /** The session table discovery fills: the pass reads it and writes only its power attributes. */
@@ -107,16 +108,7 @@ export class DesktopPower extends Construct {
     // writes one runtime attribute per UpdateItem, conditional on the item's InstanceId: as with the verifier's
     // LastVerifiedAt, the role may touch those attributes and the key only, and get nothing back.
     role(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: [props.table.tableArn] }));
-    role(
-      new PolicyStatement({
-        actions: ['dynamodb:UpdateItem'],
-        resources: [props.table.tableArn],
-        conditions: {
-          'ForAllValues:StringEquals': { 'dynamodb:Attributes': POWER_WRITE_ATTRIBUTES },
-          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
-        },
-      }),
-    );
+    role(attributeUpdateGrant(props.table, POWER_WRITE_ATTRIBUTES));
 
     this.schedule = new Rule(this, 'EveryMinute', {
       description: 'Desktops on demand: one power pass a minute',

@@ -23,6 +23,7 @@ import { DcvFunction } from './dcv-function.js';
 import type { HostSignalsDocument } from './host-signals-document.js';
 import { acknowledgePortalFindings } from './nag-acknowledgements.js';
 import { PortalSettingsError, type PortalSettings } from './portal-settings.js';
+import { attributeUpdateGrant } from './attribute-update-grant.js';
 
 export interface ResolverPortalProps {
   readonly settings: PortalSettings;
@@ -191,16 +192,7 @@ export class ResolverPortal extends Construct {
       new PolicyStatement({ actions: ['ssm:ListCommandInvocations', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation'], resources: ['*'] }),
     );
     fn.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${props.table.tableArn}/index/${INSTANCE_INDEX_NAME}`] }));
-    fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['dynamodb:UpdateItem'],
-        resources: [props.table.tableArn],
-        conditions: {
-          'ForAllValues:StringEquals': { 'dynamodb:Attributes': [Attr.SessionId, Attr.InstanceId, Attr.PowerStartAt] },
-          StringEqualsIfExists: { 'dynamodb:ReturnValues': 'NONE' },
-        },
-      }),
-    );
+    fn.addToRolePolicy(attributeUpdateGrant(props.table, [Attr.SessionId, Attr.InstanceId, Attr.PowerStartAt]));
     NagSuppressions.addResourceSuppressions(
       fn.role!,
       [
