@@ -16,7 +16,7 @@ import { DesktopPower } from './desktop-power.js';
 import { HostSignalsDocument } from './host-signals-document.js';
 import { SessionDiscovery } from './session-discovery.js';
 import { ResolverObservability } from './resolver-observability.js';
-import { attributeUpdateGrant } from './attribute-update-grant.js';
+import { attributeUpdateGrant } from './scoped-grants.js';
 
 /**
  * Everything the resolver needs, under the same names as the shipped stack's props and its CDK context

@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -11,7 +11,7 @@ import type { RuntimeAttribute } from '../lambda/core/power/power-plan.js';
 import { Attr } from '../lambda/core/session-record.js';
 import { DcvFunction } from './dcv-function.js';
 import type { HostSignalsDocument } from './host-signals-document.js';
-import { attributeUpdateGrant } from './attribute-update-grant.js';
+import { attributeUpdateGrant, taggedInstancesGrant } from './scoped-grants.js';
 
 export interface DesktopPowerProps {
   /** The session table discovery fills: the pass reads it and writes only its power attributes. */
@@ -78,10 +78,8 @@ export class DesktopPower extends Construct {
     this.function.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.seconds(60) });
 
     const role = (statement: PolicyStatement) => this.function.addToRolePolicy(statement);
-    const instances = Stack.of(this).formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
     // Statements OR together: one per tag, each allowing only what that tag asks for, on instances carrying it.
-    const tagged = (key: string, actions: string[], conditionKey: string) =>
-      new PolicyStatement({ actions, resources: [instances], conditions: { Null: { [`${conditionKey}/${key}`]: 'false' } } });
+    const tagged = (key: string, actions: string[], conditionKey: 'aws:ResourceTag' | 'ssm:resourceTag') => taggedInstancesGrant(this, actions, key, conditionKey);
 
     // DescribeInstances supports no resource-level permissions: '*' is the only valid resource.
     role(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));

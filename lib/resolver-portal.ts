@@ -23,7 +23,7 @@ import { DcvFunction } from './dcv-function.js';
 import type { HostSignalsDocument } from './host-signals-document.js';
 import { acknowledgePortalFindings } from './nag-acknowledgements.js';
 import { PortalSettingsError, type PortalSettings } from './portal-settings.js';
-import { attributeUpdateGrant } from './attribute-update-grant.js';
+import { attributeUpdateGrant, taggedInstancesGrant } from './scoped-grants.js';
 
 export interface ResolverPortalProps {
   readonly settings: PortalSettings;
@@ -178,16 +178,11 @@ export class ResolverPortal extends Construct {
     const document = props.hostSignalsDocument;
     fn.addEnvironment('POWER_SIGNALS_DOCUMENT', document.documentName);
     fn.addEnvironment('TAG_PREFIX', props.tagPrefix);
-    const instances = Stack.of(this).formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
     // DescribeInstances and the Run Command result reads support no resource-level permissions.
     fn.addToRolePolicy(new PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }));
-    fn.addToRolePolicy(
-      new PolicyStatement({ actions: ['ec2:StartInstances'], resources: [instances], conditions: { Null: { [`aws:ResourceTag/${tagKey}`]: 'false' } } }),
-    );
+    fn.addToRolePolicy(taggedInstancesGrant(this, ['ec2:StartInstances'], tagKey, 'aws:ResourceTag'));
     fn.addToRolePolicy(new PolicyStatement({ actions: ['ssm:SendCommand'], resources: [document.documentArn] }));
-    fn.addToRolePolicy(
-      new PolicyStatement({ actions: ['ssm:SendCommand'], resources: [instances], conditions: { Null: { [`ssm:resourceTag/${tagKey}`]: 'false' } } }),
-    );
+    fn.addToRolePolicy(taggedInstancesGrant(this, ['ssm:SendCommand'], tagKey, 'ssm:resourceTag'));
     fn.addToRolePolicy(
       new PolicyStatement({ actions: ['ssm:ListCommandInvocations', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation'], resources: ['*'] }),
     );
