@@ -44,12 +44,12 @@ button[disabled]{opacity:.5;cursor:not-allowed}
 code{overflow-wrap:anywhere}
 `;
 
-function page(title: string, body: string): string {
+function page(title: string, body: string, head = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+${head ? `${head}\n` : ''}<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · DCV desktops</title>
 <style>${STYLE}</style>
 </head>
@@ -175,7 +175,8 @@ export function startingPage(input: StartingPageInput): string {
 <p>${input.seconds} s since you asked. This page checks again every ${input.refreshSeconds} seconds and opens the desktop as soon as it is ready; a stopped desktop usually takes one to three minutes.</p>
 <p><a href="${escapeHtml(input.backPath)}">Back to your desktops</a></p>
 </main>`,
-  ).replace('<meta charset="utf-8">', `<meta charset="utf-8">\n${refresh}`);
+    refresh,
+  );
 }
 
 export function errorPage(title: string, message: string, backPath: string): string {
